@@ -1,0 +1,40 @@
+"""Options shared by several subcommands and small helpers for terminal output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_location_options", "DEFAULT_RUN_DIR", "DEFAULT_STUDY", "err_console", "not_implemented"]
+
+DEFAULT_RUN_DIR = Path("lepton-runs")
+DEFAULT_STUDY = Path("studies/quickstart.yaml")
+
+
+def add_location_options(parser: argparse.ArgumentParser) -> None:
+    """``--run-dir`` / ``--storage`` / ``--study-name``: where an existing study lives."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--run-dir", type=Path, default=None,
+                       help=f"run directory holding study.db (default: ./{DEFAULT_RUN_DIR})")
+    where.add_argument("--storage", default=None, help="Optuna storage URL (sqlite:///..., postgresql+psycopg2://..., or a .journal file)")
+    parser.add_argument("--study-name", default=None, help="study to read (default: the only study in the storage)")
+
+
+def err_console():  # type: ignore[no-untyped-def]
+    """A rich console on stderr (stdout stays clean for --json)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def not_implemented(name: str) -> int:
+    from lepton_tune.exceptions import LeptonTuneError
+
+    raise LeptonTuneError(f"'lepton-tune {name}' is not implemented yet")
+
+
+def print_json(obj: object) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")

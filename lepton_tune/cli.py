@@ -1,0 +1,67 @@
+"""The ``lepton-tune`` command: parse arguments, call the public API, turn errors into exit codes.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (any :class:`ConfigError` or other
+``LeptonTuneError`` raised by validation), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from lepton_tune import __version__
+
+__all__ = ["main", "build_parser"]
+
+#: subcommand -> module under lepton_tune._cli holding add_parser(sub) and run(args)
+COMMANDS = {
+    "search": "search",
+    "show": "show",
+    "report": "report",
+    "export": "export",
+    "verify": "verify",
+    "predict": "predict",
+    "ui": "ui",
+    "cache": "cache",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lepton-tune",
+        description="Search model and serving layout together; measure every trial for real; export the chosen point.",
+    )
+    parser.add_argument("--version", action="version", version=f"lepton-tune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module in COMMANDS.items():
+        importlib.import_module(f"lepton_tune._cli.{module}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lepton-tune`` console script."""
+    from lepton_tune.exceptions import ConfigError, LeptonTuneError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("lepton-tune: interrupted", file=sys.stderr)
+        return 130
+    except LeptonTuneError as exc:
+        if args.debug:
+            raise
+        bad_input = isinstance(exc, (ConfigError, ValueError))
+        text = str(exc)
+        print(f"lepton-tune {args.command}: error: {text}" if "\n" not in text
+              else f"lepton-tune {args.command}: error:\n{text}", file=sys.stderr)
+        return 2 if bad_input else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Validated, frozen configuration: studies, search spaces, engine layouts, recipes."""
+
+from __future__ import annotations
+
+from lepton_tune.config._engine import ENGINE_FIELDS, MODES, PRECISIONS, RUNTIMES, EngineConfig
+from lepton_tune.config._errors import load_yaml
+from lepton_tune.config._expr import Expression, ExpressionError
+from lepton_tune.config._host import HostFacts, host_facts, usable_cores
+from lepton_tune.config._metrics import METRICS, OBJECTIVES, direction_of
+from lepton_tune.config._recipe import BACKBONES, TRAIN_FIELDS, ModelSpec, TrainRecipe
+from lepton_tune.config._space import SEARCHABLE, ParamSpec, SearchSpaceSpec, default_of, load_search_space
+from lepton_tune.config._study import (
+    SAMPLERS,
+    DatasetSpec,
+    LimitsSpec,
+    PricesSpec,
+    ProtocolSpec,
+    SamplerSpec,
+    StorageSpec,
+    StudySpec,
+    TrackingSpec,
+    load_study,
+)
+
+__all__ = [
+    "BACKBONES",
+    "ENGINE_FIELDS",
+    "METRICS",
+    "MODES",
+    "OBJECTIVES",
+    "PRECISIONS",
+    "RUNTIMES",
+    "SAMPLERS",
+    "SEARCHABLE",
+    "TRAIN_FIELDS",
+    "DatasetSpec",
+    "EngineConfig",
+    "Expression",
+    "ExpressionError",
+    "HostFacts",
+    "LimitsSpec",
+    "ModelSpec",
+    "ParamSpec",
+    "PricesSpec",
+    "ProtocolSpec",
+    "SamplerSpec",
+    "SearchSpaceSpec",
+    "StorageSpec",
+    "StudySpec",
+    "TrackingSpec",
+    "TrainRecipe",
+    "default_of",
+    "direction_of",
+    "host_facts",
+    "load_search_space",
+    "load_study",
+    "load_yaml",
+    "usable_cores",
+]

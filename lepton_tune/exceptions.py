@@ -1,0 +1,82 @@
+"""The exceptions lepton-tune raises.
+
+Every error derives from :class:`LeptonTuneError` and also from the builtin it refines, so callers
+may catch either (``except ValueError`` still works for a bad config).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LeptonTuneError",
+    "ConfigError",
+    "HostMismatchError",
+    "EngineError",
+    "ShardCrashedError",
+    "EngineInputError",
+    "EngineTimeoutError",
+    "DataError",
+    "ModelError",
+    "CacheError",
+    "StorageError",
+    "BundleError",
+    "SelectionError",
+]
+
+
+class LeptonTuneError(Exception):
+    """Root of every error lepton-tune raises on purpose."""
+
+
+class ConfigError(LeptonTuneError, ValueError):
+    """A study, search-space or engine configuration breaks a rule.
+
+    ``problems`` holds one line per problem; ``str(err)`` joins them.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class HostMismatchError(LeptonTuneError, RuntimeError):
+    """The study was recorded on a host with a different fingerprint."""
+
+
+class EngineError(LeptonTuneError, RuntimeError):
+    """The inference engine could not start or serve."""
+
+
+class ShardCrashedError(EngineError):
+    """A shard died while holding a request, and the retry failed too."""
+
+
+class EngineInputError(LeptonTuneError, ValueError):
+    """A request does not match the engine's input shape or dtype."""
+
+
+class EngineTimeoutError(EngineError, TimeoutError):
+    """A request got no answer within the engine's request timeout."""
+
+
+class DataError(LeptonTuneError, ValueError):
+    """A dataset is missing, empty or unreadable."""
+
+
+class ModelError(LeptonTuneError, ValueError):
+    """A backbone, user model or precision conversion cannot be built."""
+
+
+class CacheError(LeptonTuneError, RuntimeError):
+    """The model cache cannot be read or written."""
+
+
+class StorageError(LeptonTuneError, RuntimeError):
+    """The Optuna storage cannot be reached or holds something unexpected."""
+
+
+class BundleError(LeptonTuneError, ValueError):
+    """A production bundle is missing a file, tampered with, or from a newer format."""
+
+
+class SelectionError(LeptonTuneError, ValueError):
+    """No study trial meets the limits given to ``export``."""
