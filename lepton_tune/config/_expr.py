@@ -55,7 +55,12 @@ def _check(node: ast.AST, names: set[str]) -> None:
         names.add(node.id)
     elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
         pass
-    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+    elif (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "train"
+        and not node.attr.startswith("_")
+    ):
         names.add(f"{node.value.id}.{node.attr}")  # train.epochs
     else:
         raise ExpressionError(f"'{ast.unparse(node)}' is not allowed (use numbers, names, + - * / // %, comparisons, and/or/not)")

@@ -176,7 +176,7 @@ class SearchSpaceSpec(BaseModel):
         if not problems and parsed and host is not None and not self._satisfiable(parsed, host):
             problems.append(
                 f"constraints: no point of the space satisfies {[e.text for e in parsed]} on this host "
-                f"({host.cores} usable cores). Widen the ranges or relax the constraints"
+                f"(cores={host.cores}, gpus={host.gpus}, memory_gib={host.memory_gib}). Widen the ranges or relax the constraints"
             )
         if problems:
             raise ValueError("\n".join(problems))
@@ -256,7 +256,8 @@ def _value_problem(name: str, value: Any) -> str | None:
     if name == "device" and not (isinstance(value, str) and re.fullmatch(r"cpu|cuda(:\d+)?", value)):
         return "must be 'cpu', 'cuda' or 'cuda:N'"
     field = TrainRecipe.model_fields[name[6:]] if name.startswith("train.") else EngineConfig.model_fields[name]
-    adapter: TypeAdapter[Any] = TypeAdapter(Annotated.__class_getitem__((field.annotation, *field.metadata)))
+    typ = Annotated.__class_getitem__((field.annotation, *field.metadata)) if field.metadata else field.annotation
+    adapter: TypeAdapter[Any] = TypeAdapter(typ)
     try:
         adapter.validate_python(value, strict=isinstance(value, bool) or None)
     except ValidationError as exc:

@@ -1,0 +1,25 @@
+"""Shared test set-up: keep every cache, store and telemetry switch inside the test's tmp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test session gets its own model cache unless a test sets another."""
+    if "LEPTON_TUNE_CACHE" not in os.environ or not os.environ["LEPTON_TUNE_CACHE"].startswith("/tmp"):
+        monkeypatch.setenv("LEPTON_TUNE_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
