@@ -1,0 +1,108 @@
+"""The naive baseline per backbone: plain PyTorch serving (K=1, all cores, fp32, batch 1, no cache)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from lepton_tune.config import HostFacts, SearchSpaceSpec, StudySpec
+from lepton_tune.config._space import ParamSpec
+from lepton_tune.tuning._lock import HostLock
+from lepton_tune.tuning._objective import Infeasible, budget_violations, evaluate_point
+from lepton_tune.tuning._prepare import ModelPreparer
+from lepton_tune.tuning._suggest import SUGGEST_ORDER
+
+__all__ = ["baseline_point", "run_baselines"]
+
+_NAIVE = {"precision": "fp32", "runtime": "eager", "shards": 1, "mode": "replica", "pin": False, "batch_size": 1,
+          "max_wait_ms": 0.0, "cache_entries": 0, "share_weights": False}
+
+
+def baseline_point(backbone: str, host: HostFacts, defaults: dict[str, Any], space: SearchSpaceSpec) -> dict[str, Any]:
+    """The point a user gets by calling the model in one process with default threads."""
+    from lepton_tune.config import default_of
+
+    point = {name: defaults.get(name, default_of(name)) for name in SUGGEST_ORDER}
+    device = space.values_of("device")[0]
+    point.update(_NAIVE, backbone=backbone, threads_per_shard=host.cores if device == "cpu" else 1,
+                 device=device, pool_slots=max(1, int(point["pool_slots"])))
+    return point
+
+
+def _distribution(spec: ParamSpec) -> BaseDistribution:
+    if spec.choices is not None:
+        return CategoricalDistribution(spec.choices)
+    if spec.is_int:
+        return IntDistribution(int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log)  # type: ignore[arg-type]
+    return FloatDistribution(float(spec.low), float(spec.high), step=spec.step, log=spec.log)  # type: ignore[arg-type]
+
+
+def _params_in_space(point: dict[str, Any], space: SearchSpaceSpec) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+    params, dists = {}, {}
+    for name, spec in space.params.items():
+        if isinstance(spec, ParamSpec):
+            value = point[name]
+            inside = value in spec.choices if spec.choices is not None else spec.low <= value <= spec.high  # type: ignore[operator]
+            if inside:
+                params[name], dists[name] = value, _distribution(spec)
+    return params, dists
+
+
+def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id: str, preparer: ModelPreparer,
+                  *, callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]]) -> int:
+    """Evaluate the naive baseline of each backbone not yet in the study; return how many were added.
+
+    Baselines are evaluated outside Optuna's queue and added with ``study.add_trial`` (the queue
+    is unsafe with SQLite and several processes, FACTS.md); the host lock is held and the study
+    re-read under it, so two workers on one host do not both run the same baseline.
+    """
+    defaults = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
+    backbones = [str(b) for b in spec.space.values_of("backbone")]
+    added = 0
+    for backbone in backbones:
+        point = baseline_point(backbone, host, defaults, spec.space)
+        lock = HostLock()
+        with lock:
+            if any(t.user_attrs.get("baseline") and t.user_attrs.get("point", {}).get("backbone") == backbone
+                   for t in study.get_trials(deepcopy=False)):
+                continue
+            params, dists = _params_in_space(point, spec.space)
+            attrs: dict[str, Any] = {"point": point, "baseline": True, "host_id": host_id,
+                                     "protocol": spec.protocol.model_dump()}
+            try:
+                record = evaluate_point(point, spec, host, preparer, lock=_Held())
+            except Infeasible as exc:
+                trial = optuna.trial.create_trial(params=params, distributions=dists, state=optuna.trial.TrialState.PRUNED,
+                                                  user_attrs={**attrs, "lepton_status": "infeasible", "reason": exc.reason,
+                                                              "metrics": exc.metrics})
+            except Exception as exc:
+                trial = optuna.trial.create_trial(params=params, distributions=dists, state=optuna.trial.TrialState.FAIL,
+                                                  user_attrs={**attrs, "lepton_status": "failed",
+                                                              "reason": f"{type(exc).__name__}: {exc}"})
+            else:
+                violations = budget_violations(spec.budgets, record["metrics"])
+                missed = [k.split(":", 1)[1] for k, v in violations.items() if v > 0]
+                trial = optuna.trial.create_trial(
+                    params=params, distributions=dists, values=[record["metrics"][o] for o in spec.objectives],
+                    constraints=violations or None,
+                    user_attrs={**attrs, **record, "lepton_status": "infeasible" if missed else "ok",
+                                "reason": f"misses budget(s): {', '.join(missed)}" if missed else ""},
+                )
+            study.add_trial(trial)
+            added += 1
+        frozen = study.get_trials(deepcopy=False)[-1]
+        for callback in callbacks:
+            callback(study, frozen)
+    return added
+
+
+class _Held:
+    """The lock is already held by the caller (flock is not re-entrant across descriptors)."""
+
+    def __enter__(self) -> _Held:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

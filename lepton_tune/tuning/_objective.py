@@ -1,0 +1,248 @@
+"""The staged trial evaluation, cheapest stage first.
+
+1. feasibility on this host (free; an infeasible point is recorded with its reason, never run)
+2. model from the cache (trains only on a miss)  3. precision artifact
+4. engine start  5. short probe (stop early when a budget is clearly missed)
+6. full measurement under the study's protocol  7. accuracy through the engine
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import optuna
+
+from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, StudySpec, direction_of
+from lepton_tune.exceptions import LeptonTuneError
+from lepton_tune.measure import accuracy_through_engine, measure_engine, probe_engine, pss_mib
+from lepton_tune.tuning._lock import HostLock
+from lepton_tune.tuning._prepare import ModelPreparer
+from lepton_tune.tuning._suggest import suggest_point
+
+__all__ = ["Objective", "Infeasible", "TrialLimitError", "evaluate_point", "budget_violations"]
+
+
+class Infeasible(Exception):
+    """The point cannot run here, or clearly misses a budget; not an error of the tool."""
+
+    def __init__(self, reason: str, metrics: dict[str, float] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.metrics = metrics or {}
+
+
+class TrialLimitError(LeptonTuneError, RuntimeError):
+    """A trial went past the study's time or memory limit and was stopped."""
+
+
+def budget_violations(budgets: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
+    """Optuna constraint values per budget: > 0 means missed (by that much, in the metric's unit)."""
+    out = {}
+    for name, limit in budgets.items():
+        value = metrics.get(name)
+        if value is None:
+            continue
+        out[f"budget:{name}"] = (limit - value) if direction_of(name) == "maximize" else (value - limit)
+    return out
+
+
+def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConfig | None, str | None]:
+    """Free checks before any work: config rules, cores, precision support, device."""
+    from pydantic import ValidationError
+
+    try:
+        config = EngineConfig(**{k: point[k] for k in ENGINE_FIELDS if k in point})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        return None, first["msg"].removeprefix("Value error, ")
+    reason = config.check_cores(host.cores)
+    if reason:
+        return config, reason
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return config, f"device {config.device!r} needs CUDA, which this host does not have"
+    from lepton_tune.models import precision_support
+
+    reason = precision_support(config.precision, device=config.device)
+    if reason:
+        return config, reason
+    if config.runtime != "eager":
+        import lepton_tune.engine as engine_pkg
+
+        support = getattr(engine_pkg, "runtime_support", None)
+        reason = support(config.runtime, config.precision, config.mode) if support else (
+            f"runtime {config.runtime!r} is not supported by this engine build")
+        if reason:
+            return config, reason
+    return config, None
+
+
+class _Watchdog:
+    """Stop the engine when the trial passes its time or memory limit."""
+
+    def __init__(self, engine: Any, *, deadline: float | None, memory_mb: float | None) -> None:
+        self.engine, self.deadline, self.memory_mb = engine, deadline, memory_mb
+        self.reason: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="trial-watchdog")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.reason = "trial time limit (limits.trial_timeout_s) exceeded"
+            elif self.memory_mb is not None:
+                used = pss_mib(self.engine.pids())
+                if used > self.memory_mb:
+                    self.reason = f"trial memory limit (limits.trial_memory_mb = {self.memory_mb:g}) exceeded: {used:.0f} MiB"
+            if self.reason:
+                self.engine.close()
+                return
+
+    def __enter__(self) -> _Watchdog:
+        if self.deadline is not None or self.memory_mb is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+
+def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,
+                   *, lock: HostLock | None = None) -> dict[str, Any]:
+    """Run stages 1-7 for one point; return the trial record (metrics, spread, stage seconds, model).
+
+    Raises:
+        Infeasible: the point cannot run here or misses a budget at the probe.
+        TrialLimitError: the trial passed ``limits.trial_timeout_s`` or ``limits.trial_memory_mb``.
+    """
+    from lepton_tune.engine import Engine
+
+    t0 = time.monotonic()
+    config, reason = host_feasibility(point, host)
+    if reason or config is None:
+        raise Infeasible(reason or "invalid engine configuration")
+    deadline = t0 + spec.limits.trial_timeout_s if spec.limits.trial_timeout_s else None
+    prepared = preparer.prepare(point)
+    if deadline is not None and time.monotonic() > deadline:
+        raise TrialLimitError("trial time limit (limits.trial_timeout_s) exceeded while preparing the model")
+    data = preparer.dataset
+    test_x, test_y = data.test[0].numpy(), data.test[1].numpy()
+    cap = spec.protocol.accuracy_samples
+    if cap is not None:
+        test_x, test_y = test_x[:cap], test_y[:cap]
+    requests_pool = np.ascontiguousarray(test_x[:64], dtype=np.float32)
+    stages = {"train": prepared.train_seconds, "convert": prepared.convert_seconds}
+    record: dict[str, Any] = {"model": prepared.info}
+    with lock or HostLock():
+        engine = Engine(prepared.module, config, input_shape=tuple(data.image_shape))
+        with _Watchdog(engine, deadline=deadline, memory_mb=spec.limits.trial_memory_mb) as dog:
+            try:
+                with engine:
+                    stages["start"] = engine.startup_seconds
+                    _probe(engine, requests_pool, spec, config)
+                    measured = measure_engine(
+                        engine, requests_pool, spec.protocol, cores_used=config.cores_used, prices=spec.prices,
+                        timeout=config.request_timeout_s, device_memory=getattr(engine, "device_memory_mb", None),
+                    )
+                    stages["measure"] = measured.seconds
+                    started = time.perf_counter()
+                    metrics = dict(measured.metrics)
+                    if spec.dataset.kind != "synthetic":
+                        metrics["accuracy"] = accuracy_through_engine(engine, test_x, test_y)
+                    stages["accuracy"] = time.perf_counter() - started
+            except Exception:
+                if dog.reason:
+                    raise TrialLimitError(dog.reason) from None
+                raise
+            if dog.reason:
+                raise TrialLimitError(dog.reason)
+    stages["total"] = time.monotonic() - t0
+    record.update(metrics=metrics, spread=measured.spread, windows=measured.windows, stage_seconds=stages)
+    return record
+
+
+def _probe(engine: Any, pool: np.ndarray, spec: StudySpec, config: EngineConfig) -> None:
+    watched = {k: v for k, v in spec.budgets.items() if k in ("latency_p95_ms", "memory_mb", "throughput")}
+    if not watched or spec.protocol.probe_requests == 0:
+        return
+    seen = probe_engine(engine, pool, spec.protocol, timeout=config.request_timeout_s)
+    margin = spec.protocol.probe_margin
+    for name, limit in watched.items():
+        value = seen[name]
+        missed = value < limit / margin if name == "throughput" else value > limit * margin
+        if missed:
+            raise Infeasible(
+                f"probe: {name} = {value:.4g} misses the budget {limit:g} by more than the margin x{margin:g}",
+                metrics={f"probe_{k}": v for k, v in seen.items()},
+            )
+
+
+class Objective:
+    """The Optuna objective: suggest a point, skip duplicates, evaluate in stages, record everything."""
+
+    def __init__(self, spec: StudySpec, host: HostFacts, host_id: str, preparer: ModelPreparer) -> None:
+        self.spec, self.host, self.host_id, self.preparer = spec, host, host_id, preparer
+        self.defaults = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        point, reason = suggest_point(trial, self.spec.space, self.host, defaults=self.defaults)
+        _set_attrs(trial, {"point": point, "baseline": False, "host_id": self.host_id,
+                           "protocol": self.spec.protocol.model_dump(), "reason": ""})
+        duplicate = _find_duplicate(trial.study, point, trial.number)
+        if duplicate is not None:
+            return _replay(trial, duplicate)
+        try:
+            if reason:
+                raise Infeasible(reason)
+            record = evaluate_point(point, self.spec, self.host, self.preparer)
+        except Infeasible as exc:
+            _set_attrs(trial, {"lepton_status": "infeasible", "reason": exc.reason, "metrics": exc.metrics})
+            raise optuna.TrialPruned(exc.reason) from None
+        except Exception as exc:
+            _set_attrs(trial, {"lepton_status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+            raise
+        return finish_record(trial, record, self.spec)
+
+
+def finish_record(trial: optuna.Trial, record: dict[str, Any], spec: StudySpec) -> list[float]:
+    """Store the record on the trial, set budget constraints, return the objective values."""
+    violations = budget_violations(spec.budgets, record["metrics"])
+    missed = [k.split(":", 1)[1] for k, v in violations.items() if v > 0]
+    status = "infeasible" if missed else "ok"
+    reason = f"misses budget(s): {', '.join(missed)}" if missed else ""
+    _set_attrs(trial, {**{k: v for k, v in record.items() if k != "windows"}, "windows": record.get("windows", []),
+                       "lepton_status": status, "reason": reason})
+    for key, value in violations.items():
+        trial.set_constraint(key, value)
+    return [float(record["metrics"][name]) for name in spec.objectives]
+
+
+def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def _find_duplicate(study: optuna.Study, point: dict[str, Any], number: int) -> optuna.trial.FrozenTrial | None:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for past in study.get_trials(deepcopy=False, states=states):
+        if past.number != number and past.user_attrs.get("point") == point:
+            if past.user_attrs.get("lepton_status") in ("ok", "infeasible"):
+                return past
+    return None
+
+
+def _replay(trial: optuna.Trial, past: optuna.trial.FrozenTrial) -> list[float]:
+    """A point already evaluated in this study is not measured again: its record is reused."""
+    keep = ("metrics", "spread", "stage_seconds", "model", "lepton_status", "reason")
+    _set_attrs(trial, {k: past.user_attrs[k] for k in keep if k in past.user_attrs})
+    trial.set_user_attr("duplicate_of", past.number)
+    if past.state == optuna.trial.TrialState.PRUNED or past.values is None:
+        raise optuna.TrialPruned(f"same point as trial {past.number}: {past.user_attrs.get('reason', '')}")
+    for key, value in past.constraints.items():
+        trial.set_constraint(key, value)
+    return list(past.values)

@@ -1,0 +1,87 @@
+"""Stages 2-3 of a trial: the trained model from the cache, then its precision artifact.
+
+Kept apart from the objective so that both the search and the baseline share one memo of
+prepared models per process (a recipe trains once per machine thanks to the model cache; within
+one process it is not even reloaded).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lepton_tune.config import ModelSpec, StudySpec, TrainRecipe
+
+__all__ = ["PreparedModel", "ModelPreparer"]
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    module: Any
+    info: dict[str, Any]
+    train_seconds: float
+    convert_seconds: float
+
+
+class ModelPreparer:
+    """Train (or load from cache) and convert models, memoised per process."""
+
+    def __init__(self, spec: StudySpec, *, progress: Any = None) -> None:
+        self.spec = spec
+        self._progress = progress
+        self._dataset: Any = None
+        self._lock = threading.RLock()
+        self._memo: dict[tuple[str, str, str], PreparedModel] = {}
+        self._trained: dict[tuple[str, str], Any] = {}
+
+    @property
+    def dataset(self) -> Any:
+        from lepton_tune.data import load_dataset
+
+        with self._lock:
+            if self._dataset is None:
+                self._dataset = load_dataset(self.spec.dataset)
+            return self._dataset
+
+    def _model_ref(self, point: dict[str, Any]) -> str | ModelSpec:
+        if self.spec.model is not None and self.spec.model.python:
+            return self.spec.model
+        return str(point["backbone"])
+
+    def prepare(self, point: dict[str, Any]) -> PreparedModel:
+        from lepton_tune.models import ModelCache, convert_precision, train_model
+
+        recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
+        ref = self._model_ref(point)
+        ref_key = ref if isinstance(ref, str) else ref.model_dump_json()
+        key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}")
+        with self._lock:
+            if key in self._memo:
+                hit = self._memo[key]
+                return PreparedModel(hit.module, {**hit.info, "from_cache": True}, 0.0, 0.0)
+            cache = ModelCache()
+            started = time.perf_counter()
+            trained = self._trained.get(key[:2])
+            if trained is None:
+                trained = train_model(ref, recipe, self.dataset,
+                                      cache=cache, progress=self._progress)
+                self._trained[key[:2]] = trained
+            train_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            converted = convert_precision(trained, point["precision"], self.dataset, device=point["device"], cache=cache)
+            convert_seconds = time.perf_counter() - started
+            info = {
+                "recipe_hash": trained.recipe_hash,
+                "artifact_hash": getattr(converted, "artifact_hash", ""),
+                "params": getattr(trained, "params", None),
+                "flops": getattr(trained, "flops", None),
+                "from_cache": bool(trained.from_cache),
+                "val_accuracy": getattr(trained, "val_accuracy", None),
+                "converted_val_accuracy": getattr(converted, "val_accuracy", None),
+                "trained_seconds_when_built": getattr(trained, "train_seconds", None),
+            }
+            prepared = PreparedModel(converted.module, info, train_seconds, convert_seconds)
+            self._memo[key] = prepared
+            return prepared

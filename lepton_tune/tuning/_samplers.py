@@ -1,0 +1,39 @@
+"""Sampler factory: tpe (default), nsga2, random, grid, qmc, all seedable."""
+
+from __future__ import annotations
+
+import optuna
+
+from lepton_tune.config import HostFacts, SamplerSpec, SearchSpaceSpec
+from lepton_tune.config._space import ParamSpec
+from lepton_tune.exceptions import ConfigError
+
+__all__ = ["make_sampler"]
+
+
+def make_sampler(spec: SamplerSpec, space: SearchSpaceSpec, host: HostFacts, *, seed: int | None = None,
+                 name: str | None = None) -> optuna.samplers.BaseSampler:
+    """Build the sampler named by ``name`` (CLI override) or ``spec.name``.
+
+    TPE uses ``constant_liar`` so that parallel workers do not all propose the same point.
+
+    Example:
+        >>> from lepton_tune.config import load_search_space
+        >>> make_sampler(SamplerSpec(name="random"), load_search_space({}), HostFacts(2, 1.0, 0)).__class__.__name__
+        'RandomSampler'
+    """
+    name = name or spec.name
+    seed = spec.seed if seed is None else seed
+    if name == "tpe":
+        kwargs = {} if spec.n_startup_trials is None else {"n_startup_trials": spec.n_startup_trials}
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **kwargs)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if name == "grid":
+        grid = {n: p.values() for n, p in space.params.items() if isinstance(p, ParamSpec)}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    raise ConfigError(f"--sampler: must be one of tpe, nsga2, random, grid, qmc, got {name!r}")

@@ -1,0 +1,123 @@
+"""``run_search``: open or resume the study, check the host, run baselines, then optimise."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from lepton_tune import __version__
+from lepton_tune.config import StudySpec, host_facts
+from lepton_tune.exceptions import ConfigError, HostMismatchError
+from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id
+from lepton_tune.tuning._baseline import run_baselines
+from lepton_tune.tuning._objective import Objective
+from lepton_tune.tuning._prepare import ModelPreparer
+from lepton_tune.tuning._samplers import make_sampler
+from lepton_tune.tuning._storage import create_or_load_study, resolve_storage_url
+
+__all__ = ["SearchOptions", "open_study", "run_search", "finished_count"]
+
+Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+@dataclass
+class SearchOptions:
+    """What the CLI (or a user's script) may override on top of the study file."""
+
+    run_dir: Path = Path("lepton-runs")
+    storage: str | None = None
+    study_name: str | None = None
+    n_trials: int | None = None
+    timeout: float | None = None
+    sampler: str | None = None
+    seed: int | None = None
+    n_jobs: int = 1
+    allow_foreign_host: bool = False
+    callbacks: list[Callback] = field(default_factory=list)
+    progress: Callable[[dict[str, Any]], None] | None = None
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _check_host(study: optuna.Study, fingerprint: dict[str, Any], allow: bool) -> None:
+    recorded = study.user_attrs.get("host")
+    if not recorded or host_id(recorded) == host_id(fingerprint):
+        return
+    diff = ", ".join(f"{k}: {recorded.get(k)!r} -> {fingerprint.get(k)!r}" for k in FINGERPRINT_KEYS
+                     if recorded.get(k) != fingerprint.get(k))
+    if allow:
+        warnings.warn(f"study {study.study_name!r} was measured on another host ({diff}); adding trials anyway "
+                      "(--allow-foreign-host)", stacklevel=2)
+        return
+    raise HostMismatchError(
+        f"study {study.study_name!r} was measured on a host with a different fingerprint ({diff}); its numbers would "
+        "not compare. Use another --study-name, or pass --allow-foreign-host to add trials anyway."
+    )
+
+
+def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, str, dict[str, Any]]:
+    """Create or resume the study; record objectives, budgets and the host; refuse a foreign host."""
+    url = resolve_storage_url(options.storage or spec.storage.url, options.run_dir)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    name = options.study_name or spec.name
+    host = host_facts()
+    sampler = make_sampler(spec.sampler, spec.space, host, seed=options.seed, name=options.sampler)
+    study = create_or_load_study(url, name, spec.directions, spec=spec.storage, sampler=sampler)
+    recorded = study.user_attrs.get("objectives")
+    if recorded and list(recorded) != list(spec.objectives):
+        raise ConfigError(
+            f"{spec.source}: objectives: study {name!r} in this storage optimises {recorded}, got {spec.objectives}. "
+            "Use another --study-name (or name) for different objectives."
+        )
+    fingerprint = host_fingerprint()
+    _check_host(study, fingerprint, options.allow_foreign_host or spec.allow_foreign_host)
+    if not recorded:
+        study.set_metric_names(list(spec.objectives))
+        for key, value in {
+            "objectives": list(spec.objectives), "directions": spec.directions, "budgets": dict(spec.budgets),
+            "host": fingerprint, "host_id": host_id(fingerprint), "spec": spec.model_dump(mode="json"),
+            "spec_source": spec.source, "lepton_version": __version__,
+        }.items():
+            study.set_user_attr(key, value)
+    return study, url, fingerprint
+
+
+def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study | None = None,
+               fingerprint: dict[str, Any] | None = None) -> optuna.Study:
+    """Run (or resume) the study until ``n_trials`` trials in total have finished or time runs out.
+
+    Example:
+        >>> # study = run_search(load_study("studies/quickstart.yaml"), SearchOptions(n_trials=4))
+    """
+    if study is None or fingerprint is None:
+        study, _, fingerprint = open_study(spec, options)
+    host = host_facts()
+    hid = host_id(fingerprint)
+    preparer = ModelPreparer(spec, progress=options.progress)
+    target = options.n_trials or spec.n_trials
+    if spec.baseline:
+        run_baselines(study, spec, host, hid, preparer, callbacks=options.callbacks)
+    remaining = None if target is None else max(0, target - finished_count(study))
+    if remaining == 0:
+        return study
+    callbacks: list[Callback] = list(options.callbacks)
+    if target is not None:
+        callbacks.append(optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    study.optimize(
+        Objective(spec, host, hid, preparer),
+        n_trials=remaining,
+        timeout=options.timeout if options.timeout is not None else spec.timeout,
+        n_jobs=options.n_jobs,
+        catch=(Exception,),
+        callbacks=callbacks,
+        gc_after_trial=False,
+    )
+    return study

@@ -1,0 +1,140 @@
+"""Optuna storage: URL resolution, redaction, heartbeat + retry, and safe one-time study creation."""
+
+from __future__ import annotations
+
+import fcntl
+import random
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import optuna
+
+from lepton_tune.exceptions import StorageError
+
+if TYPE_CHECKING:
+    from lepton_tune.config import StorageSpec
+
+__all__ = ["redact_url", "resolve_storage_url", "make_storage", "create_or_load_study", "load_existing_study"]
+
+_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
+
+
+def redact_url(text: str) -> str:
+    """Hide any password in URLs inside ``text``.
+
+    Example:
+        >>> redact_url("postgresql+psycopg2://bob:s3cret@db:5432/optuna")
+        'postgresql+psycopg2://bob:***@db:5432/optuna'
+    """
+    return _PASSWORD.sub(lambda m: f"{m['head']}***{m['tail']}", text)
+
+
+def resolve_storage_url(url: str | None, run_dir: Path) -> str:
+    """The study's storage URL: ``url`` if given, else SQLite in the run directory."""
+    if url:
+        return url
+    return f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
+def _is_journal(url: str) -> bool:
+    return url.endswith(".journal") or url.startswith("journal://")
+
+
+def make_storage(url: str, spec: StorageSpec | None = None) -> optuna.storages.BaseStorage:
+    """Build the Optuna storage for ``url``.
+
+    RDB URLs (SQLite, PostgreSQL, MySQL) get a heartbeat and a retry of stale trials, so the trial
+    of a killed worker becomes FAIL and is re-queued with the same parameters. ``*.journal``
+    paths (or ``journal:///path``) use a journal file, the fast choice for several local workers.
+    """
+    from lepton_tune.config import StorageSpec
+
+    spec = spec or StorageSpec()
+    try:
+        if _is_journal(url):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = url.removeprefix("journal://")
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(path))
+        grace = spec.grace_period or spec.heartbeat_interval * 3
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=spec.heartbeat_interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry),
+            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+        )
+    except Exception as exc:  # sqlalchemy/driver errors vary by backend
+        raise StorageError(f"cannot open the Optuna storage {redact_url(url)}: {redact_url(str(exc)).splitlines()[0]}") from None
+
+
+@contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    """Serialise study/schema creation among processes on this host (SQLite / journal files)."""
+    if url.startswith("sqlite:///"):
+        lock_path = Path(url.removeprefix("sqlite:///") + ".create.lock")
+    elif _is_journal(url):
+        lock_path = Path(url.removeprefix("journal://") + ".create.lock")
+    else:
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def create_or_load_study(
+    url: str, study_name: str, directions: list[str], *, spec: StorageSpec | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None, attempts: int = 6,
+) -> optuna.Study:
+    """Create the study once, or load it; safe when several workers start at the same moment.
+
+    Schema creation from several processes at once fails on SQLite and PostgreSQL (FACTS.md): on
+    local files a lock serialises it; on servers a failed attempt is retried after a short random
+    back-off (the winner's schema is then simply loaded).
+    """
+    last: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            with _creation_lock(url):
+                storage = make_storage(url, spec)
+                return optuna.create_study(
+                    storage=storage, study_name=study_name, directions=directions, sampler=sampler, load_if_exists=True
+                )
+        except StorageError:
+            raise
+        except Exception as exc:  # IntegrityError/OperationalError from a concurrent creator
+            last = exc
+            time.sleep(0.2 + random.random() * (0.5 * (attempt + 1)))
+    raise StorageError(
+        f"cannot create or load study {study_name!r} in {redact_url(url)} after {attempts} attempts: "
+        f"{redact_url(str(last)).splitlines()[0] if last else 'unknown error'}"
+    )
+
+
+def load_existing_study(url: str, study_name: str | None) -> optuna.Study:
+    """Load a study that must already exist; with no name, the storage's only study."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise StorageError(f"no study database at {url.removeprefix('sqlite:///')}; run 'lepton-tune search' first "
+                           "or pass --run-dir/--storage")
+    storage = make_storage(url)
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    except Exception as exc:
+        raise StorageError(f"cannot read studies from {redact_url(url)}: {redact_url(str(exc)).splitlines()[0]}") from None
+    if study_name is None:
+        if len(names) != 1:
+            raise StorageError(f"{redact_url(url)} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+                               "pass --study-name")
+        study_name = names[0]
+    if study_name not in names:
+        raise StorageError(f"study {study_name!r} not found in {redact_url(url)}; it holds: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=study_name, storage=storage)
