@@ -1,16 +1,117 @@
-"""`lepton-tune search`."""
+"""`lepton-tune search`: run (or resume) a study; print the Pareto front."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
 
-from lepton_tune._cli._common import not_implemented
+from lepton_tune._cli._common import DEFAULT_RUN_DIR, DEFAULT_STUDY, err_console, print_json
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("search", help="(not implemented yet)")
-    parser.set_defaults(handler=run)
+    p = sub.add_parser("search", help="run or resume a study (default: studies/quickstart.yaml)",
+                       description="Search model and serving layout jointly; every trial runs for real on this host.")
+    p.add_argument("study", nargs="?", type=Path, default=None, help=f"study YAML (default: {DEFAULT_STUDY})")
+    p.add_argument("--n-trials", type=int, default=None, help="total trials the study should reach (default: the file's n_trials)")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting new trials after SEC seconds")
+    p.add_argument("--run-dir", type=Path, default=None, help=f"where study.db, mlflow.db and reports go (default: ./{DEFAULT_RUN_DIR})")
+    p.add_argument("--storage", default=None, help="Optuna storage URL for scale-out (postgresql+psycopg2://..., sqlite:///..., PATH.journal)")
+    p.add_argument("--study-name", default=None, help="study name in the storage (default: the file's name)")
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "random", "grid", "qmc"], default=None, help="override the file's sampler")
+    p.add_argument("--seed", type=int, default=None, help="sampler seed")
+    p.add_argument("--n-jobs", type=int, default=1, help="trials in parallel threads (measurements never overlap)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the run dir's mlflow.db)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
+    p.add_argument("--allow-foreign-host", action="store_true", help="add trials to a study measured on another host")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def _tracker(args: argparse.Namespace, spec: Any, run_dir: Path, study_name: str) -> Any:
+    if args.no_tracking or not spec.tracking.enabled:
+        return None
+    try:
+        from lepton_tune.tracking import MLflowTracker, default_tracking_uri, ensure_tracking_store
+    except ImportError as exc:  # tracking is optional for the study: warn, go on
+        warnings.warn(f"MLflow tracking unavailable ({exc}); the study goes on without it", stacklevel=2)
+        return None
+    from lepton_tune.tuning import redact_url
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or spec.tracking.uri or default_tracking_uri(run_dir)
+    try:
+        if uri.startswith("sqlite:"):
+            ensure_tracking_store(uri, study_name, str((run_dir / "mlartifacts").resolve()))
+        return MLflowTracker(uri, study_name, run_dir=run_dir, redact=redact_url)
+    except Exception as exc:  # noqa: BLE001 - tracking never stops the study
+        warnings.warn(f"MLflow tracking disabled: {redact_url(str(exc))}", stacklevel=2)
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_implemented("search")
+    from lepton_tune.config import load_study
+
+    spec = load_study(args.study or DEFAULT_STUDY)  # bad input exits 2 before anything is written
+    console = err_console()
+    from lepton_tune._cli._display import ProgressCallback, front_table, next_steps
+    from lepton_tune.tuning import SearchOptions, finished_count, open_study, redact_url, run_search, study_summary
+
+    run_dir = args.run_dir or DEFAULT_RUN_DIR
+    options = SearchOptions(run_dir=run_dir, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,
+                            timeout=args.timeout, sampler=args.sampler, seed=args.seed, n_jobs=args.n_jobs,
+                            allow_foreign_host=args.allow_foreign_host)
+    study, url, fingerprint = open_study(spec, options)
+    tracker = _tracker(args, spec, run_dir, study.study_name)
+    total = options.n_trials or spec.n_trials
+    progress = ProgressCallback(console, total, enabled=not args.quiet)
+    options.progress = progress.training
+    options.callbacks = [progress] + ([tracker] if tracker else [])
+    if tracker:
+        tracker.start(study)
+    started, status = time.perf_counter(), "FINISHED"
+    try:
+        with progress:
+            progress.start_at(study)
+            run_search(spec, options, study=study, fingerprint=fingerprint)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        if tracker:
+            running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
+            if running:
+                tracker.log_interrupted(study, running[-1])
+        raise
+    finally:
+        report = _write_report(args, study, run_dir, console)
+        if tracker:
+            tracker.finish(study, report_path=report, status=status)
+    location = f"--storage '{redact_url(url)}'" if args.storage else f"--run-dir {run_dir}"
+    if args.json:
+        print_json(study_summary(study, storage=url))
+    else:
+        console.print(front_table(study))
+        console.print(f"{finished_count(study)} trials in the study; this run took {time.perf_counter() - started:.0f} s.")
+        if report:
+            console.print(f"Report: {report}")
+        console.print(next_steps(location, None if args.storage else str(run_dir)))
+    return 0
+
+
+def _write_report(args: argparse.Namespace, study: Any, run_dir: Path, console: Any) -> Path | None:
+    if args.no_report:
+        return None
+    try:
+        from lepton_tune.report import write_report
+    except ImportError:
+        return None
+    try:
+        return write_report(study, run_dir / f"report-{study.study_name}.html")
+    except Exception as exc:  # noqa: BLE001 - a report failure never loses the study
+        warnings.warn(f"could not write the HTML report: {exc}", stacklevel=2)
+        return None

@@ -1,16 +1,41 @@
-"""`lepton-tune show`."""
+"""`lepton-tune show`: print the Pareto front of an existing study."""
 
 from __future__ import annotations
 
 import argparse
 
-from lepton_tune._cli._common import not_implemented
+from lepton_tune._cli._common import DEFAULT_RUN_DIR, add_location_options, err_console, print_json
+
+__all__ = ["add_parser", "run", "open_existing"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("show", help="(not implemented yet)")
-    parser.set_defaults(handler=run)
+    p = sub.add_parser("show", help="print the Pareto front of an existing study",
+                       description="Print the feasible Pareto front of a study (table, or --json).")
+    add_location_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(handler=run)
+
+
+def open_existing(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from lepton_tune.tuning import load_existing_study, resolve_storage_url
+
+    url = resolve_storage_url(args.storage, args.run_dir or DEFAULT_RUN_DIR)
+    return load_existing_study(url, args.study_name), url
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_implemented("show")
+    from lepton_tune._cli._display import front_table
+    from lepton_tune.tuning import study_counts, study_summary
+
+    study, url = open_existing(args)
+    if args.json:
+        print_json(study_summary(study, storage=url))
+        return 0
+    console = err_console()
+    from rich.console import Console
+
+    Console().print(front_table(study))
+    counts = study_counts(study)
+    console.print(", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
