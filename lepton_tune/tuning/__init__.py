@@ -5,6 +5,7 @@ from __future__ import annotations
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._objective import Infeasible, Objective, TrialLimitError, budget_violations, evaluate_point
 from lepton_tune.tuning._samplers import make_sampler
+from lepton_tune.tuning._selection import Requirement, Selection, parse_requirement, select_trial
 from lepton_tune.tuning._search import SearchOptions, finished_count, open_study, run_search
 from lepton_tune.tuning._storage import (
     create_or_load_study,
@@ -27,6 +28,8 @@ __all__ = [
     "HostLock",
     "Infeasible",
     "Objective",
+    "Requirement",
+    "Selection",
     "SearchOptions",
     "TrialLimitError",
     "baseline_trials",
@@ -40,10 +43,12 @@ __all__ = [
     "objectives_of",
     "open_study",
     "pareto_trials",
+    "parse_requirement",
     "point_json",
     "redact_url",
     "resolve_storage_url",
     "run_search",
+    "select_trial",
     "study_counts",
     "study_summary",
     "suggest_point",

@@ -80,7 +80,9 @@ def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, s
     fingerprint = host_fingerprint()
     _check_host(study, fingerprint, options.allow_foreign_host or spec.allow_foreign_host)
     if not recorded:
-        study.set_metric_names(list(spec.objectives))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(spec.objectives))
         for key, value in {
             "objectives": list(spec.objectives), "directions": spec.directions, "budgets": dict(spec.budgets),
             "host": fingerprint, "host_id": host_id(fingerprint), "spec": spec.model_dump(mode="json"),
