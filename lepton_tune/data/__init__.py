@@ -1,0 +1,15 @@
+"""Datasets as tensors: ``digits`` (embedded default), ``imagefolder``, ``cifar10``, ``synthetic``."""
+
+from __future__ import annotations
+
+from lepton_tune.data._dataset import PREPROCESSING_VERSION, Dataset, load_dataset, load_image_files
+from lepton_tune.data._images import IMAGE_EXTENSIONS, expand_image_paths
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "PREPROCESSING_VERSION",
+    "Dataset",
+    "expand_image_paths",
+    "load_dataset",
+    "load_image_files",
+]

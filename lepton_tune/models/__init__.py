@@ -1,0 +1,37 @@
+"""Backbone registry, training loop, precision conversion and the content-addressed model cache."""
+
+from __future__ import annotations
+
+from lepton_tune.models._cache import ModelCache, content_key
+from lepton_tune.models._evaluate import accuracy, predict
+from lepton_tune.models._precision import (
+    CastWrapper,
+    ConvertedModel,
+    artifact_key,
+    convert_precision,
+    precision_support,
+)
+from lepton_tune.models._profile import model_profile
+from lepton_tune.models._registry import ADAPTATION_VERSION, REGISTRY, SMALL_INPUT, SmallCNN, build_model
+from lepton_tune.models._train import TrainedModel, recipe_hash, train_model
+
+__all__ = [
+    "ADAPTATION_VERSION",
+    "REGISTRY",
+    "SMALL_INPUT",
+    "CastWrapper",
+    "ConvertedModel",
+    "ModelCache",
+    "SmallCNN",
+    "TrainedModel",
+    "accuracy",
+    "artifact_key",
+    "build_model",
+    "content_key",
+    "convert_precision",
+    "model_profile",
+    "precision_support",
+    "predict",
+    "recipe_hash",
+    "train_model",
+]

@@ -1,0 +1,195 @@
+"""`train_model`: a reproducible training loop with early stopping on the validation split."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from lepton_tune.config import ModelSpec, TrainRecipe
+from lepton_tune.data import Dataset
+from lepton_tune.models._cache import ModelCache, content_key
+from lepton_tune.models._evaluate import accuracy
+from lepton_tune.models._profile import model_profile
+from lepton_tune.models._registry import backbone_name, build_model, model_identity
+
+__all__ = ["TrainedModel", "train_model", "recipe_hash"]
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainedModel:
+    """An fp32 model in eval mode and what its training did.
+
+    ``recipe_hash`` is the cache key of (dataset fingerprint, model identity incl. adaptation
+    version, recipe). ``train_seconds`` is 0 when the weights came from the cache.
+    """
+
+    module: nn.Module = field(repr=False)
+    backbone: str
+    recipe_hash: str
+    val_accuracy: float
+    train_seconds: float
+    from_cache: bool
+    epochs_run: int
+    params: int
+    flops: int
+    image_shape: tuple[int, int, int] = (3, 32, 32)
+    num_classes: int = 10
+    source: str | ModelSpec = field(default="", repr=False)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+def recipe_hash(backbone: str | ModelSpec, recipe: TrainRecipe, dataset: Dataset) -> str:
+    """The content key of training ``backbone`` with ``recipe`` on ``dataset``."""
+    return content_key({"what": "trained", "dataset": dataset.fingerprint, "model": model_identity(backbone),
+                        "image_shape": list(dataset.image_shape), "classes": len(dataset.classes),
+                        "recipe": recipe.model_dump(mode="json")})
+
+
+def _optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                               nesterov=recipe.momentum > 0)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def _fit(model: nn.Module, recipe: TrainRecipe, dataset: Dataset, emit: Progress) -> tuple[int, list[dict[str, Any]]]:
+    """Train in place; keep the weights of the best validation epoch. Returns (epochs run, history)."""
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    x, y = dataset.train
+    opt = _optimizer(model, recipe)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(recipe.epochs, 1)) if recipe.scheduler == "cosine" else None
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    best_acc, best_state, stale, history, epoch = -1.0, None, 0, [], 0
+    for epoch in range(1, recipe.epochs + 1):
+        start, model_loss, seen = time.perf_counter(), 0.0, 0
+        model.train()
+        order = torch.randperm(len(y), generator=gen)
+        for first in range(0, len(order), recipe.batch_size):
+            idx = order[first:first + recipe.batch_size]
+            if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm; drop the remainder
+                continue
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            model_loss += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        if sched is not None:
+            sched.step()
+        val_acc = accuracy(model, dataset.val)
+        improved = val_acc > best_acc
+        if improved:
+            best_acc, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+        record = {"event": "epoch", "epoch": epoch, "epochs": recipe.epochs, "train_loss": model_loss / max(seen, 1),
+                  "val_accuracy": val_acc, "best_val_accuracy": best_acc, "seconds": time.perf_counter() - start}
+        history.append(record)
+        emit(record)
+        if recipe.patience and stale >= recipe.patience:
+            emit({"event": "early_stop", "epoch": epoch, "best_val_accuracy": best_acc})
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return epoch, history
+
+
+def train_model(
+    backbone: str | ModelSpec,
+    recipe: TrainRecipe,
+    dataset: Dataset,
+    *,
+    cache: ModelCache | None = None,
+    progress: Progress | None = None,
+) -> TrainedModel:
+    """Train ``backbone`` on ``dataset`` with ``recipe``, or reuse the cached weights.
+
+    Training uses the train split only; early stopping (``recipe.patience``) and the kept weights
+    (best epoch) use the validation split; the test split is never read. Results are reproducible
+    for ``recipe.seed`` on one machine. All usable cores are used while training (the previous
+    thread count is restored after). With ``cache=None`` nothing is cached. With a cache, a hit
+    skips training, and concurrent processes asking for the same key train it once (file lock).
+    ``progress`` receives dicts: ``{"event": "start"|"epoch"|"early_stop"|"cache_hit"|"done", ...}``.
+    A :class:`ModelSpec` with ``train: false`` is only evaluated.
+
+    Example:
+        >>> from lepton_tune.config import DatasetSpec
+        >>> from lepton_tune.data import load_dataset
+        >>> ds = load_dataset(DatasetSpec(kind="digits", image_size=16, channels=1))
+        >>> tm = train_model("small_cnn", TrainRecipe(epochs=1), ds)
+        >>> tm.epochs_run, tm.from_cache
+        (1, False)
+    """
+    name = backbone_name(backbone)
+    key = recipe_hash(backbone, recipe, dataset)
+    base = {"backbone": name, "recipe_hash": key}
+
+    def emit(event: dict[str, Any]) -> None:
+        if progress is not None:
+            progress({**base, **event})
+
+    def build() -> nn.Module:
+        return build_model(backbone, num_classes=len(dataset.classes), image_shape=dataset.image_shape)
+
+    def result(module: nn.Module, meta: dict[str, Any], hit: bool) -> TrainedModel:
+        module.eval()
+        return TrainedModel(module=module, backbone=name, recipe_hash=key, val_accuracy=float(meta["val_accuracy"]),
+                            train_seconds=0.0 if hit else float(meta["train_seconds"]), from_cache=hit,
+                            epochs_run=int(meta["epochs_run"]), params=int(meta["params"]), flops=int(meta["flops"]),
+                            image_shape=dataset.image_shape, num_classes=len(dataset.classes), source=backbone,
+                            history=list(meta.get("history", [])))
+
+    def from_cache() -> TrainedModel | None:
+        if cache is None:
+            return None
+        found = cache.load(key)
+        if found is None:
+            return None
+        module = build()
+        module.load_state_dict(found[0])
+        emit({"event": "cache_hit", "path": str(cache.path_for(key))})
+        return result(module, found[1], hit=True)
+
+    hit = from_cache()
+    if hit is not None:
+        return hit
+    with cache.lock(key) if cache is not None else contextlib.nullcontext():
+        hit = from_cache()  # another process may have trained it while we waited
+        if hit is not None:
+            return hit
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        try:
+            start = time.perf_counter()
+            torch.manual_seed(recipe.seed)
+            module = build()
+            emit({"event": "start", "epochs": recipe.epochs})
+            trains = not (isinstance(backbone, ModelSpec) and not backbone.train)
+            epochs_run, history = _fit(module, recipe, dataset, emit) if trains else (0, [])
+            seconds = time.perf_counter() - start
+            module.eval()
+            meta = {"kind": "trained", "backbone": name, "recipe_hash": key, "precision": "fp32",
+                    "dataset": dataset.fingerprint, "recipe": recipe.model_dump(mode="json"),
+                    "val_accuracy": accuracy(module, dataset.val), "train_seconds": seconds,
+                    "epochs_run": epochs_run, "history": history,
+                    **model_profile(module, dataset.image_shape)}
+        finally:
+            torch.set_num_threads(previous_threads)
+        if cache is not None:
+            cache.store(key, module.state_dict(), meta)
+        emit({"event": "done", "val_accuracy": meta["val_accuracy"], "seconds": seconds})
+        return result(module, meta, hit=False)
