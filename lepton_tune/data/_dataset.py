@@ -87,8 +87,11 @@ def _split(y: np.ndarray, spec: DatasetSpec) -> dict[str, np.ndarray]:
             "images); splitting without stratification",
             stacklevel=3,
         )
-        rest, test = train_test_split(idx, test_size=spec.test_fraction, random_state=spec.split_seed)
-        train, val = train_test_split(rest, test_size=val_of_rest, random_state=spec.split_seed)
+        try:
+            rest, test = train_test_split(idx, test_size=spec.test_fraction, random_state=spec.split_seed)
+            train, val = train_test_split(rest, test_size=val_of_rest, random_state=spec.split_seed)
+        except ValueError:
+            train = val = test = idx[:0]
     if min(len(train), len(val), len(test)) == 0:
         raise DataError(f"dataset: {len(y)} images are too few to split into train/val/test. Add images")
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
