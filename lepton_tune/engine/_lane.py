@@ -1,0 +1,144 @@
+"""A lane: the processes that serve one stream of requests, with their slot pools.
+
+Replica mode has ``shards`` lanes of one stage each; pipeline mode has one lane of ``shards``
+stages. A lane's slot pool holds ``pool_slots`` requests in flight: slot k of a request is used in
+every pool of the lane (input, each stage boundary, output), so only slot indices travel.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import torch
+import torch.multiprocessing as tmp
+
+from lepton_tune.engine import _protocol as proto
+from lepton_tune.engine._shard import StageSpec, shard_main
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+__all__ = ["Lane", "StagePlan", "mp_context"]
+
+_PRELOAD = ["torch", "lepton_tune.engine._shard"]
+
+
+def mp_context() -> Any:
+    """The forkserver context, with torch preloaded in the server so shards start fast."""
+    ctx = tmp.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+@dataclass
+class StagePlan:
+    """One stage of a lane: its module and the pool it reads from (per image shape/dtype)."""
+
+    module: torch.nn.Module
+    spec: StageSpec
+    in_shape: tuple[int, ...]
+    in_dtype: torch.dtype
+
+
+@dataclass(eq=False)
+class Lane:
+    """Slot book-keeping and process management for one lane (all mutation under the engine lock)."""
+
+    index: int
+    stages: list[StagePlan]
+    slots: int
+    out_shape: tuple[int, ...]
+    pools: list[torch.Tensor] = field(default_factory=list)
+    free: list[int] = field(default_factory=list)
+    inflight: dict[int, Any] = field(default_factory=dict)
+    gen: int = 0
+    live: bool = False
+    procs: list[Any] = field(default_factory=list)
+    conns: list[Connection] = field(default_factory=list)
+    readers: list[threading.Thread] = field(default_factory=list)
+    peak_mib: float = -1.0
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        # pools[s] is what stage s reads; pools[-1] is the output. Allocated once, shared, reused.
+        for plan in self.stages:
+            self.pools.append(torch.zeros((self.slots, *plan.in_shape), dtype=plan.in_dtype).share_memory_())
+        self.pools.append(torch.zeros((self.slots, *self.out_shape), dtype=torch.float32).share_memory_())
+        self.in_np = self.pools[0].numpy()
+        self.out_np = self.pools[-1].numpy()
+        self.free = list(range(self.slots - 1, -1, -1))
+
+    def launch(self, ctx: Any, reader: Callable[[Lane, int, int, Connection, Any], None]) -> None:
+        """Start this lane's processes (generation ``self.gen``) and one reader thread per process."""
+        count = len(self.stages)
+        links = [ctx.Pipe(duplex=False) for _ in range(count - 1)]  # (reader end, writer end)
+        child_ends = []
+        self.procs, self.conns, self.readers = [], [], []
+        for s, plan in enumerate(self.stages):
+            parent_end, child_end = ctx.Pipe()
+            upstream = links[s - 1][0] if s > 0 else None
+            downstream = links[s][1] if s < count - 1 else None
+            proc = ctx.Process(
+                target=shard_main, name=f"lepton-shard-{plan.spec.index}", daemon=True,
+                args=(plan.spec, [plan.module], child_end, upstream, downstream, self.pools[s], self.pools[s + 1]),
+            )
+            proc.start()
+            self.procs.append(proc)
+            self.conns.append(parent_end)
+            child_ends.append(child_end)
+        for end in child_ends + [e for pair in links for e in pair]:
+            end.close()
+        for s, (proc, conn) in enumerate(zip(self.procs, self.conns)):
+            thread = threading.Thread(target=reader, args=(self, s, self.gen, conn, proc), daemon=True,
+                                      name=f"lepton-reader-{self.stages[s].spec.index}")
+            thread.start()
+            self.readers.append(thread)
+
+    def send(self, slots: list[int], gen: int) -> None:
+        """Hand ``slots`` to the first stage; a dead pipe is left to the reader that sees the death."""
+        with self.send_lock:
+            if gen != self.gen or not self.conns:
+                return
+            try:
+                self.conns[0].send_bytes(proto.pack_slots(proto.RUN, slots))
+            except OSError:
+                pass
+
+    def pids(self) -> list[int]:
+        """Process ids of this lane's live processes."""
+        return [p.pid for p in self.procs if p.pid is not None and p.is_alive()]
+
+    def stop(self, *, timeout: float = 2.0, kill: bool = False) -> None:
+        """Ask every stage to quit (or SIGKILL them), reap them and join the readers."""
+        with self.send_lock:
+            for conn in self.conns:
+                if kill:
+                    break
+                try:
+                    conn.send_bytes(proto.QUIT)
+                except OSError:
+                    pass
+        for proc in self.procs:
+            if kill and proc.is_alive():
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout)
+        me = threading.current_thread()
+        for thread in self.readers:
+            if thread is not me:
+                thread.join(timeout)
+        with self.send_lock:
+            for conn in self.conns:
+                conn.close()
+            self.conns = []
+
+    def read_slot(self, slot: int) -> np.ndarray:
+        """A private copy of an output slot."""
+        return self.out_np[slot].copy()
