@@ -6,9 +6,11 @@ import fcntl
 import random
 import re
 import time
+import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -17,9 +19,19 @@ from lepton_tune.exceptions import StorageError
 if TYPE_CHECKING:
     from lepton_tune.config import StorageSpec
 
-__all__ = ["redact_url", "resolve_storage_url", "make_storage", "create_or_load_study", "load_existing_study"]
+__all__ = [
+    "create_or_load_study",
+    "load_existing_study",
+    "make_storage",
+    "redact_url",
+    "resolve_storage_url",
+]
 
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
+_CONNECT_TIMEOUT_S = 10  # a silent (firewalled) server is reported, not waited on for minutes
+
+# The password runs to the last "@" of the URL (greedy), so one typed with a raw "@", ":" or "/" is
+# hidden whole; quotes and whitespace end a URL inside a message.
+_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s'\"]*:)(?P<pw>[^\s'\"]*)(?P<tail>@)")
 
 
 def redact_url(text: str) -> str:
@@ -43,33 +55,81 @@ def _is_journal(url: str) -> bool:
     return url.endswith(".journal") or url.startswith("journal://")
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = redact_url(str(exc)).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _open(url: str, spec: StorageSpec) -> optuna.storages.BaseStorage:
+    """Build the storage; driver errors propagate unchanged (callers classify and redact them)."""
+    if _is_journal(url):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = url.removeprefix("journal://")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    engine_kwargs: dict[str, Any] | None = None
+    if not url.startswith("sqlite"):
+        engine_kwargs = {"pool_pre_ping": True}  # a restarted server's dead connections are replaced
+        if _is_psycopg2(url) and "connect_timeout" not in url:
+            engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
+    with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.x
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=spec.heartbeat_interval,
+            grace_period=spec.grace_period or spec.heartbeat_interval * 3,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry),
+            engine_kwargs=engine_kwargs,
+        )
+
+
+def _is_psycopg2(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://"))
+
+
+def _cannot_open(url: str, problem: str) -> str:
+    return (f"cannot open the Optuna storage {redact_url(url)}: {problem}. Check that the database server is "
+            "running and reachable, and the URL's host, port, user, password and database name.")
+
+
 def make_storage(url: str, spec: StorageSpec | None = None) -> optuna.storages.BaseStorage:
     """Build the Optuna storage for ``url``.
 
     RDB URLs (SQLite, PostgreSQL, MySQL) get a heartbeat and a retry of stale trials, so the trial
     of a killed worker becomes FAIL and is re-queued with the same parameters. ``*.journal``
     paths (or ``journal:///path``) use a journal file, the fast choice for several local workers.
+
+    Raises:
+        StorageError: the storage cannot be opened; the message never shows a password.
     """
     from lepton_tune.config import StorageSpec
 
-    spec = spec or StorageSpec()
     try:
-        if _is_journal(url):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+        return _open(url, spec or StorageSpec())
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary by backend
+        raise StorageError(_cannot_open(url, _first_line(exc))) from None
 
-            path = url.removeprefix("journal://")
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(path))
-        grace = spec.grace_period or spec.heartbeat_interval * 3
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=spec.heartbeat_interval,
-            grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry),
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-        )
-    except Exception as exc:  # sqlalchemy/driver errors vary by backend
-        raise StorageError(f"cannot open the Optuna storage {redact_url(url)}: {redact_url(str(exc)).splitlines()[0]}") from None
+
+def _unreachable(url: str) -> str | None:
+    """Why no connection can be made to ``url``'s database (None when one can)."""
+    if _is_journal(url):
+        return None
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    try:
+        timeout = _is_psycopg2(url) and "connect_timeout" not in url
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool,
+                                          connect_args={"connect_timeout": _CONNECT_TIMEOUT_S} if timeout else {})
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer
+        return _first_line(exc)
+    return None
 
 
 @contextmanager
@@ -99,24 +159,35 @@ def create_or_load_study(
 
     Schema creation from several processes at once fails on SQLite and PostgreSQL (FACTS.md): on
     local files a lock serialises it; on servers a failed attempt is retried after a short random
-    back-off (the winner's schema is then simply loaded).
+    back-off (the winner's schema is then simply loaded). A server that cannot be reached at all is
+    reported at once, not retried.
+
+    Raises:
+        StorageError: the storage cannot be reached, or creation kept failing; never shows a password.
     """
+    from lepton_tune.config import StorageSpec
+
+    spec = spec or StorageSpec()
     last: Exception | None = None
     for attempt in range(attempts):
+        storage: optuna.storages.BaseStorage | None = None
         try:
             with _creation_lock(url):
-                storage = make_storage(url, spec)
+                storage = _open(url, spec)
                 return optuna.create_study(
                     storage=storage, study_name=study_name, directions=directions, sampler=sampler, load_if_exists=True
                 )
-        except StorageError:
-            raise
-        except Exception as exc:  # IntegrityError/OperationalError from a concurrent creator
+        except Exception as exc:  # noqa: BLE001 - a concurrent creator's IntegrityError etc., or no server
+            problem = _unreachable(url)
+            if problem is not None:
+                raise StorageError(_cannot_open(url, problem)) from None
             last = exc
+            if isinstance(storage, optuna.storages.RDBStorage):
+                storage.engine.dispose()
             time.sleep(0.2 + random.random() * (0.5 * (attempt + 1)))
     raise StorageError(
         f"cannot create or load study {study_name!r} in {redact_url(url)} after {attempts} attempts: "
-        f"{redact_url(str(last)).splitlines()[0] if last else 'unknown error'}"
+        f"{_first_line(last) if last else 'unknown error'}"
     )
 
 
@@ -128,8 +199,8 @@ def load_existing_study(url: str, study_name: str | None) -> optuna.Study:
     storage = make_storage(url)
     try:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-    except Exception as exc:
-        raise StorageError(f"cannot read studies from {redact_url(url)}: {redact_url(str(exc)).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - driver errors vary by backend
+        raise StorageError(f"cannot read studies from {redact_url(url)}: {_first_line(exc)}") from None
     if study_name is None:
         if len(names) != 1:
             raise StorageError(f"{redact_url(url)} holds {len(names)} studies ({', '.join(names) or 'none'}); "
