@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from lepton_tune.config import TrainRecipe
+from lepton_tune.exceptions import CacheError
+from lepton_tune.models import ModelCache, content_key, train_model
+
+RECIPE = TrainRecipe(epochs=2, batch_size=16, seed=3)
+
+
+def test_default_root_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEPTON_TUNE_CACHE", str(tmp_path / "c"))
+    assert ModelCache().root == tmp_path / "c"
+    monkeypatch.delenv("LEPTON_TUNE_CACHE")
+    assert ModelCache().root == Path.home() / ".cache" / "lepton-tune"
+
+
+def test_hit_skips_training(tmp_path: Path, tiny_synthetic) -> None:
+    cache = ModelCache(tmp_path)
+    first = train_model("small_cnn", RECIPE, tiny_synthetic, cache=cache)
+    events: list[dict] = []
+    second = train_model("small_cnn", RECIPE, tiny_synthetic, cache=cache, progress=events.append)
+    assert not first.from_cache and second.from_cache and second.train_seconds == 0.0
+    assert [e["event"] for e in events] == ["cache_hit"]
+    assert second.val_accuracy == first.val_accuracy and second.epochs_run == first.epochs_run
+    for a, b in zip(first.module.state_dict().values(), second.module.state_dict().values()):
+        assert torch.equal(a, b)
+    (entry,) = cache.entries()
+    assert entry["backbone"] == "small_cnn" and entry["precision"] == "fp32" and entry["key"] == first.recipe_hash
+    assert Path(entry["path"]) == cache.path_for(first.recipe_hash)
+    assert entry["size"] == (cache.path_for(first.recipe_hash) / "weights.pt").stat().st_size
+    assert cache.clear() == 1 and cache.entries() == []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
+def test_corrupt_entry_is_warned_about_and_retrained(tmp_path: Path, tiny_synthetic, damage: str) -> None:
+    cache = ModelCache(tmp_path)
+    first = train_model("small_cnn", RECIPE, tiny_synthetic, cache=cache)
+    weights = cache.path_for(first.recipe_hash) / "weights.pt"
+    blob = weights.read_bytes()
+    if damage == "truncate":
+        weights.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flip":
+        weights.write_bytes(blob[:-10] + bytes([blob[-10] ^ 0xFF]) + blob[-9:])
+    else:
+        (weights.parent / "meta.json").write_text("{not json")
+    with pytest.warns(UserWarning, match=r"weights\.pt: corrupt model cache entry \((checksum mismatch|unreadable meta\.json)"):
+        again = train_model("small_cnn", RECIPE, tiny_synthetic, cache=cache)
+    assert not again.from_cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert train_model("small_cnn", RECIPE, tiny_synthetic, cache=cache).from_cache
+
+
+def _train_in_child(root: str, dataset, barrier, out) -> None:  # noqa: ANN001
+    barrier.wait()
+    tm = train_model("small_cnn", RECIPE.model_copy(update={"epochs": 4}), dataset, cache=ModelCache(root))
+    out.put((tm.from_cache, tm.recipe_hash))
+
+
+def test_concurrent_processes_train_once(tmp_path: Path, tiny_synthetic) -> None:
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_train_in_child, args=(str(tmp_path), tiny_synthetic, barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert sorted(hit for hit, _ in results) == [False, True]  # one trained, the other waited and reused
+    assert len({key for _, key in results}) == 1 and len(ModelCache(tmp_path).entries()) == 1
+
+
+def test_unwritable_root_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    cache = ModelCache(tmp_path / "file")
+    with pytest.raises(CacheError, match=r"file/entries/k: cannot create model cache directory .* Set LEPTON_TUNE_CACHE"):
+        cache.store("k", {}, {})
+
+
+def test_content_key_is_order_independent() -> None:
+    assert content_key({"a": 1, "b": [1, 2]}) == content_key({"b": [1, 2], "a": 1})
+    assert content_key({"a": 1}) != content_key({"a": 2})
+
+
+def test_store_then_load_round_trip(tmp_path: Path) -> None:
+    cache = ModelCache(tmp_path)
+    cache.store("k1", {"w": torch.arange(3.0)}, {"backbone": "x"})
+    state, meta = cache.load("k1")
+    assert torch.equal(state["w"], torch.arange(3.0)) and meta["backbone"] == "x"
+    assert json.loads((cache.path_for("k1") / "meta.json").read_text())["sha256"] == meta["sha256"]
+    assert cache.load("absent") is None
+    assert not list(cache.path_for("k1").glob(".*.tmp"))
