@@ -18,6 +18,7 @@ import torch
 import torch.multiprocessing as tmp
 
 from lepton_tune.engine import _protocol as proto
+from lepton_tune.engine._parcel import wrap
 from lepton_tune.engine._shard import StageSpec, shard_main
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class Lane:
         count = len(self.stages)
         links = [ctx.Pipe(duplex=False) for _ in range(count - 1)]  # (reader end, writer end)
         child_ends = []
+        parcels = [wrap(plan.module) for plan in self.stages]
         self.procs, self.conns, self.readers = [], [], []
         for s, plan in enumerate(self.stages):
             parent_end, child_end = ctx.Pipe()
@@ -85,7 +87,7 @@ class Lane:
             downstream = links[s][1] if s < count - 1 else None
             proc = ctx.Process(
                 target=shard_main, name=f"lepton-shard-{plan.spec.index}", daemon=True,
-                args=(plan.spec, [plan.module], child_end, upstream, downstream, self.pools[s], self.pools[s + 1]),
+                args=(plan.spec, [parcels[s]], child_end, upstream, downstream, self.pools[s], self.pools[s + 1]),
             )
             proc.start()
             self.procs.append(proc)

@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection, wait
 import torch
 
 from lepton_tune.engine import _protocol as proto
+from lepton_tune.engine._parcel import Parcel, unwrap
 from lepton_tune.engine._runtime import build_runner
 
 __all__ = ["StageSpec", "shard_main"]
@@ -58,17 +59,17 @@ def _parent_alive(pid: int) -> bool:
     return True
 
 
-def shard_main(spec: StageSpec, holder: list[torch.nn.Module], conn: Connection, upstream: Connection | None,
+def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream: Connection | None,
                downstream: Connection | None, in_pool: torch.Tensor, out_pool: torch.Tensor) -> None:
     """Serve until the parent says quit, a pipe closes, or the parent dies.
 
-    ``holder`` is a one-item list whose module is popped, so that nothing else keeps the shared
+    ``holder`` is a one-item list whose parcel is popped, so that nothing else keeps the shared
     weights mapped once the runner cloned them. ``conn`` is the duplex pipe to the parent; a pipeline stage after the first reads its work
     from ``upstream`` and every stage but the last writes its slots to ``downstream``.
     """
     try:
         _apply_cores(spec)
-        module = holder.pop()
+        module = unwrap(holder.pop())
         run = build_runner(module, precision=spec.precision, runtime=spec.runtime, device=spec.device,
                            cast_input=spec.stage == 0, private_weights=spec.private_weights)
         del module

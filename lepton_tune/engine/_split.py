@@ -59,15 +59,21 @@ def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
         ) from exc
 
 
-def cut_points(nodes: list[torch.fx.Node], meta: dict) -> list[int]:
-    """Positions p such that exactly one tensor defined at or before p is used after p."""
+_QUANTIZED = {torch.quint8, torch.qint8, torch.qint32, torch.quint4x2}
+
+
+def cut_points(nodes: list[torch.fx.Node], meta: dict) -> dict[int, torch.fx.Node]:
+    """Positions p where exactly one plain (not quantized) tensor defined at or before p is used
+    after p, mapped to that tensor's node."""
     pos = {n: i for i, n in enumerate(nodes)}
     last_use = {n: max((pos[u] for u in n.users), default=-1) for n in nodes}
-    points = []
+    points = {}
     for p in range(1, len(nodes) - 2):
         live = [n for n in nodes[: p + 1] if n.op != "get_attr" and last_use[n] > p]
-        if len(live) == 1 and live[0].op != "placeholder" and meta.get(live[0]) is not None:
-            points.append(p)
+        if len(live) != 1 or live[0].op == "placeholder" or meta.get(live[0]) is None:
+            continue
+        if meta[live[0]][1] not in _QUANTIZED:
+            points[p] = live[0]
     return points
 
 
@@ -144,7 +150,7 @@ def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: i
         total += profiler.seconds.get(n, 0.0)
         cumulative.append(total)
     points = cut_points(nodes, profiler.meta)
-    cuts = _choose(points, cumulative, stages)
+    cuts = _choose(sorted(points), cumulative, stages)
     if len(cuts) < stages - 1:
         raise EngineError(
             f"engine: mode 'pipeline' with shards = {stages} needs {stages - 1} cut points where a single "
@@ -154,8 +160,8 @@ def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: i
     out: list[Stage] = []
     for s in range(stages):
         start, end = bounds[s], bounds[s + 1] - 1
-        entry = None if s == 0 else nodes[cuts[s - 1]]
-        exit_node = nodes[cuts[s]] if s < stages - 1 else None
+        entry = None if s == 0 else points[cuts[s - 1]]
+        exit_node = points[cuts[s]] if s < stages - 1 else None
         stage_gm = _stage_graph(gm, nodes, start, end, entry, exit_node)
         in_meta = profiler.meta[placeholders[0] if entry is None else entry]
         out_node = exit_node if exit_node is not None else nodes[-1]
