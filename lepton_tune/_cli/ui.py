@@ -1,16 +1,84 @@
-"""`lepton-tune ui`."""
+"""`lepton-tune ui`: the MLflow UI for a run directory, on 127.0.0.1 only."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from lepton_tune._cli._common import not_implemented
+from lepton_tune._cli._common import DEFAULT_RUN_DIR, err_console
+
+__all__ = ["add_parser", "run", "server_command"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("ui", help="(not implemented yet)")
-    parser.set_defaults(handler=run)
+    p = sub.add_parser("ui", help="start the MLflow UI for a run directory (127.0.0.1)",
+                       description="Start the MLflow UI on the run directory's own MLflow store; Ctrl-C stops it.")
+    p.add_argument("--run-dir", type=Path, default=None, help=f"run directory holding mlflow.db (default: ./{DEFAULT_RUN_DIR})")
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
+    p.set_defaults(handler=run)
+
+
+def server_command(run_dir: Path, port: int) -> list[str]:
+    """The ``mlflow server`` command line for ``run_dir``: its SQLite store and artifact root."""
+    from lepton_tune.tracking import default_tracking_uri
+
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", default_tracking_uri(run_dir),
+            "--default-artifact-root", str((run_dir / "mlartifacts").resolve()),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+
+
+def _check(run_dir: Path, port: int) -> None:
+    from lepton_tune.exceptions import ConfigError, StorageError
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port: must be between 1 and 65535, got {port}. Pass another --port.")
+    if not (run_dir / "mlflow.db").is_file():
+        raise StorageError(f"no MLflow store at {run_dir / 'mlflow.db'}; run 'lepton-tune search' first "
+                           "or pass the --run-dir it used")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigError(f"--port: {port} is already in use on 127.0.0.1. Pass another --port.") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_implemented("ui")
+    from lepton_tune.exceptions import StorageError
+
+    run_dir = args.run_dir or DEFAULT_RUN_DIR
+    _check(run_dir, args.port)
+    console = err_console()
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY=os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"))
+    # own process group: Ctrl-C reaches us once, and we stop the server and its workers together
+    server = subprocess.Popen(server_command(run_dir, args.port), env=env, start_new_session=True)
+    address = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI for {run_dir}: {address}", flush=True)
+    console.print("Press Ctrl-C to stop it.")
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:
+        _stop(server)
+        console.print("MLflow UI stopped.")
+        return 0
+    if code != 0:
+        raise StorageError(f"the MLflow server for {run_dir} exited with code {code}; see its output above")
+    return 0
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                return
+            time.sleep(0.1)

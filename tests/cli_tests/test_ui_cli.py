@@ -1,0 +1,80 @@
+"""`lepton-tune ui`: a real MLflow server on 127.0.0.1 for a run directory, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lepton_tune.cli import main
+from tests.tracking_tests._mlflow_store import fresh_store
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local test server
+        return bytes(response.read())
+
+
+@pytest.mark.slow
+def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from lepton_tune.tracking import ensure_tracking_store
+
+    run_dir = tmp_path / "run"
+    ensure_tracking_store(fresh_store(tmp_path_factory, run_dir), "demo", run_dir / "mlartifacts")
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"MLflow UI for {run_dir}: http://127.0.0.1:{port}"
+        deadline, up = time.monotonic() + 120, False
+        while time.monotonic() < deadline and not up:
+            try:
+                up = _get(f"http://127.0.0.1:{port}/health") == b"OK"
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.5)
+        assert up, "the MLflow UI did not answer /health within 120 s"
+        listed = json.loads(_get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"))
+        assert "demo" in [e["name"] for e in listed["experiments"]]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0
+    with pytest.raises(OSError):
+        _get(f"http://127.0.0.1:{port}/health")
+
+
+def test_ui_without_store_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ui", "--run-dir", str(tmp_path)]) == 1
+    assert "no MLflow store at" in capsys.readouterr().err
+
+
+def test_ui_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["ui", "--run-dir", str(tmp_path), "--port", str(port)]) == 2
+    assert f"--port: {port} is already in use on 127.0.0.1. Pass another --port." in capsys.readouterr().err
+
+
+def test_ui_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ui", "--run-dir", str(tmp_path), "--port", "70000"]) == 2
+    assert "--port: must be between 1 and 65535, got 70000" in capsys.readouterr().err
