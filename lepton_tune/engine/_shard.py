@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -69,7 +70,9 @@ def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream
     """
     try:
         _apply_cores(spec)
-        module = unwrap(holder.pop())
+        with warnings.catch_warnings():  # torch.ao's deprecation chatter when int8 modules load
+            warnings.simplefilter("ignore")
+            module = unwrap(holder.pop())
         run = build_runner(module, precision=spec.precision, runtime=spec.runtime, device=spec.device,
                            cast_input=spec.stage == 0, private_weights=spec.private_weights)
         del module
