@@ -1,8 +1,9 @@
 """How a module travels to a shard: shared-memory tensors, or bytes for quantized modules.
 
-Plain tensors go through torch.multiprocessing pickling (their storage moves to shared memory once
-and every shard maps it). Quantized tensors cannot travel that way (torch cannot rebuild their
-shared storage), and torch's quantized modules do not unpickle (their ``__setstate__`` runs before
+A module is pickled in the parent and unpickled inside the shard's own error handling, so a model
+that cannot load there is reported with its traceback. Plain tensors go through
+torch.multiprocessing pickling (their storage moves to shared memory once and every shard maps
+it). Quantized tensors cannot travel that way (torch cannot rebuild their shared storage), and torch's quantized modules do not unpickle (their ``__setstate__`` runs before
 ``Module.__init__``), so a quantized model is pickled to bytes with a reducer that rebuilds those
 modules the way their ``__deepcopy__`` does; each shard owns a private copy of its int8 weights.
 """
@@ -14,16 +15,18 @@ import pickle
 from dataclasses import dataclass
 
 import torch
+import torch.multiprocessing  # noqa: F401 - registers the tensor reductions with ForkingPickler
+from multiprocessing.reduction import ForkingPickler
 
 __all__ = ["Parcel", "wrap", "unwrap"]
 
 
 @dataclass
 class Parcel:
-    """A module, or its pickled bytes."""
+    """A pickled module; ``shared``: its tensors travel as shared-memory handles."""
 
-    module: torch.nn.Module | None = None
-    data: bytes | None = None
+    data: bytes
+    shared: bool
 
 
 def _quantized(module: torch.nn.Module) -> bool:
@@ -55,15 +58,12 @@ def wrap(module: torch.nn.Module) -> Parcel:
         2
     """
     if not _quantized(module):
-        return Parcel(module=module)
+        return Parcel(data=bytes(ForkingPickler.dumps(module)), shared=True)
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(module)
-    return Parcel(data=buffer.getvalue())
+    return Parcel(data=buffer.getvalue(), shared=False)
 
 
 def unwrap(parcel: Parcel) -> torch.nn.Module:
-    """The module inside ``parcel`` (loaded from bytes when it travelled as bytes)."""
-    if parcel.module is not None:
-        return parcel.module
-    assert parcel.data is not None
+    """The module inside ``parcel``."""
     return pickle.loads(parcel.data)
