@@ -24,7 +24,7 @@ search_space:
     pool_slots: 8
   constraints: ["shards * threads_per_shard <= cores"]
 objectives: [accuracy, latency_p95_ms, memory_mb]
-budgets: {accuracy: 0.3}
+budgets: {accuracy: 0.2}
 sampler: {name: random, seed: 1}
 n_trials: 4
 protocol: {warmup: 2, requests: 20, repeats: 2, concurrency: 2, probe_requests: 0, accuracy_samples: 200}
