@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from lepton_tune.report._figures import pareto_figures, pareto_groups, plot_hypervolume, plot_pareto_2d, plot_pareto_3d
+from lepton_tune.report._figures import (
+    pareto_figures,
+    pareto_groups,
+    plot_hypervolume,
+    plot_pareto_2d,
+    plot_pareto_3d,
+)
 from lepton_tune.report._html import Report, build_report, write_report
 from lepton_tune.report._hypervolume import hypervolume, reference_point
 from lepton_tune.report._importance import ImportanceInfo, importance_info, plot_importances

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import Any
 
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
 from lepton_tune.report._pareto import ParetoInfo
 
-__all__ = ["pareto_groups", "plot_pareto_2d", "plot_pareto_3d", "pareto_figures", "plot_hypervolume", "axis_title"]
+__all__ = ["axis_title", "pareto_figures", "pareto_groups", "plot_hypervolume", "plot_pareto_2d", "plot_pareto_3d"]
 
 #: (group name in the legend, marker) in drawing order; the baseline marker is drawn on top.
-_STYLE = {
-    "infeasible": dict(color="#bbbbbb", symbol="x", size=7),
-    "feasible": dict(color="#6baed6", symbol="circle", size=7),
-    "Pareto front": dict(color="#d62728", symbol="circle", size=10, line=dict(color="black", width=1)),
-    "baseline": dict(color="rgba(0,0,0,0)", symbol="star", size=16, line=dict(color="black", width=2)),
+_STYLE: dict[str, dict[str, Any]] = {
+    "infeasible": {"color": "#bbbbbb", "symbol": "x", "size": 7},
+    "feasible": {"color": "#6baed6", "symbol": "circle", "size": 7},
+    "Pareto front": {"color": "#d62728", "symbol": "circle", "size": 10, "line": {"color": "black", "width": 1}},
+    "baseline": {"color": "rgba(0,0,0,0)", "symbol": "star", "size": 16, "line": {"color": "black", "width": 2}},
 }
 
 
@@ -66,8 +67,8 @@ def plot_pareto_3d(info: ParetoInfo, axes: tuple[int, int, int] = (0, 1, 2)) -> 
     fig = go.Figure()
     i, j, k = axes
     for name, trials in pareto_groups(info).items():
-        style = dict(_STYLE[name])
-        style["size"] = max(3, style["size"] // 2)
+        style: dict[str, Any] = dict(_STYLE[name])
+        style["size"] = max(3, int(style["size"]) // 2)
         if style["symbol"] == "star":  # not a 3-D symbol
             style["symbol"] = "diamond-open"
         fig.add_trace(go.Scatter3d(
@@ -76,8 +77,8 @@ def plot_pareto_3d(info: ParetoInfo, axes: tuple[int, int, int] = (0, 1, 2)) -> 
             text=[_hover(t) for t in trials], hovertemplate="%{text}<extra></extra>",
             customdata=[t.number for t in trials],
         ))
-    fig.update_layout(title="Objectives in 3-D", height=600, scene=dict(
-        xaxis_title=info.objectives[i], yaxis_title=info.objectives[j], zaxis_title=info.objectives[k]))
+    fig.update_layout(title="Objectives in 3-D", height=600, scene={
+        "xaxis_title": info.objectives[i], "yaxis_title": info.objectives[j], "zaxis_title": info.objectives[k]})
     return fig
 
 

@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["hypervolume", "reference_point", "to_loss", "REFERENCE_MARGIN"]
+__all__ = ["REFERENCE_MARGIN", "hypervolume", "reference_point", "to_loss"]
 
 #: How far past the worst observed value the reference point lies, as a fraction of the observed range.
 REFERENCE_MARGIN = 0.1
 
 
-def to_loss(values: Sequence[float], directions: Sequence[str]) -> np.ndarray:
+def to_loss(values: Sequence[float] | np.ndarray, directions: Sequence[str]) -> np.ndarray:
     """Objective values as losses (maximize objectives negated), so that lower is better everywhere.
 
     Example:

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.report._pareto import study_directions, study_objectives
 
-__all__ = ["ImportanceInfo", "importance_info", "plot_importances", "importance_target"]
+__all__ = ["ImportanceInfo", "importance_info", "importance_target", "plot_importances"]
 
 
 class ImportanceInfo(NamedTuple):

@@ -53,7 +53,7 @@ def parallel_info(info: ParetoInfo) -> ParallelInfo:
         if len({repr(v) for v in column}) < 2:
             continue
         if all(_is_number(v) for v in column):
-            dims.append(Dimension(key, [float(v) for v in column], None))
+            dims.append(Dimension(key, [float(v) for v in column if v is not None], None))
         else:
             labels = sorted({str(v) for v in column})
             dims.append(Dimension(key, [float(labels.index(str(v))) for v in column], labels))
@@ -72,8 +72,8 @@ def plot_parallel(info: ParallelInfo) -> go.Figure:
         dims.append(axis)
     fig = go.Figure(go.Parcoords(
         dimensions=dims,
-        line=dict(color=info.groups, cmin=0, cmax=2,
-                  colorscale=[[0, "#bbbbbb"], [0.5, "#6baed6"], [1, "#d62728"]]),
+        line={"color": info.groups, "cmin": 0, "cmax": 2,
+                  "colorscale": [[0, "#bbbbbb"], [0.5, "#6baed6"], [1, "#d62728"]]},
     ))
     fig.update_layout(title="Parallel coordinates (red: Pareto front, blue: feasible, grey: infeasible)",
                       height=500)

@@ -16,13 +16,13 @@ from lepton_tune.report._hypervolume import hypervolume, reference_point, to_los
 
 __all__ = [
     "ParetoInfo",
-    "pareto_info",
-    "study_objectives",
-    "study_directions",
+    "feasible_front",
     "is_feasible",
     "objective_values",
-    "feasible_front",
+    "pareto_info",
+    "study_directions",
     "study_hypervolume",
+    "study_objectives",
 ]
 
 

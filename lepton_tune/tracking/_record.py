@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["ChildRecord", "child_record", "run_status", "metric_key", "study_tags", "trial_json"]
+__all__ = ["ChildRecord", "child_record", "metric_key", "run_status", "study_tags", "trial_json"]
 
 _BAD_KEY = re.compile(r"[^\w\-./ ]")
 _MAX_VALUE = 6000

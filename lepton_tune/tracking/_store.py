@@ -86,7 +86,7 @@ def ensure_tracking_store(uri: str, experiment_name: str, artifact_location: str
             f"cannot create the MLflow tracking store {redact_url(uri)}: {exc}. "
             "Choose a writable --run-dir or --tracking-uri, or pass --no-tracking."
         ) from None
-    except Exception as exc:  # MlflowException, SQLAlchemy and HTTP errors vary by store
+    except Exception as exc:  # noqa: BLE001 - MlflowException, SQLAlchemy and HTTP errors vary by store
         first = redact_url(str(exc)).strip().splitlines()
         raise StorageError(
             f"cannot create the MLflow tracking store {redact_url(uri)}: {first[0] if first else type(exc).__name__}. "

@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 
 def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local test server
+    with urllib.request.urlopen(url, timeout=5) as response:
         return bytes(response.read())
 
 

@@ -23,16 +23,16 @@ DISTRIBUTIONS = {
 #: (state, params, metrics (accuracy, p95, memory), extra user attrs). Front: 0, 1, 6; 2 dominated by 0;
 #: 3 misses the latency budget; 4 pruned infeasible; 5 failed.
 ROWS: list[tuple[TrialState, dict[str, Any], tuple[float, float, float] | None, dict[str, Any]]] = [
-    (TrialState.COMPLETE, dict(backbone="small_cnn", precision="fp32", shards=1, batch_size=1), (0.95, 40.0, 300.0),
+    (TrialState.COMPLETE, {"backbone": "small_cnn", "precision": "fp32", "shards": 1, "batch_size": 1}, (0.95, 40.0, 300.0),
      {"baseline": True}),
-    (TrialState.COMPLETE, dict(backbone="resnet18", precision="bf16", shards=2, batch_size=8), (0.96, 20.0, 400.0), {}),
-    (TrialState.COMPLETE, dict(backbone="resnet18", precision="fp32", shards=1, batch_size=8), (0.90, 45.0, 500.0), {}),
-    (TrialState.COMPLETE, dict(backbone="resnet18", precision="fp32", shards=2, batch_size=1), (0.97, 80.0, 200.0), {}),
-    (TrialState.PRUNED, dict(backbone="small_cnn", precision="int8", shards=4, batch_size=32), None,
+    (TrialState.COMPLETE, {"backbone": "resnet18", "precision": "bf16", "shards": 2, "batch_size": 8}, (0.96, 20.0, 400.0), {}),
+    (TrialState.COMPLETE, {"backbone": "resnet18", "precision": "fp32", "shards": 1, "batch_size": 8}, (0.90, 45.0, 500.0), {}),
+    (TrialState.COMPLETE, {"backbone": "resnet18", "precision": "fp32", "shards": 2, "batch_size": 1}, (0.97, 80.0, 200.0), {}),
+    (TrialState.PRUNED, {"backbone": "small_cnn", "precision": "int8", "shards": 4, "batch_size": 32}, None,
      {"lepton_status": "infeasible", "reason": "shards * threads_per_shard = 4 > usable cores (2)"}),
-    (TrialState.FAIL, dict(backbone="resnet18", precision="int8", shards=1, batch_size=32), None,
+    (TrialState.FAIL, {"backbone": "resnet18", "precision": "int8", "shards": 1, "batch_size": 32}, None,
      {"lepton_status": "failed", "reason": "EngineError: shard 0 died"}),
-    (TrialState.COMPLETE, dict(backbone="small_cnn", precision="int8", shards=2, batch_size=32), (0.85, 10.0, 250.0), {}),
+    (TrialState.COMPLETE, {"backbone": "small_cnn", "precision": "int8", "shards": 2, "batch_size": 32}, (0.85, 10.0, 250.0), {}),
 ]
 
 

@@ -97,7 +97,7 @@ def test_report_is_one_self_contained_file(study: optuna.Study, tmp_path: Path) 
     text = path.read_text()
     assert path.parent.name == "out" and text.startswith("<!DOCTYPE html>")
     assert len(re.findall(r"plotly\.js v\d", text)) == 1  # the library banner: embedded exactly once
-    assert "cdn.plot.ly" not in re.sub(r"<script type=\"text/javascript\">.*?</script>", "", text, count=1, flags=re.S)
+    assert "cdn.plot.ly" not in re.sub(r"<script type=\"text/javascript\">.*?</script>", "", text, count=1, flags=re.DOTALL)
     assert not re.search(r"<script[^>]+src=", text)
     assert text.count('class="plotly-graph-div"') == 7
     assert "<td>6</td>" in text and "Parallel coordinates" in text and "Parameter importance" in text

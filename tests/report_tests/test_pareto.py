@@ -9,7 +9,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lepton_tune.report import hypervolume, objective_values, pareto_info, reference_point, study_hypervolume
+from lepton_tune.report import (
+    hypervolume,
+    objective_values,
+    pareto_info,
+    reference_point,
+    study_hypervolume,
+)
 from lepton_tune.report._hypervolume import _slice_hypervolume, to_loss
 from tests.report_tests._studies import ROWS, empty_study, make_study
 

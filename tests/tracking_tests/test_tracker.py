@@ -139,9 +139,12 @@ def test_store_failing_mid_study_warns_once_and_keeps_every_trial(tmp_path: Path
         if trial.number == 1:
             os.replace(db, db.with_suffix(".moved"))  # the tracking store disappears mid-study
 
-    with pytest.warns(TrackingWarning, match=r"MLflow tracking failed to .* The study goes on") as record:
+    def search() -> None:
         study.optimize(RowObjective(ROWS), n_trials=len(ROWS), catch=(Exception,), callbacks=[tracker, break_store])
         tracker.finish(study)
+
+    with pytest.warns(TrackingWarning, match=r"MLflow tracking failed to .* The study goes on") as record:
+        search()
     assert len([w for w in record if issubclass(w.category, TrackingWarning)]) == 1
     assert len(study.trials) == len(ROWS) and all(t.state.is_finished() for t in study.trials)
     assert tracker.guard.failures >= 1
