@@ -23,11 +23,16 @@ def reference(model: torch.nn.Module, images: np.ndarray, dtype: torch.dtype | N
         return model(x if dtype is None else x.to(dtype)).float().numpy()
 
 
+#: Names torch (file_system strategy), Python multiprocessing and OpenMP runtimes give /dev/shm
+#: entries. Other engineers' services share this host's /dev/shm, so only these are compared.
+SHM_PREFIXES = ("torch_", "psm_", "sem.mp-", "pymp-", "__KMP_REGISTERED_LIB")
+
+
 def shm_entries() -> set[str]:
-    """Entries of /dev/shm not owned by other services on this host (PostgreSQL)."""
+    """The /dev/shm entries an engine could leave behind."""
     if not SHM.is_dir():
         return set()
-    return {p.name for p in SHM.iterdir() if not p.name.startswith("PostgreSQL")}
+    return {p.name for p in SHM.iterdir() if p.name.startswith(SHM_PREFIXES)}
 
 
 def gone(pids: list[int], *, within: float = 10.0) -> bool:
