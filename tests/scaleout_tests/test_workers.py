@@ -1,0 +1,120 @@
+"""Real ``lepton-tune search`` workers on one PostgreSQL study: no lost, duplicated or stuck trials."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from lepton_tune.tracking import ensure_tracking_store
+from tests.scaleout_tests.conftest import Worker, WorkerPool, write_study
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _mlflow_runs(uri: str, experiment: str) -> list[object]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None
+    return list(client.search_runs([exp.experiment_id], max_results=1000))
+
+
+def test_three_workers_finish_the_study_with_one_child_run_per_trial(
+    tmp_path: Path, pg_url: str, workers: WorkerPool,
+) -> None:
+    n_trials = 5
+    study_file = write_study(tmp_path, "three", n_trials=n_trials)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_tracking_store(tracking, "three", tmp_path / "mlartifacts")  # once, before the workers (FACTS.md)
+    for _ in range(3):
+        workers.start(study_file, pg_url, tracking_uri=tracking)
+    codes = workers.wait_all(timeout=240)
+    assert codes == [0, 0, 0], "\n".join(w.stderr[-2000:] for w in workers.workers)
+
+    study = optuna.load_study(study_name="three", storage=pg_url)
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in FINISHED]
+    # each worker stops once n_trials have finished; trials already running then still finish
+    assert n_trials <= len(finished) <= n_trials + 2
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)]
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    for t in finished:
+        assert t.user_attrs["lepton_status"] in ("ok", "infeasible"), t.user_attrs
+        assert t.user_attrs["point"]["backbone"] == "small_cnn"
+
+    runs = _mlflow_runs(tracking, "three")
+    children = [r for r in runs if r.data.tags.get("lepton.role") != "study"]
+    parents = [r for r in runs if r.data.tags.get("lepton.role") == "study"]
+    assert len(parents) == 1
+    numbers = [int(r.data.tags["trial_number"]) for r in children]
+    assert sorted(numbers) == sorted(t.number for t in trials)  # one child per trial, none twice
+    assert {r.data.tags.get("mlflow.parentRunId") for r in children} == {parents[0].info.run_id}
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def _wait_for(predicate: object, timeout: float, what: str, pool: WorkerPool) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()  # type: ignore[operator]
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}:\n" + "\n".join(w.stderr[-1500:] for w in pool.workers))
+
+
+def _measuring_worker(pool: WorkerPool) -> tuple[Worker, list[psutil.Process]] | None:
+    """A live worker whose engine shards are up (it holds the host lock, mid-trial)."""
+    for worker in pool.workers:
+        if worker.proc.poll() is not None:
+            continue
+        try:
+            children = psutil.Process(worker.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+        if children:
+            return worker, children
+    return None
+
+
+def test_killed_worker_trial_is_retried_and_study_completes(
+    tmp_path: Path, pg_url: str, workers: WorkerPool,
+) -> None:
+    n_trials = 4
+    study_file = write_study(tmp_path, "kill", n_trials=n_trials)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_tracking_store(tracking, "kill", tmp_path / "mlartifacts")
+    for _ in range(2):
+        workers.start(study_file, pg_url, tracking_uri=tracking)
+    victim, shards = _wait_for(lambda: _measuring_worker(workers), 180, "a worker measuring a trial", workers)
+    os.kill(victim.pid, signal.SIGKILL)
+    assert victim.wait(10) == -signal.SIGKILL
+    gone, alive = psutil.wait_procs(shards, timeout=20)
+    assert not alive, f"shards outlived their killed worker: {[p.pid for p in alive]}"
+
+    survivor = next(w for w in workers.workers if w is not victim)
+    assert survivor.wait(240) == 0, survivor.stderr[-3000:]
+    study = optuna.load_study(study_name="kill", storage=pg_url)
+    trials = study.get_trials(deepcopy=False)
+    assert len([t for t in trials if t.state in FINISHED]) >= n_trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1, [(t.number, t.state, t.user_attrs.get("reason")) for t in trials]
+    retried = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == failed[0].number]
+    assert len(retried) == 1 and retried[0].state in FINISHED
+    assert retried[0].params == failed[0].params
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+    runs = _mlflow_runs(tracking, "kill")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    logged = {int(r.data.tags["trial_number"]) for r in runs if "trial_number" in r.data.tags}
+    assert logged >= {t.number for t in trials if t.state in FINISHED}
