@@ -13,7 +13,7 @@ from lepton_tune.config import EngineConfig
 from lepton_tune.engine import Engine, EngineStats
 from lepton_tune.exceptions import ConfigError, EngineError
 from tests.engine_tests._nets import OUTPUTS, SHAPE, ResidualNet, ThreadsNet
-from tests.engine_tests.conftest import gone, reference, usable
+from tests.engine_tests.conftest import gone, reference, shm_entries, usable
 
 LAYOUTS = [
     EngineConfig(),
@@ -26,10 +26,12 @@ LAYOUTS = [
 @pytest.mark.parametrize("config", LAYOUTS, ids=["k1", "k2-batch4", "pipeline2", "k2-shared-2slots"])
 def test_outputs_match_the_model_in_order(config, net, images, no_leftovers):
     expected = reference(net, images)
+    before = shm_entries()
     with Engine(net, config, input_shape=SHAPE) as eng:
         out = eng.predict(images)
         single = eng.submit(images[5]).result(timeout=30)
         pids = eng.pids()
+        assert shm_entries() - before == set()  # segments are unlinked even while in use
     assert out.dtype == np.float32 and out.shape == (len(images), OUTPUTS)
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(single, expected[5], atol=1e-5, rtol=0)

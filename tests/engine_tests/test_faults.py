@@ -71,7 +71,7 @@ def test_model_error_fails_that_request_only(images):
 
 
 def test_request_timeout_raises_and_close_does_not_hang(images):
-    with Engine(SleepNet(3.0), EngineConfig(request_timeout_s=0.3), input_shape=SHAPE) as eng:
+    with Engine(SleepNet(1.0), EngineConfig(request_timeout_s=0.3), input_shape=SHAPE) as eng:
         with pytest.raises(EngineTimeoutError, match=r"engine: no answer within request_timeout_s = 0.3 s"):
             eng.predict(images[:1])
         future = eng.submit(images[1])
