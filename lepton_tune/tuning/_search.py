@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,15 +13,23 @@ from optuna.trial import TrialState
 
 from lepton_tune import __version__
 from lepton_tune.config import StudySpec, host_facts
-from lepton_tune.exceptions import ConfigError, HostMismatchError
+from lepton_tune.exceptions import ConfigError, HostMismatchError, StorageError
 from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id
 from lepton_tune.tuning._baseline import run_baselines
 from lepton_tune.tuning._objective import Objective
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._samplers import make_sampler
-from lepton_tune.tuning._storage import create_or_load_study, resolve_storage_url
+from lepton_tune.tuning._storage import (
+    create_or_load_study,
+    redact_url,
+    resolve_storage_url,
+    storage_failure,
+    wait_for_storage,
+)
 
 __all__ = ["SearchOptions", "open_study", "run_search", "finished_count"]
+
+_MAX_OUTAGES_WITHOUT_PROGRESS = 3
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -107,19 +116,31 @@ def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study |
     target = options.n_trials or spec.n_trials
     if spec.baseline:
         run_baselines(study, spec, host, hid, preparer, callbacks=options.callbacks)
-    remaining = None if target is None else max(0, target - finished_count(study))
-    if remaining == 0:
-        return study
     callbacks: list[Callback] = list(options.callbacks)
     if target is not None:
         callbacks.append(optuna.study.MaxTrialsCallback(target, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-    study.optimize(
-        Objective(spec, host, hid, preparer),
-        n_trials=remaining,
-        timeout=options.timeout if options.timeout is not None else spec.timeout,
-        n_jobs=options.n_jobs,
-        catch=(Exception,),
-        callbacks=callbacks,
-        gc_after_trial=False,
-    )
-    return study
+    objective = Objective(spec, host, hid, preparer)
+    timeout = options.timeout if options.timeout is not None else spec.timeout
+    url = resolve_storage_url(options.storage or spec.storage.url, options.run_dir)
+    started, done, outages, progress_at_outage = time.monotonic(), -2, 0, -1
+    while True:
+        try:
+            done = finished_count(study)
+            remaining = None if target is None else max(0, target - done)
+            left = None if timeout is None else timeout - (time.monotonic() - started)
+            if remaining == 0 or (left is not None and left <= 0):
+                return study
+            study.optimize(objective, n_trials=remaining, timeout=left, n_jobs=options.n_jobs, catch=(Exception,),
+                           callbacks=callbacks, gc_after_trial=False)
+            return study
+        except Exception as exc:
+            failure = storage_failure(exc)
+            if failure is None:
+                raise
+            # the same error again and again with no trial finished in between is not an outage
+            outages = outages + 1 if progress_at_outage == done else 1
+            progress_at_outage = done
+            if outages > _MAX_OUTAGES_WITHOUT_PROGRESS:
+                raise StorageError(f"the Optuna storage {redact_url(url)} keeps failing: "
+                                   f"{redact_url(str(failure)).strip().splitlines()[0]}") from None
+            wait_for_storage(url, failure)

@@ -20,14 +20,18 @@ if TYPE_CHECKING:
     from lepton_tune.config import StorageSpec
 
 __all__ = [
+    "StorageWarning",
     "create_or_load_study",
     "load_existing_study",
     "make_storage",
     "redact_url",
     "resolve_storage_url",
+    "storage_failure",
+    "wait_for_storage",
 ]
 
 _CONNECT_TIMEOUT_S = 10  # a silent (firewalled) server is reported, not waited on for minutes
+_OUTAGE_LIMIT_S = 120.0  # how long a worker waits for a lost storage before it stops
 
 # The password runs to the last "@" of the URL (greedy), so one typed with a raw "@", ":" or "/" is
 # hidden whole; quotes and whitespace end a URL inside a message.
@@ -130,6 +134,61 @@ def _unreachable(url: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer
         return _first_line(exc)
     return None
+
+
+def storage_failure(exc: BaseException) -> BaseException | None:
+    """The lost-connection error behind ``exc`` (its cause/context chain walked), None if there is none.
+
+    An outage surfaces in many shapes (the driver's error, Optuna's ``StorageInternalError``, or an
+    error raised while Optuna handled those); the driver's own error is preferred for the message.
+    """
+    import sqlalchemy.exc
+
+    driver = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)
+    found: BaseException | None = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, driver):
+            return current
+        if found is None and isinstance(current, optuna.exceptions.StorageInternalError):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def wait_for_storage(url: str, failure: BaseException, *, limit_s: float = _OUTAGE_LIMIT_S,
+                     poll_s: float = 2.0) -> float:
+    """Say that the storage was lost, then wait until it answers again; return the seconds waited.
+
+    Raises:
+        StorageError: it did not come back within ``limit_s`` seconds.
+    """
+    warnings.warn(
+        f"lost the Optuna storage {redact_url(url)}: {_first_line(failure)}. Waiting up to {limit_s:g} s for it "
+        "to come back; completed trials are safe, and the interrupted trial is failed and retried (heartbeat).",
+        StorageWarning, stacklevel=2,
+    )
+    started = time.monotonic()
+    while True:
+        problem = _unreachable(url)
+        waited = time.monotonic() - started
+        if problem is None:
+            warnings.warn(f"the Optuna storage {redact_url(url)} answers again after {waited:.0f} s; the study goes on",
+                          StorageWarning, stacklevel=2)
+            return waited
+        if waited >= limit_s:
+            raise StorageError(
+                f"the Optuna storage {redact_url(url)} has been unreachable for {waited:.0f} s ({problem}); this "
+                "worker stops. Completed trials are safe in the storage: run the same command again once the "
+                "database is back."
+            )
+        time.sleep(poll_s)
+
+
+class StorageWarning(UserWarning):
+    """The Optuna storage was lost for a while; the worker waits for it."""
 
 
 @contextmanager

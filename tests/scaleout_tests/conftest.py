@@ -8,16 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import psutil
 import pytest
 import yaml
 
 from tests.scaleout_tests._pg import PgCluster, PgUnavailable, acquire, release
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +129,30 @@ class WorkerPool:
     def close(self) -> None:
         for worker in self.workers:
             worker.kill_group()
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, pool: WorkerPool) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail with the workers' stderr if never."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n" + "\n".join(w.stderr[-1500:] for w in pool.workers))
+
+
+def engine_shards(pid: int) -> list[psutil.Process]:
+    """The engine's shard processes under worker ``pid``: children of its multiprocessing forkserver.
+
+    The forkserver stays up between trials; shards exist only while an engine runs (mid-trial).
+    """
+    try:
+        children = psutil.Process(pid).children()
+        servers = [c for c in children if "forkserver" in " ".join(c.cmdline())]
+        return [shard for server in servers for shard in server.children()]
+    except psutil.Error:  # the worker or its forkserver is gone
+        return []
 
 
 @pytest.fixture

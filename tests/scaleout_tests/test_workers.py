@@ -14,7 +14,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from lepton_tune.tracking import ensure_tracking_store
-from tests.scaleout_tests.conftest import Worker, WorkerPool, write_study
+from tests.scaleout_tests.conftest import Worker, WorkerPool, engine_shards, wait_for, write_study
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -63,27 +63,13 @@ def test_three_workers_finish_the_study_with_one_child_run_per_trial(
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
-def _wait_for(predicate: object, timeout: float, what: str, pool: WorkerPool) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()  # type: ignore[operator]
-        if found:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}:\n" + "\n".join(w.stderr[-1500:] for w in pool.workers))
-
-
 def _measuring_worker(pool: WorkerPool) -> tuple[Worker, list[psutil.Process]] | None:
-    """A live worker whose engine shards are up (it holds the host lock, mid-trial)."""
+    """A live worker whose engine shards are up (it holds the host lock, mid-trial), with its shards."""
     for worker in pool.workers:
-        if worker.proc.poll() is not None:
-            continue
-        try:
-            children = psutil.Process(worker.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            continue
-        if children:
-            return worker, children
+        if worker.proc.poll() is None:
+            shards = engine_shards(worker.pid)
+            if shards:
+                return worker, shards
     return None
 
 
@@ -96,10 +82,12 @@ def test_killed_worker_trial_is_retried_and_study_completes(
     ensure_tracking_store(tracking, "kill", tmp_path / "mlartifacts")
     for _ in range(2):
         workers.start(study_file, pg_url, tracking_uri=tracking)
-    victim, shards = _wait_for(lambda: _measuring_worker(workers), 180, "a worker measuring a trial", workers)
+    victim, shards = wait_for(lambda: _measuring_worker(workers), 180, "a worker measuring a trial", workers)
+    running = optuna.load_study(study_name="kill", storage=pg_url).get_trials(states=(TrialState.RUNNING,))
+    assert running, "a measuring worker holds a RUNNING trial"
     os.kill(victim.pid, signal.SIGKILL)
     assert victim.wait(10) == -signal.SIGKILL
-    gone, alive = psutil.wait_procs(shards, timeout=20)
+    _, alive = psutil.wait_procs(shards, timeout=20)
     assert not alive, f"shards outlived their killed worker: {[p.pid for p in alive]}"
 
     survivor = next(w for w in workers.workers if w is not victim)

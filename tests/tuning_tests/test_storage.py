@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from lepton_tune.tuning import (
     redact_url,
     resolve_storage_url,
 )
+from lepton_tune.tuning._storage import StorageWarning, storage_failure, wait_for_storage
 from tests.scaleout_tests._pg import PASSWORD, USER, PgCluster, _free_port
 from tests.scaleout_tests._workers import GRACE_S
 from tests.scaleout_tests.conftest import pg_cluster, pg_url  # noqa: F401 - fixtures shared with scaleout_tests
@@ -241,3 +243,42 @@ def test_killed_worker_trial_fails_and_is_retried_with_same_params(pg_url: str, 
     assert retried[0].params == killed["params"]
     assert [line["params"] for line in _log_lines(log)] == [killed["params"], killed["params"]]
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+# -- outages ----------------------------------------------------------------------------------
+
+def test_storage_failure_finds_the_driver_error_behind_optuna_errors() -> None:
+    import sqlalchemy.exc
+
+    driver = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+    try:
+        try:
+            try:
+                raise driver
+            except sqlalchemy.exc.OperationalError as exc:
+                raise optuna.exceptions.StorageInternalError("commit failed") from exc
+        except optuna.exceptions.StorageInternalError:
+            raise UnboundLocalError("updated_state")  # what Optuna 5.0 raises while handling it
+    except UnboundLocalError as outer:
+        assert storage_failure(outer) is driver
+    assert storage_failure(ValueError("a bug in an objective")) is None
+    assert isinstance(storage_failure(optuna.exceptions.StorageInternalError("x")),
+                      optuna.exceptions.StorageInternalError)
+
+
+def test_wait_for_storage_gives_up_with_a_clear_redacted_error() -> None:
+    url = f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{_free_port()}/db"
+    with pytest.warns(StorageWarning, match=r"lost the Optuna storage .*lepton:\*\*\*@.*: boom\. Waiting up to 0 s"):
+        with pytest.raises(StorageError, match=r"lepton:\*\*\*@.* has been unreachable for \d+ s \(.*\); this worker "
+                                               r"stops\. Completed trials are safe .* run the same command again"
+                           ) as info:
+            wait_for_storage(url, RuntimeError("boom"), limit_s=0, poll_s=0.01)
+    _assert_redacted(info.value, PASSWORD)
+
+
+def test_wait_for_storage_returns_once_it_answers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.warns(StorageWarning) as record:
+        assert wait_for_storage(url, RuntimeError("blip"), limit_s=5) < 5
+    assert [str(w.message).split(":")[0] for w in record] == ["lost the Optuna storage sqlite", "the Optuna storage sqlite"]
+    assert re.search(r"answers again after \d+ s; the study goes on$", str(record[1].message))
