@@ -55,7 +55,7 @@ class PeakPss:
         while not self._stop.wait(0.05):
             self.peak = max(self.peak, pss_mib(self.pids()))
 
-    def __enter__(self) -> PeakPss:
+    def __enter__(self) -> PeakPss:  # noqa: PYI034
         self.peak = pss_mib(self.pids())
         self._thread.start()
         return self

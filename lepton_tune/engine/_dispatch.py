@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -212,7 +213,7 @@ class Dispatcher:
                 return
             lane.live, lane.gen = False, gen + 1
             self.restarts += 1
-            retry = []
+            retry: list[Request] = []
             for req in lane.inflight.values():
                 req.crashed_pids.append(proc.pid)
                 if not req.future.done():

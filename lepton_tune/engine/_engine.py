@@ -114,7 +114,7 @@ class Engine:
             self._launch(self.input_shape)
         return self
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Engine:  # noqa: PYI034 - Engine is not meant to be subclassed
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

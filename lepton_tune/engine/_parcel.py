@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import pickle
 from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
 
 import torch
-import torch.multiprocessing  # noqa: F401 - registers the tensor reductions with ForkingPickler
-from multiprocessing.reduction import ForkingPickler
+import torch.multiprocessing  # registers torch's tensor reductions with ForkingPickler
 
-__all__ = ["Parcel", "wrap", "unwrap"]
+__all__ = ["Parcel", "unwrap", "wrap"]
 
 
 @dataclass
@@ -34,7 +35,7 @@ def _quantized(module: torch.nn.Module) -> bool:
         t.is_quantized for t in [*module.parameters(), *module.buffers()])
 
 
-def _rebuild(cls: type, state: object) -> torch.nn.Module:
+def _rebuild(cls: type[torch.nn.Module], state: object) -> torch.nn.Module:
     module = cls.__new__(cls)
     torch.nn.Module.__init__(module)
     module.__setstate__(state)
@@ -42,11 +43,11 @@ def _rebuild(cls: type, state: object) -> torch.nn.Module:
 
 
 class _Pickler(pickle.Pickler):
-    def reducer_override(self, obj: object) -> object:
+    def reducer_override(self, obj: object) -> Any:
         kind = type(obj)
         if (isinstance(obj, torch.nn.Module) and ".quantized" in kind.__module__
-                and kind.__setstate__ is not torch.nn.Module.__setstate__):
-            return _rebuild, (kind, obj.__getstate__())
+                and kind.__setstate__ is not torch.nn.Module.__setstate__):  # type: ignore[attr-defined]
+            return _rebuild, (kind, obj.__getstate__())  # type: ignore[attr-defined]
         return NotImplemented
 
 

@@ -13,8 +13,20 @@ import struct
 
 import numpy as np
 
-__all__ = ["RUN", "DONE", "FAIL", "READY", "BROKEN", "QUIT", "pack_slots", "unpack_slots",
-           "pack_done", "unpack_done", "pack_fail", "unpack_fail"]
+__all__ = [
+    "BROKEN",
+    "DONE",
+    "FAIL",
+    "QUIT",
+    "READY",
+    "RUN",
+    "pack_done",
+    "pack_fail",
+    "pack_slots",
+    "unpack_done",
+    "unpack_fail",
+    "unpack_slots",
+]
 
 RUN, DONE, FAIL, READY, BROKEN, QUIT = b"R", b"D", b"E", b"K", b"X", b"Q"
 

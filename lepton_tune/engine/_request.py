@@ -11,7 +11,7 @@ import torch
 
 from lepton_tune.exceptions import EngineInputError
 
-__all__ = ["Request", "as_images", "settle", "fail"]
+__all__ = ["Request", "as_images", "fail", "settle"]
 
 
 @dataclass(eq=False)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from lepton_tune.config import RUNTIMES
 from lepton_tune.exceptions import EngineError
 
-__all__ = ["Runner", "build_runner", "runtime_support", "input_dtype"]
+__all__ = ["Runner", "build_runner", "input_dtype", "runtime_support"]
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 

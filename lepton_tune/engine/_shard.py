@@ -78,7 +78,7 @@ def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream
         del module
         staging = torch.empty((spec.batch_size, *in_pool.shape[1:]), dtype=in_pool.dtype)
         run(staging[:1].zero_())
-    except BaseException:  # report any start failure to the parent, which raises it
+    except BaseException:  # noqa: BLE001 - any start failure is reported to the parent, which raises it
         conn.send_bytes(proto.BROKEN + traceback.format_exc().encode())
         return
     conn.send_bytes(proto.READY)
@@ -138,7 +138,7 @@ def _run_batch(spec: StageSpec, run, slots: list[int], conn: Connection, downstr
         if tuple(out.shape) != want:
             raise ValueError(f"stage {spec.stage} output shape {tuple(out.shape)}, expected {want}")
         out_pool.index_copy_(0, index, out.to(out_pool.dtype))
-    except Exception as exc:  # the model raised on this batch: fail these requests, keep serving
+    except Exception as exc:  # noqa: BLE001 - the model raised on this batch: fail these requests, keep serving
         conn.send_bytes(proto.pack_fail(slots, f"{type(exc).__name__}: {exc}"))
         return
     if downstream is not None:

@@ -16,7 +16,7 @@ import torch.fx
 from lepton_tune.engine._runtime import input_dtype
 from lepton_tune.exceptions import EngineError
 
-__all__ = ["Stage", "split_model", "cut_points"]
+__all__ = ["Stage", "cut_points", "split_model"]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class _Profiler(torch.fx.Interpreter):
         self.seconds: dict[torch.fx.Node, float] = {}
         self.meta: dict[torch.fx.Node, tuple[tuple[int, ...], torch.dtype] | None] = {}
 
-    def run_node(self, n: torch.fx.Node):  # noqa: ANN201 - fx's own signature
+    def run_node(self, n: torch.fx.Node):
         started = time.perf_counter()
         out = super().run_node(n)
         self.seconds[n] = min(self.seconds.get(n, float("inf")), time.perf_counter() - started)
@@ -166,7 +166,7 @@ def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: i
         in_meta = profiler.meta[placeholders[0] if entry is None else entry]
         out_node = exit_node if exit_node is not None else nodes[-1]
         out_meta = profiler.meta[out_node]
-        if out_meta is None:
+        if in_meta is None or out_meta is None:
             raise EngineError("engine: mode 'pipeline' needs a model that returns one tensor")
         cost = cumulative[end] - (cumulative[start - 1] if start else 0.0)
         out.append(Stage(stage_gm, in_meta[0][1:], in_meta[1], out_meta[0][1:], out_meta[1], cost))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,7 +133,7 @@ def test_threads_per_shard_applied_when_oversubscribed():
 
 def _private_kib(pid: int) -> int:
     fields = {}
-    for line in open(f"/proc/{pid}/smaps_rollup").read().splitlines()[1:]:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         name, value = line.split(":")
         fields[name] = int(value.split()[0])
     return fields["Private_Clean"] + fields["Private_Dirty"]
@@ -179,11 +180,10 @@ def test_lifecycle_errors(net, images):
 
 
 def test_exception_in_with_block_leaves_nothing(net, images, no_leftovers):
-    with pytest.raises(KeyError):
-        with Engine(net, EngineConfig(shards=2, mode="pipeline"), input_shape=SHAPE) as eng:
-            eng.predict(images[:2])
-            pids = eng.pids()[1:]
-            raise KeyError("boom")
+    with pytest.raises(KeyError), Engine(net, EngineConfig(shards=2, mode="pipeline"), input_shape=SHAPE) as eng:
+        eng.predict(images[:2])
+        pids = eng.pids()[1:]
+        raise KeyError("boom")
     assert gone(pids)
 
 

@@ -15,9 +15,21 @@ import pytest
 
 from lepton_tune.config import EngineConfig
 from lepton_tune.engine import Engine
-from lepton_tune.exceptions import EngineError, EngineInputError, EngineTimeoutError, ShardCrashedError
+from lepton_tune.exceptions import (
+    EngineError,
+    EngineInputError,
+    EngineTimeoutError,
+    ShardCrashedError,
+)
 from tests.conftest import REPO
-from tests.engine_tests._nets import POISON, SHAPE, BrokenOnLoad, CrashNet, RaiseNet, SleepNet, tiny_net
+from tests.engine_tests._nets import (
+    POISON,
+    SHAPE,
+    BrokenOnLoad,
+    CrashNet,
+    RaiseNet,
+    SleepNet,
+)
 from tests.engine_tests.conftest import gone, reference, shm_entries
 
 
@@ -91,9 +103,9 @@ def test_wrong_input_names_expected_and_got_and_engine_keeps_serving(net, images
 
 
 def test_first_request_without_batch_dimension_is_refused(net):
-    with Engine(net, EngineConfig()) as eng:
-        with pytest.raises(EngineInputError, match=r"predict\(\) batch has shape \(16,\), expected \(N, \*image_shape\)"):
-            eng.predict(np.zeros(16, np.float32))
+    with Engine(net, EngineConfig()) as eng, pytest.raises(
+            EngineInputError, match=r"predict\(\) batch has shape \(16,\), expected \(N, \*image_shape\)"):
+        eng.predict(np.zeros(16, np.float32))
 
 
 def test_model_failing_on_the_input_shape_is_reported(net):

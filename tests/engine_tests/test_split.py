@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -27,7 +29,7 @@ def test_stages_compose_to_the_model(make, k):
         expected = model(x)
     assert len(stages) == k
     assert torch.equal(_compose(stages, x), expected)
-    for before, after in zip(stages, stages[1:]):
+    for before, after in itertools.pairwise(stages):
         assert before.out_shape == after.in_shape and before.out_dtype == after.in_dtype
 
 
