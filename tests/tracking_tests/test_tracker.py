@@ -198,3 +198,21 @@ def test_report_is_logged_on_the_parent(tmp_path: Path, mlflow_uri: str) -> None
     tracker.finish(study, report_path=report)
     names = [a.path for a in MlflowClient(mlflow_uri).list_artifacts(tracker.parent_run_id)]
     assert "report-demo.html" in names and "study.json" in names
+
+
+def test_unreachable_server_never_stops_the_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    study = empty_study(tmp_path / "run")
+    tracker = MLflowTracker("http://bob:s3cret@127.0.0.1:9", "demo")
+
+    def search() -> None:
+        tracker.start(study)
+        _search(study, tracker, ROWS[:3])
+        tracker.log_interrupted(study, study.trials[0])
+
+    with pytest.warns(TrackingWarning, match=r"failed to start the parent run at http://bob:\*\*\*@127\.0\.0\.1:9") as seen:
+        search()
+    assert len(seen) == 1 and "s3cret" not in str(seen[0].message)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+    assert tracker.guard.disabled and tracker.parent_run_id is None
