@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lepton-tune`` console script."""
     from lepton_tune.exceptions import ConfigError, LeptonTuneError
 
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: for stuck runs
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -25,7 +25,10 @@ def err_console():  # type: ignore[no-untyped-def]
     """A rich console on stderr (stdout stays clean for --json)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    if not console.is_terminal:  # logs and CI: do not squeeze tables into 80 columns
+        console = Console(stderr=True, width=220)
+    return console
 
 
 def not_implemented(name: str) -> int:

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     console = err_console()
     from rich.console import Console
 
-    Console().print(front_table(study))
+    out = Console() if Console().is_terminal else Console(width=220)
+    out.print(front_table(study))
     counts = study_counts(study)
     console.print(", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
