@@ -18,7 +18,7 @@ from lepton_tune.data._images import expand_image_paths, normalise, preprocess_f
 from lepton_tune.data._sources import read_source
 from lepton_tune.exceptions import DataError
 
-__all__ = ["Dataset", "load_dataset", "load_image_files", "PREPROCESSING_VERSION"]
+__all__ = ["PREPROCESSING_VERSION", "Dataset", "load_dataset", "load_image_files"]
 
 #: Bumped whenever preprocessing changes, so fingerprints (and the model cache) change with it.
 PREPROCESSING_VERSION = 1

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from lepton_tune.exceptions import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "decode_image", "resize", "adapt_channels", "normalise", "expand_image_paths"]
+__all__ = ["IMAGE_EXTENSIONS", "adapt_channels", "decode_image", "expand_image_paths", "normalise", "resize"]
 
 #: File name endings read as images (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
@@ -35,8 +35,7 @@ def decode_image(path: str | Path, channels: int) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
-            img = img.convert("L" if channels == 1 else "RGB")
-            array = np.asarray(img, dtype=np.uint8)
+            array = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: image file does not exist. Check the path") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -91,7 +92,7 @@ def _imagefolder(spec: DatasetSpec) -> Raw:
 class _SafeUnpickler(pickle.Unpickler):
     """Unpickle CIFAR batches, allowing only the numpy globals that format needs (no code runs)."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),

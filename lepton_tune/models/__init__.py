@@ -12,7 +12,13 @@ from lepton_tune.models._precision import (
     precision_support,
 )
 from lepton_tune.models._profile import model_profile
-from lepton_tune.models._registry import ADAPTATION_VERSION, REGISTRY, SMALL_INPUT, SmallCNN, build_model
+from lepton_tune.models._registry import (
+    ADAPTATION_VERSION,
+    REGISTRY,
+    SMALL_INPUT,
+    SmallCNN,
+    build_model,
+)
 from lepton_tune.models._train import TrainedModel, recipe_hash, train_model
 
 __all__ = [

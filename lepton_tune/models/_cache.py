@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,20 @@ class ModelCache:
             raise CacheError(f"{path}: cannot create model cache directory ({exc}). Set LEPTON_TUNE_CACHE to a writable directory") from None
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold an exclusive file lock on ``key`` (other processes asking for it wait here)."""
+    def lock(self, key: str, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold an exclusive file lock on ``key`` (other processes asking for it wait here).
+
+        ``on_wait`` is called once if another process holds the lock, before waiting for it.
+        """
         locks = self.root / "locks"
         self._mkdir(locks)
         with (locks / f"{key}.lock").open("a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["predict", "accuracy"]
+__all__ = ["accuracy", "predict"]
 
 
 def predict(module: nn.Module, x: torch.Tensor, *, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:

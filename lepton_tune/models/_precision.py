@@ -26,7 +26,7 @@ from lepton_tune.models._evaluate import predict
 from lepton_tune.models._quantized import QuantizedModule, quantize, quiet
 from lepton_tune.models._train import TrainedModel
 
-__all__ = ["CastWrapper", "ConvertedModel", "convert_precision", "precision_support", "CONVERT_VERSION"]
+__all__ = ["CONVERT_VERSION", "CastWrapper", "ConvertedModel", "convert_precision", "precision_support"]
 
 CONVERT_VERSION = 1
 #: Training images used to calibrate int8 static quantization (a seeded subset of the train split).
@@ -132,7 +132,8 @@ def _int8(kind: str, fp32: nn.Module, calib: torch.Tensor, shape: tuple[int, ...
 def _make(precision: str, fp32: nn.Module, dataset: Dataset, backbone: str, *, for_load: bool) -> nn.Module:
     if precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return CastWrapper(copy.deepcopy(fp32).to(dtype, memory_format=torch.channels_last), dtype)
+        cast = copy.deepcopy(fp32).to(dtype).to(memory_format=torch.channels_last)
+        return CastWrapper(cast, dtype)
     if precision in ("int8", "int8_dynamic"):
         # When loading a cached artifact, two images suffice to build the graph; the state dict
         # loaded next replaces every scale and zero point.

@@ -20,9 +20,23 @@ from lepton_tune.models._evaluate import accuracy
 from lepton_tune.models._profile import model_profile
 from lepton_tune.models._registry import backbone_name, build_model, model_identity
 
-__all__ = ["TrainedModel", "train_model", "recipe_hash"]
+__all__ = ["TrainedModel", "recipe_hash", "train_model"]
 
 Progress = Callable[[dict[str, Any]], None]
+
+#: Bumped when the loop changes what it learns (part of the cache key with the adaptation version).
+TRAINING_VERSION = 2
+#: Random translation of training images by up to ``image_size // 16`` pixels (edge-padded).
+AUGMENT_SHIFT = True
+
+
+def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image by a random offset in [-s, s] pixels, s = max(1, size // 16)."""
+    s = max(1, x.shape[-1] // 16)
+    padded = torch.nn.functional.pad(x, (s, s, s, s), mode="replicate")
+    offsets = torch.randint(0, 2 * s + 1, (len(x), 2), generator=gen).tolist()
+    h, w = x.shape[-2:]
+    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
 @dataclass
@@ -51,6 +65,7 @@ class TrainedModel:
 def recipe_hash(backbone: str | ModelSpec, recipe: TrainRecipe, dataset: Dataset) -> str:
     """The content key of training ``backbone`` with ``recipe`` on ``dataset``."""
     return content_key({"what": "trained", "dataset": dataset.fingerprint, "model": model_identity(backbone),
+                        "training": [TRAINING_VERSION, AUGMENT_SHIFT],
                         "image_shape": list(dataset.image_shape), "classes": len(dataset.classes),
                         "recipe": recipe.model_dump(mode="json")})
 
@@ -83,7 +98,8 @@ def _fit(model: nn.Module, recipe: TrainRecipe, dataset: Dataset, emit: Progress
             if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm; drop the remainder
                 continue
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
+            batch = _shift(x[idx], gen) if AUGMENT_SHIFT else x[idx]
+            loss = loss_fn(model(batch), y[idx])
             loss.backward()
             opt.step()
             model_loss += float(loss.detach()) * len(idx)
@@ -123,7 +139,10 @@ def train_model(
     for ``recipe.seed`` on one machine. All usable cores are used while training (the previous
     thread count is restored after). With ``cache=None`` nothing is cached. With a cache, a hit
     skips training, and concurrent processes asking for the same key train it once (file lock).
-    ``progress`` receives dicts: ``{"event": "start"|"epoch"|"early_stop"|"cache_hit"|"done", ...}``.
+    ``progress`` receives dicts with ``backbone``, ``recipe_hash`` and ``event``: ``"start"``,
+    ``"epoch"`` (``epoch``, ``epochs``, ``train_loss``, ``val_accuracy``, ``best_val_accuracy``,
+    ``seconds``), ``"early_stop"``, ``"waiting"`` (another process holds the lock), ``"cache_hit"``
+    or ``"done"``. Training images are randomly shifted by up to ``image_size // 16`` pixels.
     A :class:`ModelSpec` with ``train: false`` is only evaluated.
 
     Example:
@@ -167,7 +186,8 @@ def train_model(
     hit = from_cache()
     if hit is not None:
         return hit
-    with cache.lock(key) if cache is not None else contextlib.nullcontext():
+    waiting = {"event": "waiting", "reason": "another process is training this recipe"}
+    with cache.lock(key, on_wait=lambda: emit(waiting)) if cache is not None else contextlib.nullcontext():
         hit = from_cache()  # another process may have trained it while we waited
         if hit is not None:
             return hit

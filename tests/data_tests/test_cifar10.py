@@ -26,7 +26,7 @@ def test_directory_without_batches(tmp_path: Path) -> None:
 
 def test_pickle_with_foreign_globals_is_refused(cifar_dir: Path) -> None:
     class Evil:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self):
             return (print, ("pwned",))
 
     with (cifar_dir / "test_batch").open("wb") as fh:

@@ -21,10 +21,11 @@ def test_synthetic_shape_classes_and_determinism() -> None:
 
 
 def test_too_few_images_to_split() -> None:
-    from lepton_tune.data._dataset import _split
     import numpy as np
 
+    from lepton_tune.data._dataset import _split
+
     spec = DatasetSpec(kind="synthetic", val_fraction=0.1, test_fraction=0.1)
-    with pytest.raises(DataError, match="2 images are too few to split into train/val/test"):
-        with pytest.warns(UserWarning, match="too few images for a stratified split"):
-            _split(np.array([0, 1]), spec)
+    with pytest.raises(DataError, match="2 images are too few to split into train/val/test"), \
+            pytest.warns(UserWarning, match="too few images for a stratified split"):
+        _split(np.array([0, 1]), spec)

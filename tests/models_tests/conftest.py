@@ -21,7 +21,7 @@ def tiny_synthetic() -> Dataset:
 
 
 @pytest.fixture(scope="session")
-def trained(digits16):  # noqa: ANN201
+def trained(digits16):
     from lepton_tune.models import train_model
 
     return train_model("small_cnn", TINY, digits16)

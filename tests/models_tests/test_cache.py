@@ -59,10 +59,12 @@ def test_corrupt_entry_is_warned_about_and_retrained(tmp_path: Path, tiny_synthe
         assert train_model("small_cnn", RECIPE, tiny_synthetic, cache=cache).from_cache
 
 
-def _train_in_child(root: str, dataset, barrier, out) -> None:  # noqa: ANN001
+def _train_in_child(root: str, dataset, barrier, out) -> None:
     barrier.wait()
-    tm = train_model("small_cnn", RECIPE.model_copy(update={"epochs": 4}), dataset, cache=ModelCache(root))
-    out.put((tm.from_cache, tm.recipe_hash))
+    events: list[str] = []
+    tm = train_model("small_cnn", RECIPE.model_copy(update={"epochs": 4}), dataset, cache=ModelCache(root),
+                     progress=lambda e: events.append(e["event"]))
+    out.put((tm.from_cache, tm.recipe_hash, events))
 
 
 def test_concurrent_processes_train_once(tmp_path: Path, tiny_synthetic) -> None:
@@ -74,8 +76,11 @@ def test_concurrent_processes_train_once(tmp_path: Path, tiny_synthetic) -> None
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=30)
-    assert sorted(hit for hit, _ in results) == [False, True]  # one trained, the other waited and reused
-    assert len({key for _, key in results}) == 1 and len(ModelCache(tmp_path).entries()) == 1
+    assert sorted(hit for hit, _, _ in results) == [False, True]  # one trained, the other waited and reused
+    assert len({key for _, key, _ in results}) == 1 and len(ModelCache(tmp_path).entries()) == 1
+    reused = next(events for hit, _, events in results if hit)
+    trained = next(events for hit, _, events in results if not hit)
+    assert reused[-1] == "cache_hit" and "epoch" not in reused and trained.count("epoch") == 4
 
 
 def test_unwritable_root_is_named(tmp_path: Path) -> None:
@@ -98,3 +103,28 @@ def test_store_then_load_round_trip(tmp_path: Path) -> None:
     assert json.loads((cache.path_for("k1") / "meta.json").read_text())["sha256"] == meta["sha256"]
     assert cache.load("absent") is None
     assert not list(cache.path_for("k1").glob(".*.tmp"))
+
+
+def test_a_held_lock_makes_the_second_caller_wait(tmp_path: Path, tiny_synthetic) -> None:
+    import threading
+
+    from lepton_tune.models import recipe_hash
+
+    cache = ModelCache(tmp_path)
+    key = recipe_hash("small_cnn", RECIPE, tiny_synthetic)
+    events: list[str] = []
+    waiting = threading.Event()
+
+    def progress(e: dict) -> None:
+        events.append(e["event"])
+        if e["event"] == "waiting":
+            waiting.set()
+
+    with cache.lock(key):
+        worker = threading.Thread(target=train_model, args=("small_cnn", RECIPE, tiny_synthetic),
+                                  kwargs={"cache": cache, "progress": progress})
+        worker.start()
+        assert waiting.wait(timeout=60)
+        assert "start" not in events  # nothing trains while the lock is held elsewhere
+    worker.join(timeout=120)
+    assert events[0] == "waiting" and events[-1] == "done" and len(cache.entries()) == 1

@@ -76,7 +76,7 @@ def test_corrupt_converted_entry_is_rebuilt(tmp_path: Path, trained, digits16) -
     assert not again.from_cache and again.val_accuracy == first.val_accuracy
 
 
-def _run_in_child(q_in, q_out) -> None:  # noqa: ANN001
+def _run_in_child(q_in, q_out) -> None:
     while (item := q_in.get()) is not None:
         module, x = item
         with torch.inference_mode():
@@ -101,12 +101,11 @@ def test_converted_modules_unpickle_in_a_fresh_process(trained, digits16) -> Non
         child.join(timeout=30)
 
 
-def test_int8_on_resnet18(digits16) -> None:
-    module = build_model("resnet18", num_classes=10, image_shape=(1, 16, 16)).eval()
-    tm = _fake_trained(module, digits16)
-    cm = convert_precision(tm, "int8", digits16)
+def test_int8_on_resnet18(tiny_synthetic) -> None:
+    module = build_model("resnet18", num_classes=3, image_shape=tiny_synthetic.image_shape).eval()
+    cm = convert_precision(_fake_trained(module, tiny_synthetic), "int8", tiny_synthetic)
     with torch.inference_mode():
-        assert cm.module(digits16.val[0][:2]).shape == (2, 10)
+        assert cm.module(tiny_synthetic.val[0][:2]).shape == (2, 3)
 
 
 class _Branchy(nn.Module):
@@ -126,9 +125,9 @@ def test_untraceable_model_cannot_be_int8(digits16) -> None:
         convert_precision(tm, "int8", digits16)
 
 
-def _fake_trained(module: nn.Module, dataset):  # noqa: ANN001, ANN202
+def _fake_trained(module: nn.Module, dataset):
     from lepton_tune.models import TrainedModel
 
     return TrainedModel(module=module.eval(), backbone="custom", recipe_hash="0" * 20, val_accuracy=0.1,
                         train_seconds=0.0, from_cache=False, epochs_run=0, params=0, flops=0,
-                        image_shape=dataset.image_shape, num_classes=10)
+                        image_shape=dataset.image_shape, num_classes=len(dataset.classes))

@@ -6,7 +6,6 @@ import torch
 
 from lepton_tune.config import ModelSpec, TrainRecipe
 from lepton_tune.models import train_model
-from tests.models_tests.conftest import TINY
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -22,18 +21,17 @@ def test_trained_model_fields(trained) -> None:
     assert len(trained.recipe_hash) == 20 and len(trained.history) == 2
 
 
-def test_same_seed_same_weights_and_test_split_never_read(trained, digits16) -> None:
-    x, y = digits16.test
-    poisoned = dataclasses.replace(digits16, test=(torch.full_like(x, float("nan")), torch.full_like(y, -1)))
-    again = train_model("small_cnn", TINY, poisoned)
-    assert _same_weights(again.module, trained.module)
-    assert again.val_accuracy == trained.val_accuracy
-
-
-def test_other_seed_other_weights_and_other_hash(trained, digits16) -> None:
-    other = train_model("small_cnn", TINY.model_copy(update={"seed": 1, "epochs": 1}), digits16)
-    assert not _same_weights(other.module, trained.module)
-    assert other.recipe_hash != trained.recipe_hash
+def test_same_seed_same_weights_and_test_split_never_read(tiny_synthetic) -> None:
+    recipe = TrainRecipe(epochs=2, batch_size=16)
+    first = train_model("small_cnn", recipe, tiny_synthetic)
+    x, y = tiny_synthetic.test
+    poisoned = dataclasses.replace(tiny_synthetic, test=(torch.full_like(x, float("nan")), torch.full_like(y, -1)))
+    again = train_model("small_cnn", recipe, poisoned)
+    assert _same_weights(again.module, first.module)
+    assert again.val_accuracy == first.val_accuracy
+    other = train_model("small_cnn", recipe.model_copy(update={"seed": 1}), tiny_synthetic)
+    assert not _same_weights(other.module, first.module)
+    assert other.recipe_hash != first.recipe_hash
 
 
 def test_progress_events_and_threads_restored(tiny_synthetic) -> None:
