@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from lepton_tune.cli import main
+from tests.report_tests._studies import ROWS, make_study
 from tests.tracking_tests._mlflow_store import fresh_store
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
 def _free_port() -> int:
@@ -29,12 +32,23 @@ def _get(url: str) -> bytes:
         return bytes(response.read())
 
 
+def _post(url: str, body: dict) -> bytes:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return bytes(response.read())
+
+
 @pytest.mark.slow
 def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from lepton_tune.tracking import ensure_tracking_store
+    from lepton_tune.tracking import MLflowTracker
 
     run_dir = tmp_path / "run"
-    ensure_tracking_store(fresh_store(tmp_path_factory, run_dir), "demo", run_dir / "mlartifacts")
+    study = make_study(run_dir, rows=ROWS[:2])
+    tracker = MLflowTracker(fresh_store(tmp_path_factory, run_dir), "demo", run_dir=run_dir)
+    tracker.start(study)
+    for trial in study.trials:
+        tracker(study, trial)
+    tracker.finish(study)
     port = _free_port()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
     proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
@@ -51,7 +65,10 @@ def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_fa
                 time.sleep(0.5)
         assert up, "the MLflow UI did not answer /health within 120 s"
         listed = json.loads(_get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"))
-        assert "demo" in [e["name"] for e in listed["experiments"]]
+        (experiment,) = [e for e in listed["experiments"] if e["name"] == "demo"]
+        runs = json.loads(_post(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+                                {"experiment_ids": [experiment["experiment_id"]]}))["runs"]
+        assert sorted(r["info"]["run_name"] for r in runs) == ["demo", "trial-0", "trial-1"]
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
@@ -60,21 +77,21 @@ def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_fa
         _get(f"http://127.0.0.1:{port}/health")
 
 
-def test_ui_without_store_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ui_without_store_is_an_error(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["ui", "--run-dir", str(tmp_path)]) == 1
-    assert "no MLflow store at" in capsys.readouterr().err
+    assert "no MLflow store at" in capfd.readouterr().err
 
 
-def test_ui_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ui_port_in_use(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "mlflow.db").write_bytes(b"")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         assert main(["ui", "--run-dir", str(tmp_path), "--port", str(port)]) == 2
-    assert f"--port: {port} is already in use on 127.0.0.1. Pass another --port." in capsys.readouterr().err
+    assert f"--port: {port} is already in use on 127.0.0.1. Pass another --port." in capfd.readouterr().err
 
 
-def test_ui_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ui_bad_port(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["ui", "--run-dir", str(tmp_path), "--port", "70000"]) == 2
-    assert "--port: must be between 1 and 65535, got 70000" in capsys.readouterr().err
+    assert "--port: must be between 1 and 65535, got 70000" in capfd.readouterr().err
