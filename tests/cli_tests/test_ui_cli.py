@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from lepton_tune._cli import ui
 from lepton_tune.cli import main
+from lepton_tune.exceptions import ConfigError, StorageError
 from tests.report_tests._studies import ROWS, make_study
 from tests.tracking_tests._mlflow_store import fresh_store
 
@@ -95,3 +98,27 @@ def test_ui_port_in_use(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> No
 def test_ui_bad_port(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["ui", "--run-dir", str(tmp_path), "--port", "70000"]) == 2
     assert "--port: must be between 1 and 65535, got 70000" in capfd.readouterr().err
+
+
+def _args(run_dir: Path, port: int) -> argparse.Namespace:
+    return argparse.Namespace(run_dir=run_dir, port=port)
+
+
+def test_ui_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"no MLflow store at .*mlflow\.db; run 'lepton-tune search' first"):
+        ui.run(_args(tmp_path, _free_port()))
+    with pytest.raises(ConfigError, match=r"--port: must be between 1 and 65535, got 0\. Pass another --port\."):
+        ui.run(_args(tmp_path, 0))
+
+
+def test_ui_server_that_cannot_start_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "mlflow.db").write_text("not a database")
+    with pytest.raises(StorageError, match=r"the MLflow server for .* exited with code 1; see its output above"):
+        ui.run(_args(tmp_path, _free_port()))
+
+
+def test_server_command_binds_localhost_with_the_run_dir_store(tmp_path: Path) -> None:
+    command = ui.server_command(tmp_path, 5123)
+    assert command[command.index("--host") + 1] == "127.0.0.1" and command[command.index("--port") + 1] == "5123"
+    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert command[command.index("--default-artifact-root") + 1] == str(tmp_path / "mlartifacts")
