@@ -126,7 +126,7 @@ class Engine:
                 return
             began = time.perf_counter()
             self.input_shape = shape
-            dispatch = Dispatcher(mp_context(), timeout_s=self.config.request_timeout_s,
+            dispatch = Dispatcher(mp_context(self.model), timeout_s=self.config.request_timeout_s,
                                   start_timeout_s=max(60.0, self.config.request_timeout_s), deliver=self._deliver)
             self._dispatch = dispatch
             try:

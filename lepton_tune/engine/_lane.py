@@ -1,5 +1,12 @@
 """A lane: the processes that serve one stream of requests, with their slot pools.
 
+Shards start with the forkserver method, which normally re-runs the parent's ``__main__`` in
+every child. For the ``lepton-tune`` command that would import the whole CLI (optuna, mlflow,
+plotly) into every shard, costing seconds and hundreds of MiB each, so a shard is started without
+re-running ``__main__`` unless its pickled model refers to ``__main__`` (a class defined in the
+user's script). That is the one change to multiprocessing's preparation data, made for the
+starting thread only.
+
 Replica mode has ``shards`` lanes of one stage each; pipeline mode has one lane of ``shards``
 stages. A lane's slot pool holds ``pool_slots`` requests in flight: slot k of a request is used in
 every pool of the lane (input, each stage boundary, output), so only slot indices travel.
@@ -7,6 +14,7 @@ every pool of the lane (input, each stage boundary, output), so only slot indice
 
 from __future__ import annotations
 
+import multiprocessing.spawn
 import os
 import signal
 import threading
@@ -30,10 +38,39 @@ __all__ = ["Lane", "StagePlan", "mp_context"]
 _PRELOAD = ["torch", "lepton_tune.engine._shard"]
 
 
-def mp_context() -> Any:
-    """The forkserver context, with torch preloaded in the server so shards start fast."""
+_LOCAL = threading.local()
+_ORIGINAL_PREPARATION = multiprocessing.spawn.get_preparation_data
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    data = _ORIGINAL_PREPARATION(name)
+    if getattr(_LOCAL, "skip_main", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+def _start(proc: Any, *, with_main: bool) -> None:
+    """Start ``proc``; without ``with_main`` the child does not re-run ``__main__``."""
+    if multiprocessing.spawn.get_preparation_data is not _preparation_data:
+        multiprocessing.spawn.get_preparation_data = _preparation_data
+    _LOCAL.skip_main = not with_main
+    try:
+        proc.start()
+    finally:
+        _LOCAL.skip_main = False
+
+
+def mp_context(model: torch.nn.Module | None = None) -> Any:
+    """The forkserver context, with torch preloaded in the server so shards start fast.
+
+    The modules that define ``model``'s classes (torchvision's, say) are preloaded too, so that a
+    shard does not spend seconds importing them to unpickle its model. The preload list only
+    counts when the server starts: at the first engine of this process.
+    """
+    modules = sorted({type(m).__module__ for m in model.modules()}) if model is not None else []
     ctx = tmp.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
+    ctx.set_forkserver_preload(_PRELOAD + [m for m in modules if m.split(".")[0] not in ("__main__", "torch")])
     return ctx
 
 
@@ -90,7 +127,7 @@ class Lane:
                 target=shard_main, name=f"lepton-shard-{plan.spec.index}", daemon=True,
                 args=(plan.spec, [parcels[s]], child_end, upstream, downstream, self.pools[s], self.pools[s + 1]),
             )
-            proc.start()
+            _start(proc, with_main=b"__main__" in parcels[s].data)
             self.procs.append(proc)
             self.conns.append(parent_end)
             child_ends.append(child_end)

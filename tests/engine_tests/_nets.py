@@ -117,3 +117,16 @@ class Branchy(nn.Module):
         if x.sum() > 0:
             return self.inner(x)
         return -self.inner(x)
+
+
+class ImportProbe(nn.Module):
+    """Answers 1.0 if module ``name`` is imported in the shard, else 0.0."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import sys
+
+        return torch.full((x.shape[0], 1), float(self.name in sys.modules))

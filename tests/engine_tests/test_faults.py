@@ -159,3 +159,38 @@ def test_close_from_another_thread_fails_waiting_requests(images):
     with pytest.raises(EngineError, match="engine: closed before this request was answered"):
         futures[-1].result(timeout=30)
     assert _wait_for(lambda: eng.pids() == [os.getpid()])
+
+
+_MAIN_SCRIPT = """
+import json, sys
+import numpy as np
+import optuna  # heavy, and nothing the shard needs
+import torch
+from lepton_tune.config import EngineConfig
+from lepton_tune.engine import Engine
+from tests.engine_tests._nets import SHAPE, ImportProbe
+
+class MainNet(torch.nn.Module):  # defined in __main__: the shard must re-run this script
+    def forward(self, x):
+        return torch.full((x.shape[0], 1), 3.0)
+
+if __name__ == "__main__":
+    x = np.zeros((2, *SHAPE), np.float32)
+    with Engine(ImportProbe("optuna"), EngineConfig(), input_shape=SHAPE) as eng:
+        probe = eng.predict(x)[:, 0].tolist()
+    with Engine(MainNet(), EngineConfig(), input_shape=SHAPE) as eng:
+        main = eng.predict(x)[:, 0].tolist()
+    print(json.dumps([probe, main]))
+"""
+
+
+def test_shards_rerun_main_only_for_models_defined_there(tmp_path):
+    script = tmp_path / "serve.py"
+    script.write_text(_MAIN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=240, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    probe, main = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe == [0.0, 0.0]  # the script's imports (optuna) did not follow into the shard
+    assert main == [3.0, 3.0]

@@ -1,4 +1,4 @@
-"""How modules travel: shared handles for plain modules, bytes for quantized ones."""
+"""How modules travel: tensors as shared memory beside the pickled bytes; quantized modules by value."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from lepton_tune.engine._parcel import unwrap, wrap
 from tests.engine_tests._nets import tiny_net
 
 
-def test_plain_module_travels_as_shared_handles():
+def test_plain_module_sends_its_tensors_beside_the_bytes():
     net = tiny_net()
     parcel = wrap(net)
-    assert parcel.shared
-    assert all(p.is_shared() for p in net.parameters())
+    assert len(parcel.tensors) == len(list(net.parameters())) + len(list(net.buffers()))
+    back = unwrap(parcel)
+    assert all(a.data_ptr() == b.data_ptr() for a, b in zip(net.parameters(), back.parameters(), strict=True))
+    assert len(parcel.data) < 10_000  # weights are not in the bytes
 
 
 @pytest.mark.filterwarnings("ignore")
@@ -25,6 +27,4 @@ def test_quantized_module_round_trips_exactly():
     q = prepare_fx(tiny_net(), get_default_qconfig_mapping("x86"), (x,))
     q(x)
     q = convert_fx(q)
-    parcel = wrap(q)
-    assert not parcel.shared
-    assert torch.equal(unwrap(parcel)(x), q(x))
+    assert torch.equal(unwrap(wrap(q))(x), q(x))
