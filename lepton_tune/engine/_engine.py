@@ -57,8 +57,9 @@ class EngineStats:
 class Engine:
     """Serve ``model`` from ``config.shards`` worker processes.
 
-    Scripts that create an engine need the ``if __name__ == "__main__":`` guard: shards start
-    with the forkserver method, which re-imports the main module.
+    Shards start with the forkserver method and do not re-run the parent's ``__main__``, except
+    when the model's class is defined there: then the script needs the usual
+    ``if __name__ == "__main__":`` guard.
 
     Args:
         model: the converted model (fp32/bf16 module, int8 FX GraphModule, ...).
