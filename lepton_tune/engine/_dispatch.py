@@ -83,6 +83,8 @@ class Dispatcher:
             if self.closed:
                 return []
             self.closed = True
+            for event in self._ready.values():  # wake a relaunch waiting for a shard
+                event.set()
             leftovers = list(self.pending)
             self.pending.clear()
             for lane in self.lanes:

@@ -29,6 +29,7 @@ from tests.engine_tests._nets import (
     CrashNet,
     RaiseNet,
     SleepNet,
+    tiny_net,
 )
 from tests.engine_tests.conftest import gone, reference, shm_entries
 
@@ -194,3 +195,26 @@ def test_shards_rerun_main_only_for_models_defined_there(tmp_path):
     probe, main = json.loads(out.stdout.strip().splitlines()[-1])
     assert probe == [0.0, 0.0]  # the script's imports (optuna) did not follow into the shard
     assert main == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("stage", [0, 1])
+def test_killed_pipeline_stage_restarts_the_pipeline(images, stage):
+    net = tiny_net()
+    expected = reference(net, images)
+    with Engine(net, EngineConfig(shards=2, mode="pipeline", batch_size=2, pool_slots=4), input_shape=SHAPE) as eng:
+        futures = [eng.submit(image) for image in images]
+        victim = eng.pids()[1 + stage]
+        os.kill(victim, signal.SIGKILL)
+        got = np.stack([f.result(timeout=30) for f in futures])
+        assert _wait_for(lambda: len(eng.pids()) == 3 and victim not in eng.pids())
+        np.testing.assert_allclose(eng.predict(images), expected, atol=1e-5, rtol=0)
+        assert eng.stats().restarts == 1
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_close_during_a_restart_is_prompt(images):
+    eng = Engine(tiny_net(), EngineConfig(), input_shape=SHAPE).start()
+    os.kill(eng.pids()[1], signal.SIGKILL)
+    assert _wait_for(lambda: eng.stats().restarts == 1)
+    eng.close()
+    assert eng.pids() == [os.getpid()]
