@@ -17,7 +17,7 @@ __all__ = ["build_lanes", "probe_output"]
 
 
 def probe_output(model: torch.nn.Module, config: EngineConfig, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Run the model once in this process on zeros to learn one output's shape.
+    """Run the model once in this process, where its weights are, on zeros to learn one output's shape.
 
     Raises:
         EngineError: the model fails on an input of that shape, or returns no batch dimension.
@@ -26,7 +26,9 @@ def probe_output(model: torch.nn.Module, config: EngineConfig, shape: tuple[int,
         >>> probe_output(torch.nn.Linear(3, 2), EngineConfig(), (3,))
         (2,)
     """
-    run = build_runner(model, precision=config.precision, runtime=config.runtime, device="cpu")
+    first = next(iter(model.parameters()), None)
+    device = str(first.device) if first is not None and first.device.type != "meta" else "cpu"
+    run = build_runner(model, precision=config.precision, runtime=config.runtime, device=device)
     try:
         out = run(torch.zeros((1, *shape)))
     except Exception as exc:  # any model error here means the shape or model is wrong
