@@ -1,4 +1,5 @@
 from __future__ import annotations
+# capfd, not capsys: lepton_tune.cli.main registers faulthandler on the real stderr file descriptor.
 
 import io
 import json
@@ -20,34 +21,34 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelCache:
     return cache
 
 
-def test_ls_json_lists_entries(filled: ModelCache, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ls_json_lists_entries(filled: ModelCache, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "ls", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capfd.readouterr().out)
     assert sorted(r["precision"] for r in rows) == ["fp32", "int8"]
     assert {r["backbone"] for r in rows} == {"small_cnn"} and all(r["size"] > 0 and r["created"] for r in rows)
 
 
-def test_ls_table(filled: ModelCache, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ls_table(filled: ModelCache, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "ls"]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "small_cnn" in out and "int8" in out and "2 entries" in out
 
 
-def test_cache_dir_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_dir_option(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "--cache-dir", str(tmp_path / "other"), "ls", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    assert json.loads(capfd.readouterr().out) == []
 
 
-def test_clear_yes_empties(filled: ModelCache, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clear_yes_empties(filled: ModelCache, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "clear", "--yes"]) == 0
-    assert filled.entries() == [] and "removed 2 entries" in capsys.readouterr().err
+    assert filled.entries() == [] and "removed 2 entries" in capfd.readouterr().err
 
 
 def test_clear_without_yes_and_no_terminal_refuses(filled: ModelCache, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["cache", "clear"]) == 1
-    assert "would delete 2 entries" in capsys.readouterr().err and len(filled.entries()) == 2
+    assert "would delete 2 entries" in capfd.readouterr().err and len(filled.entries()) == 2
     from lepton_tune._cli.cache import _clear
     from lepton_tune.exceptions import CacheError
 
