@@ -1,5 +1,7 @@
+"""`lepton-tune cache ls|clear`. Output is captured with capfd, not capsys: ``cli.main`` registers
+faulthandler on the real stderr file descriptor."""
+
 from __future__ import annotations
-# capfd, not capsys: lepton_tune.cli.main registers faulthandler on the real stderr file descriptor.
 
 import io
 import json
