@@ -130,3 +130,43 @@ class ImportProbe(nn.Module):
         import sys
 
         return torch.full((x.shape[0], 1), float(self.name in sys.modules))
+
+
+class FailOnReload(nn.Module):
+    """Loads in a shard until the file ``marker`` exists; then every (re)start fails."""
+
+    def __init__(self, marker: str, seconds: float = 0.0) -> None:
+        super().__init__()
+        self.marker, self.seconds = marker, seconds
+        self.inner = tiny_net()
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if os.path.exists(self.marker):
+            raise RuntimeError("marker present")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return self.inner(x)
+
+
+class DropsRows(nn.Module):
+    """Returns one row whatever the batch size (a broken model)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:1].flatten(1)[:, :OUTPUTS]
+
+
+class TwoInputs(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x + y
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = tiny_net()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.inner(x)
+        return y, y

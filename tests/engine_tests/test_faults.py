@@ -27,6 +27,8 @@ from tests.engine_tests._nets import (
     SHAPE,
     BrokenOnLoad,
     CrashNet,
+    DropsRows,
+    FailOnReload,
     RaiseNet,
     SleepNet,
     tiny_net,
@@ -218,3 +220,23 @@ def test_close_during_a_restart_is_prompt(images):
     assert _wait_for(lambda: eng.stats().restarts == 1)
     eng.close()
     assert eng.pids() == [os.getpid()]
+
+
+def test_shard_that_cannot_restart_fails_the_waiting_requests(images, tmp_path):
+    marker = tmp_path / "no-more-starts"
+    with Engine(FailOnReload(str(marker), seconds=0.5), EngineConfig(), input_shape=SHAPE) as eng:
+        future = eng.submit(images[0])
+        time.sleep(0.1)  # the request is in the shard now
+        marker.touch()
+        os.kill(eng.pids()[1], signal.SIGKILL)
+        with pytest.raises(ShardCrashedError, match=r"engine: shard of lane 0 died and could not be restarted: "
+                                                    r"RuntimeError: marker present"):
+            future.result(timeout=60)
+
+
+def test_model_returning_the_wrong_batch_fails_the_batch(images):
+    with Engine(DropsRows(), EngineConfig(batch_size=2, pool_slots=2), input_shape=SHAPE) as eng:
+        with pytest.raises(EngineError, match=r"the model raised in shard 0 on this request: ValueError: stage 0 "
+                                              r"output shape \(1, 5\), expected \(2, 5\)"):
+            eng.predict(images[:2])
+        assert eng.predict(images[:1]).shape == (1, 5)

@@ -9,7 +9,7 @@ import torch
 
 from lepton_tune.engine import split_model
 from lepton_tune.exceptions import EngineError
-from tests.engine_tests._nets import SHAPE, Branchy, ResidualNet, tiny_net
+from tests.engine_tests._nets import SHAPE, Branchy, ResidualNet, TwoInputs, TwoOutputs, tiny_net
 
 
 def _compose(stages, x):
@@ -57,3 +57,10 @@ def test_untraceable_model_is_refused():
     with pytest.raises(EngineError, match=r"mode 'pipeline' needs a model torch.fx can trace, and tracing "
                                           r"Branchy failed: .*Use mode: replica"):
         split_model(Branchy(), SHAPE, 2, precision="fp32")
+
+
+def test_models_with_two_inputs_or_two_outputs_are_refused():
+    with pytest.raises(EngineError, match="engine: mode 'pipeline' needs a model with one input, got 2"):
+        split_model(TwoInputs(), SHAPE, 2, precision="fp32")
+    with pytest.raises(EngineError, match="engine: mode 'pipeline' needs a model that returns one tensor"):
+        split_model(TwoOutputs(), SHAPE, 2, precision="fp32")
