@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ import numpy as np
 import torch
 import torchvision
 
-from lepton_tune.config import EngineConfig, usable_cores
-from lepton_tune.engine import Engine
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's lepton_tune first
+
+from lepton_tune.config import EngineConfig, usable_cores  # noqa: E402
+from lepton_tune.engine import Engine  # noqa: E402
 
 
 @dataclass
