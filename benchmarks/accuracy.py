@@ -51,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from lepton_tune.config import PRECISIONS, load_study
     from lepton_tune.data import load_dataset
-    from lepton_tune.models import ModelCache, accuracy, convert_precision, precision_support, train_model
+    from lepton_tune.models import (
+        ModelCache,
+        accuracy,
+        convert_precision,
+        precision_support,
+        train_model,
+    )
 
     study = load_study(args.study)
     recipe = study.train.model_copy(update={"epochs": 3}) if args.quick else study.train

@@ -37,7 +37,7 @@ class Dataset:
     to the positions of its images in the source (``load_digits`` order for digits).
 
     Example:
-        >>> ds = load_dataset(DatasetSpec(kind="synthetic", samples=32, image_size=8))
+        >>> ds = load_dataset(DatasetSpec(kind="synthetic", samples=100, image_size=8))
         >>> ds.image_shape, len(ds.classes)
         ((3, 8, 8), 10)
     """
@@ -186,7 +186,7 @@ def load_image_files(paths: Sequence[str | Path], like: Dataset | dict[str, Any]
     (mean brightness > 0.5) is inverted so that the ink is bright, as in the dataset.
 
     Example:
-        >>> ds = load_dataset(DatasetSpec(kind="synthetic", samples=32, image_size=8))
+        >>> ds = load_dataset(DatasetSpec(kind="synthetic", samples=100, image_size=8))
         >>> load_image_files([], ds.preprocessing()).shape
         torch.Size([0, 3, 8, 8])
 
