@@ -25,8 +25,8 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's lepton_tune first
 
-from lepton_tune.config import EngineConfig, usable_cores  # noqa: E402
-from lepton_tune.engine import Engine  # noqa: E402
+from lepton_tune.config import EngineConfig, usable_cores
+from lepton_tune.engine import Engine
 
 
 @dataclass
