@@ -131,3 +131,12 @@ def _fake_trained(module: nn.Module, dataset):
     return TrainedModel(module=module.eval(), backbone="custom", recipe_hash="0" * 20, val_accuracy=0.1,
                         train_seconds=0.0, from_cache=False, epochs_run=0, params=0, flops=0,
                         image_shape=dataset.image_shape, num_classes=len(dataset.classes))
+
+
+def test_cuda_answers_with_a_cuda_device_mocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU here: only the decision is checked, with torch.cuda's answers mocked."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert precision_support("fp16", "cuda") is None and precision_support("fp32", "cuda:1") is None
+    assert "not supported by the CUDA device" in precision_support("bf16", "cuda")
+    assert "run on CPU only" in precision_support("int8", "cuda")
