@@ -47,10 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lepton_tune.exceptions import ConfigError, LeptonTuneError
 
     import faulthandler
+    import io
     import signal
 
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: for stuck runs
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (io.UnsupportedOperation, ValueError, AttributeError):
+            pass  # stderr without a file descriptor (embedded, captured): no stack dumps then
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
