@@ -6,8 +6,8 @@ after the first few layers. When the input side is at most ``SMALL_INPUT`` (64) 
 backbone downsamples 16x instead (32x32 ends at 2x2): resnets/shufflenets get a 3x3 stride-1
 first conv (the stem max pool stays); mobilenet_v3, efficientnet_b0, regnet and squeezenet get a
 stride-1 first conv; convnext_tiny's 4x4/4 patchify stem becomes 2x2/2. (Dropping the max pool
-too, the CIFAR recipe, costs 4x the FLOPs again: resnet18 at 32x32 went from about 0.28 to 1.1
-GFLOPs and 20x slower training than the plain net, for no measured gain on digits.) Always: the first conv takes the dataset's
+too, the CIFAR recipe, costs 4x the FLOPs again: resnet18 at 32x32 goes from 0.28 to 1.1 GFLOPs;
+benchmarks/README.md, section Accuracy, has the numbers.) Always: the first conv takes the dataset's
 channel count (1 or 3), the head has ``num_classes`` outputs, and mobilenet/efficientnet
 BatchNorm momentum is set to torch's default 0.1 (torchvision's 0.01 leaves running statistics far
 off on small data, so validation accuracy stays near chance for many epochs).
