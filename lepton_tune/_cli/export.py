@@ -1,16 +1,72 @@
-"""`lepton-tune export`."""
+"""`lepton-tune export`: choose a front point and write it as a production bundle."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from lepton_tune._cli._common import not_implemented
+from lepton_tune._cli._common import DEFAULT_RUN_DIR, add_location_options, err_console, print_json
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("export", help="(not implemented yet)")
-    parser.set_defaults(handler=run)
+    p = sub.add_parser(
+        "export", help="write a production bundle of a chosen front point",
+        description="Choose a trial (--trial N, or the front points meeting every --require, best on --prefer) "
+                    "and write it as a bundle: lepton.yaml, weights with checksums, a model card, and an MLflow "
+                    "pyfunc MLmodel. Example: lepton-tune export --require 'accuracy>=0.95' --prefer latency_p95_ms --out bundle/",
+    )
+    add_location_options(p)
+    choose = p.add_mutually_exclusive_group(required=True)
+    choose.add_argument("--trial", type=int, default=None, metavar="N", help="export trial N (it must be COMPLETE)")
+    choose.add_argument("--require", action="append", default=None, metavar="EXPR",
+                        help="hard limit, e.g. 'accuracy>=0.97', 'latency_p95_ms<=20' (repeatable)")
+    p.add_argument("--prefer", default=None, metavar="OBJECTIVE|knee",
+                   help="among the points meeting the limits: best on this objective, or 'knee' (default)")
+    p.add_argument("--out", type=Path, required=True, help="bundle directory to write (must not exist or be empty)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--register", default=None, metavar="NAME", help="also register the bundle in the MLflow Model Registry")
+    p.add_argument("--alias", default=None, help="alias of the registered version (with --register), e.g. 'production'")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI for --register (default: the run directory's mlflow.db)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_implemented("export")
+    from lepton_tune._cli.show import open_existing
+    from lepton_tune.bundle import export_bundle, read_manifest
+    from lepton_tune.exceptions import BundleError
+    from lepton_tune.tuning import redact_url, select_trial
+
+    if args.alias and not args.register:
+        raise BundleError("--alias needs --register NAME (the registered model the alias points into)")
+    if args.prefer and args.trial is not None:
+        raise BundleError("--prefer applies to --require; with --trial N the trial is already chosen")
+    console = err_console()
+    study, url = open_existing(args)
+    selection = select_trial(study, requires=args.require or [], prefer=args.prefer, trial_number=args.trial)
+    console.print(f"chose {selection.reason}")
+    metrics = selection.trial.user_attrs.get("metrics", {})
+    console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+    out = export_bundle(study, selection.trial, args.out, reason=selection.reason, overwrite=args.force,
+                        storage=redact_url(url))
+    result = {"bundle": str(out), "study": study.study_name, "trial": selection.trial.number,
+              "reason": selection.reason, "metrics": metrics}
+    console.print(f"wrote bundle {out}")
+    if args.register:
+        from lepton_tune.bundle import register_bundle
+        from lepton_tune.tracking import default_tracking_uri, ensure_tracking_store
+
+        uri = args.tracking_uri or default_tracking_uri(args.run_dir or DEFAULT_RUN_DIR)
+        location = None if args.tracking_uri else (args.run_dir or DEFAULT_RUN_DIR) / "mlartifacts"
+        experiment = ensure_tracking_store(uri, study.study_name, location)
+        version = register_bundle(out, args.register, tracking_uri=uri, experiment_id=experiment, alias=args.alias)
+        where = f"models:/{args.register}@{args.alias}" if args.alias else f"models:/{args.register}/{version}"
+        console.print(f"registered {args.register} version {version} ({where}) in {redact_url(uri)}")
+        result.update(registered={"name": args.register, "version": version, "alias": args.alias, "uri": where})
+    result["files"] = read_manifest(out, verify=False)["files"]
+    if args.json:
+        print_json(result)
+    return 0

@@ -1,16 +1,104 @@
-"""`lepton-tune verify`."""
+"""`lepton-tune verify`: re-measure a bundle on this host under its recorded protocol."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
-from lepton_tune._cli._common import not_implemented
+from lepton_tune._cli._common import err_console, print_json
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("verify", help="(not implemented yet)")
-    parser.set_defaults(handler=run)
+    p = sub.add_parser(
+        "verify", help="re-measure a bundle here; exit 1 if it drifted",
+        description="Check the bundle's files, start its engine, re-measure it under the recorded protocol and "
+                    "compare with the recorded values. Tolerances, in the worse direction only: latency p50/p95 "
+                    "+15%%, throughput -10%%, memory +10%%; accuracy equal within one test image. p99 and cost are "
+                    "reported, not judged. Exit 0 within, 1 outside.",
+    )
+    p.add_argument("bundle", type=Path, metavar="DIR", help="bundle directory")
+    p.add_argument("--tolerance", action="append", default=None, metavar="[METRIC=]FRACTION",
+                   help="override a tolerance: '0.5' for every timing/memory metric, 'memory_mb=0.2', "
+                        "'accuracy=0.01' (absolute); repeatable")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(handler=run)
+
+
+def _host_differences(recorded: dict[str, Any]) -> list[str]:
+    from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint
+
+    here = host_fingerprint()
+    return [f"{k}: {recorded.get(k)!r} -> {here.get(k)!r}" for k in FINGERPRINT_KEYS if recorded.get(k) != here.get(k)]
+
+
+def _test_split(bundle: Any) -> tuple[Any, Any] | None:
+    from lepton_tune.config import DatasetSpec
+    from lepton_tune.data import load_dataset
+    from lepton_tune.exceptions import DataError
+
+    try:
+        data = load_dataset(DatasetSpec(**bundle.manifest["dataset"]))
+    except DataError as exc:
+        err_console().print(f"[yellow]warning:[/] the study's dataset is not readable here ({exc}); "
+                            "accuracy is not re-measured and timing uses random images")
+        return None
+    return data.test[0].numpy(), data.test[1].numpy()
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_implemented("verify")
+    import numpy as np
+
+    from lepton_tune.bundle import compare_metrics, open_bundle, parse_tolerances
+    from lepton_tune.config import PricesSpec, ProtocolSpec
+    from lepton_tune.measure import accuracy_through_engine, measure_engine
+
+    console = err_console()
+    tolerances = parse_tolerances(args.tolerance)
+    bundle = open_bundle(args.bundle)  # checksums first
+    measured_rec = bundle.manifest["measured"]
+    differences = _host_differences(bundle.manifest.get("host", {}))
+    if differences:
+        console.print("[yellow]warning:[/] this host differs from the one the bundle was measured on "
+                      f"({'; '.join(differences)}); expect different numbers")
+    protocol = ProtocolSpec(**measured_rec.get("protocol", {}))
+    prices = PricesSpec(**measured_rec.get("prices", {}))
+    split = _test_split(bundle)
+    samples = int(measured_rec.get("accuracy_samples") or 0)
+    if split is not None:
+        test_x, test_y = split
+        if samples:
+            test_x, test_y = test_x[:samples], test_y[:samples]
+        pool = np.ascontiguousarray(test_x[:64], dtype=np.float32)
+    else:
+        pool = np.random.default_rng(0).standard_normal((64, *bundle.input_shape)).astype(np.float32)
+    config = bundle.config
+    with bundle.engine() as engine:
+        result = measure_engine(engine, pool, protocol, cores_used=config.cores_used, prices=prices,
+                                timeout=config.request_timeout_s, device_memory=lambda: engine.device_memory_mb)
+        metrics = dict(result.metrics)
+        if split is not None:
+            metrics["accuracy"] = accuracy_through_engine(engine, test_x, test_y)
+    checks = compare_metrics(measured_rec["metrics"], metrics, accuracy_samples=samples or len(pool),
+                             tolerances=tolerances)
+    outside = [c for c in checks if c.status == "outside"]
+    if args.json:
+        print_json({"bundle": str(args.bundle), "ok": not outside, "host_differences": differences,
+                    "checks": [c.as_dict() for c in checks], "measured": metrics, "spread": result.spread})
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"verify {args.bundle}")
+        for col in ("metric", "recorded", "measured", "change", "tolerance", "status"):
+            table.add_column(col)
+        for c in checks:
+            change = f"{c.change:+.4f}" if c.name == "accuracy" else f"{c.change:+.1%}"
+            tol = "-" if c.tolerance is None else (f"±{c.tolerance:.4f}" if c.name == "accuracy" else f"{c.tolerance:.0%}")
+            style = {"ok": "green", "outside": "red"}.get(c.status, "dim")
+            table.add_row(c.name, f"{c.recorded:.4g}", f"{c.measured:.4g}", change, tol, f"[{style}]{c.status}[/]")
+        console.print(table)
+        console.print("[green]within tolerance[/]" if not outside else
+                      f"[red]outside tolerance:[/] {', '.join(c.name for c in outside)}")
+    return 1 if outside else 0

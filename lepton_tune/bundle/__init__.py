@@ -1,0 +1,25 @@
+"""Production bundles: export a study's chosen point, verify it, load it into the same engine (or MLflow)."""
+
+from __future__ import annotations
+
+from lepton_tune.bundle._export import export_bundle
+from lepton_tune.bundle._load import Bundle, load_bundle, open_bundle
+from lepton_tune.bundle._manifest import FORMAT_VERSION, MANIFEST, read_manifest, verify_files
+from lepton_tune.bundle._mlmodel import register_bundle
+from lepton_tune.bundle._verify import DEFAULT_TOLERANCES, Check, compare_metrics, parse_tolerances
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "Bundle",
+    "Check",
+    "compare_metrics",
+    "export_bundle",
+    "load_bundle",
+    "open_bundle",
+    "parse_tolerances",
+    "read_manifest",
+    "register_bundle",
+    "verify_files",
+]

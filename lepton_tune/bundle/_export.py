@@ -1,0 +1,173 @@
+"""``export_bundle``: rebuild a study trial's served model from the cache and write it as a bundle."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
+from lepton_tune.exceptions import BundleError
+from lepton_tune.bundle._card import model_card
+from lepton_tune.bundle._manifest import FORMAT_VERSION, file_entry, read_manifest, write_manifest
+from lepton_tune.bundle._mlmodel import write_mlmodel
+from lepton_tune.bundle._module import WEIGHTS, loader_of, rebuild_module, save_weights
+from lepton_tune.bundle._runtimes import export_runtime_files
+
+__all__ = ["export_bundle"]
+
+
+def _libraries() -> dict[str, str]:
+    import numpy
+    import torch
+    import torchvision
+
+    from lepton_tune import __version__
+
+    libs = {"lepton_tune": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": numpy.__version__}
+    try:
+        import mlflow
+
+        libs["mlflow"] = mlflow.__version__
+    except ImportError:  # pragma: no cover - mlflow is a dependency; a bundle is still valid without it
+        pass
+    return libs
+
+
+def _trial_parts(study: Any, trial: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    spec = study.user_attrs.get("spec")
+    point = trial.user_attrs.get("point")
+    metrics = trial.user_attrs.get("metrics")
+    if not isinstance(spec, dict) or not isinstance(point, dict):
+        raise BundleError(f"study {study.study_name!r}: trial {trial.number} lacks the 'spec'/'point' attributes a "
+                          "lepton-tune study records; export only works on studies run by 'lepton-tune search'")
+    if not metrics or trial.user_attrs.get("lepton_status") == "failed":
+        raise BundleError(f"study {study.study_name!r}: trial {trial.number} was not measured "
+                          f"({trial.user_attrs.get('reason') or trial.state.name}); choose a COMPLETE trial")
+    return spec, point, metrics
+
+
+def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = "", overwrite: bool = False,
+                  storage: str | None = None) -> Path:
+    """Write the served model of ``trial`` as a production bundle in ``out_dir``.
+
+    The trained weights come from the model cache (retrained if missing, from the recipe the study
+    recorded), converted to the trial's precision exactly as the trial was; the EngineConfig, the
+    measured values with their protocol, the host fingerprint and the preprocessing come from the
+    study. The directory is written beside ``out_dir`` and renamed into place when complete.
+
+    Example:
+        >>> sel = select_trial(study, requires=["accuracy>=0.9"], prefer="latency_p95_ms")  # doctest: +SKIP
+        >>> export_bundle(study, sel.trial, "bundle/", reason=sel.reason)  # doctest: +SKIP
+        PosixPath('bundle')
+
+    Raises:
+        BundleError: ``out_dir`` exists and is not empty (without ``overwrite``), the trial was not
+            measured, or this checkout would build a different model than the trial measured.
+    """
+    from lepton_tune.data import load_dataset
+    from lepton_tune.models import ADAPTATION_VERSION, ModelCache, convert_precision, train_model
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise BundleError(f"{out}: already exists and is not empty. Choose another --out or pass --force to replace it")
+    spec, point, metrics = _trial_parts(study, trial)
+    config = EngineConfig(**{k: point[k] for k in ENGINE_FIELDS if k in point})
+    dataset_spec = DatasetSpec(**spec.get("dataset", {}))
+    recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
+    user = spec.get("model") or None
+    model_spec = ModelSpec(**user) if user and user.get("python") else None
+    ref: str | ModelSpec = model_spec if model_spec is not None else str(point["backbone"])
+
+    dataset = load_dataset(dataset_spec)
+    cache = ModelCache()
+    trained = train_model(ref, recipe, dataset, cache=cache)
+    recorded = trial.user_attrs.get("model", {}) or {}
+    if recorded.get("recipe_hash") and recorded["recipe_hash"] != trained.recipe_hash:
+        raise BundleError(
+            f"trial {trial.number}: this lepton-tune builds recipe {trained.recipe_hash}, but the trial measured "
+            f"{recorded['recipe_hash']} (the training code, the dataset or the model changed since). Export with the "
+            "version that ran the study, or run the study again"
+        )
+    if not trained.from_cache:
+        warnings.warn(f"trial {trial.number}: the trained weights were not in the model cache ({cache.root}) and were "
+                      "trained again from the recorded recipe; run 'lepton-tune verify' on the bundle", stacklevel=2)
+    converted = convert_precision(trained, config.precision, dataset, device=config.device, cache=cache)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+    try:
+        save_weights(converted.module, tmp / WEIGHTS)
+        files = [file_entry(tmp, WEIGHTS, "weights")]
+        files += [file_entry(tmp, rel, role) for rel, role in export_runtime_files(converted.module, config, tmp,
+                                                                                   dataset.image_shape)]
+        model = {
+            "backbone": trained.backbone,
+            "model_spec": model_spec.model_dump(mode="json") if model_spec is not None else None,
+            "recipe": recipe.model_dump(mode="json"),
+            "recipe_hash": trained.recipe_hash,
+            "artifact_hash": converted.artifact_hash,
+            "adaptation_version": ADAPTATION_VERSION,
+            "precision": config.precision,
+            "runtime": config.runtime,
+            "device": config.device,
+            "loader": loader_of(config.precision),
+            "image_shape": list(dataset.image_shape),
+            "num_classes": len(dataset.classes),
+            "params": trained.params,
+            "val_accuracy": converted.val_accuracy,
+            "lepton_tune": _libraries()["lepton_tune"],
+        }
+        accuracy_samples = len(dataset.test[1])
+        protocol = trial.user_attrs.get("protocol") or spec.get("protocol", {})
+        if protocol.get("accuracy_samples"):
+            accuracy_samples = min(accuracy_samples, int(protocol["accuracy_samples"]))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "study": {"name": study.study_name, "trial": trial.number, "storage": storage, "selection": reason,
+                      "objectives": study.user_attrs.get("objectives"), "budgets": spec.get("budgets", {})},
+            "engine": config.model_dump(mode="json"),
+            "model": model,
+            "dataset": dataset_spec.model_dump(mode="json"),
+            "preprocessing": dataset.preprocessing(),
+            "classes": list(dataset.classes),
+            "measured": {"metrics": metrics, "spread": trial.user_attrs.get("spread", {}), "protocol": protocol,
+                         "prices": spec.get("prices", {}), "accuracy_samples": accuracy_samples,
+                         "request_pool": "the first 64 images of the test split",
+                         "host_id": trial.user_attrs.get("host_id") or study.user_attrs.get("host_id")},
+            "host": study.user_attrs.get("host", {}),
+            "libraries": _libraries(),
+            "files": files,
+        }
+        write_manifest(tmp, manifest)
+        (tmp / "README.md").write_text(model_card(manifest))
+        write_mlmodel(tmp, manifest)
+        _self_check(tmp, converted.module, dataset)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _self_check(root: Path, module: Any, dataset: Any) -> None:
+    """The written files rebuild a module that answers exactly like the converted one."""
+    import torch
+
+    manifest = read_manifest(root)
+    rebuilt = rebuild_module(root, manifest["model"])
+    x = dataset.test[0][:16]
+    with torch.inference_mode():
+        want, got = module(x).float(), rebuilt(x).float()
+    if not torch.equal(want.argmax(1), got.argmax(1)) or not torch.allclose(want, got, rtol=1e-3, atol=1e-3):
+        raise BundleError(f"{root}: the written weights do not reproduce the trial's model outputs "
+                          f"(max difference {float((want - got).abs().max()):.3g}); this is a bug, please report it")
