@@ -5,6 +5,7 @@ from __future__ import annotations
 from lepton_tune.engine._engine import Engine, EngineStats
 from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._runtime import build_runner, runtime_support
+from lepton_tune.engine._runtime_onnx import OnnxModule
 from lepton_tune.engine._split import split_model
 
-__all__ = ["Engine", "EngineStats", "build_runner", "plan_cores", "runtime_support", "split_model"]
+__all__ = ["Engine", "EngineStats", "OnnxModule", "build_runner", "plan_cores", "runtime_support", "split_model"]

@@ -20,7 +20,7 @@ from lepton_tune.engine._lane import mp_context
 from lepton_tune.engine._layout import build_lanes
 from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._request import Request, as_images, fail, settle
-from lepton_tune.engine._runtime import runtime_support
+from lepton_tune.engine._runtime import model_runtime_error, runtime_support
 from lepton_tune.exceptions import EngineError
 
 __all__ = ["Engine", "EngineStats"]
@@ -62,7 +62,8 @@ class Engine:
     ``if __name__ == "__main__":`` guard.
 
     Args:
-        model: the converted model (fp32/bf16 module, int8 FX GraphModule, ...).
+        model: the converted model (fp32/bf16 module, int8 FX GraphModule, ...); for
+            ``runtime: onnxruntime`` an :class:`OnnxModule` (the exported graph).
         config: the serving layout.
         input_shape: one image's shape; None takes it from the first request (the shards then
             start at that request).
@@ -104,7 +105,8 @@ class Engine:
         if self._started:
             return self
         self._core_plan = plan_cores(self.config, usable_cores())
-        reason = runtime_support(self.config.runtime, self.config.precision, self.config.mode)
+        reason = (runtime_support(self.config.runtime, self.config.precision, self.config.mode, self.config.device)
+                  or model_runtime_error(self.model, self.config.runtime))
         if reason:
             raise EngineError(f"engine: {reason}")
         if self.config.device.startswith("cuda") and not torch.cuda.is_available():

@@ -26,9 +26,14 @@ def probe_output(model: torch.nn.Module, config: EngineConfig, shape: tuple[int,
         >>> probe_output(torch.nn.Linear(3, 2), EngineConfig(), (3,))
         (2,)
     """
+    known = getattr(model, "output_shape", None) if config.runtime == "onnxruntime" else None
+    if known is not None:  # an OnnxModule knows it: no ONNX Runtime session in the parent
+        return tuple(known)
     first = next(iter(model.parameters()), None)
     device = str(first.device) if first is not None and first.device.type != "meta" else "cpu"
-    run = build_runner(model, precision=config.precision, runtime=config.runtime, device=device)
+    # The output shape does not depend on the runtime: never compile in the parent.
+    runtime = "eager" if config.runtime == "compile" else config.runtime
+    run = build_runner(model, precision=config.precision, runtime=runtime, device=device)
     try:
         out = run(torch.zeros((1, *shape)))
     except Exception as exc:  # any model error here means the shape or model is wrong

@@ -74,10 +74,13 @@ def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream
             warnings.simplefilter("ignore")
             module = unwrap(holder.pop())
         run = build_runner(module, precision=spec.precision, runtime=spec.runtime, device=spec.device,
-                           cast_input=spec.stage == 0, private_weights=spec.private_weights)
+                           cast_input=spec.stage == 0, private_weights=spec.private_weights,
+                           threads=spec.threads, batch_size=spec.batch_size)
         del module
         staging = torch.empty((spec.batch_size, *in_pool.shape[1:]), dtype=in_pool.dtype)
-        run(staging[:1].zero_())
+        run(staging[:1].zero_())  # warm-up; for runtime compile this is the (one) compilation
+        if spec.runtime != "eager" and spec.batch_size > 1:
+            run(staging.zero_())
     except BaseException:  # noqa: BLE001 - any start failure is reported to the parent, which raises it
         conn.send_bytes(proto.BROKEN + traceback.format_exc().encode())
         return

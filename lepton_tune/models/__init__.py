@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lepton_tune.models._cache import ModelCache, content_key
 from lepton_tune.models._evaluate import accuracy, predict
+from lepton_tune.models._onnx import OnnxArtifact, export_onnx
 from lepton_tune.models._precision import (
     CastWrapper,
     ConvertedModel,
@@ -28,6 +29,7 @@ __all__ = [
     "CastWrapper",
     "ConvertedModel",
     "ModelCache",
+    "OnnxArtifact",
     "SmallCNN",
     "TrainedModel",
     "accuracy",
@@ -35,6 +37,7 @@ __all__ = [
     "build_model",
     "content_key",
     "convert_precision",
+    "export_onnx",
     "model_profile",
     "precision_support",
     "predict",

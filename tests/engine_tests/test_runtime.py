@@ -9,15 +9,13 @@ from lepton_tune.engine import build_runner, runtime_support
 from lepton_tune.exceptions import EngineError
 
 
-def test_eager_is_supported_and_the_others_say_not_yet():
+def test_eager_serves_everything_and_unknown_runtimes_are_refused():
     assert runtime_support("eager", "int8", "pipeline") is None
-    for runtime in ("compile", "onnxruntime"):
-        assert f"runtime {runtime!r} is not supported yet" in runtime_support(runtime)
     assert "unknown runtime 'tvm'" in runtime_support("tvm")
 
 
-def test_build_runner_refuses_an_unsupported_runtime():
-    with pytest.raises(EngineError, match="engine: runtime 'onnxruntime' is not supported yet by this engine"):
+def test_build_runner_refuses_a_plain_module_for_onnxruntime():
+    with pytest.raises(EngineError, match="engine: runtime 'onnxruntime' serves an OnnxModule"):
         build_runner(torch.nn.Linear(2, 2), precision="fp32", runtime="onnxruntime")
 
 
