@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     console = err_console()
     study, url = open_existing(args)
     selection = select_trial(study, requires=args.require or [], prefer=args.prefer, trial_number=args.trial)
-    console.print(f"chose {selection.reason}")
+    console.print(f"chose {selection.reason}", markup=False, highlight=False)
     metrics = selection.trial.user_attrs.get("metrics", {})
     console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
     out = export_bundle(study, selection.trial, args.out, reason=selection.reason, overwrite=args.force,
