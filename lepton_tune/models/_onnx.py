@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import tempfile
 import time
 import warnings
@@ -108,11 +109,16 @@ def _quantize(fp32: bytes, calibration: torch.Tensor) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(fp32)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_static(str(src), str(dst), _Reader(calibration.float(), "input"), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # ORT logs a pre-processing hint on the root logger every time
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_static(str(src), str(dst), _Reader(calibration.float(), "input"), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+        finally:
+            logging.disable(previous)
         return dst.read_bytes()
 
 

@@ -75,7 +75,7 @@ def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConf
         import lepton_tune.engine as engine_pkg
 
         support = getattr(engine_pkg, "runtime_support", None)
-        reason = support(config.runtime, config.precision, config.mode) if support else (
+        reason = support(config.runtime, config.precision, config.mode, config.device) if support else (
             f"runtime {config.runtime!r} is not supported by this engine build")
         if reason:
             return config, reason
@@ -137,6 +137,8 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
         test_x, test_y = test_x[:cap], test_y[:cap]
     requests_pool = np.ascontiguousarray(test_x[:64], dtype=np.float32)
     stages = {"train": prepared.train_seconds, "convert": prepared.convert_seconds}
+    if config.runtime == "onnxruntime":
+        stages["export"] = prepared.export_seconds
     record: dict[str, Any] = {"model": prepared.info}
     with lock or HostLock():
         engine = Engine(prepared.module, config, input_shape=tuple(data.image_shape))

@@ -14,7 +14,7 @@ from typing import Any
 
 from lepton_tune.config import ModelSpec, StudySpec, TrainRecipe
 
-__all__ = ["PreparedModel", "ModelPreparer"]
+__all__ = ["ModelPreparer", "PreparedModel"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class PreparedModel:
     info: dict[str, Any]
     train_seconds: float
     convert_seconds: float
+    export_seconds: float = 0.0
 
 
 class ModelPreparer:
@@ -56,7 +57,8 @@ class ModelPreparer:
         recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
         ref = self._model_ref(point)
         ref_key = ref if isinstance(ref, str) else ref.model_dump_json()
-        key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}")
+        onnx = point.get("runtime") == "onnxruntime"
+        key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}" + ("/onnx" if onnx else ""))
         with self._lock:
             if key in self._memo:
                 hit = self._memo[key]
@@ -69,6 +71,10 @@ class ModelPreparer:
                                       cache=cache, progress=self._progress)
                 self._trained[key[:2]] = trained
             train_seconds = time.perf_counter() - started
+            if onnx:
+                prepared = self._onnx(trained, point["precision"], cache, train_seconds)
+                self._memo[key] = prepared
+                return prepared
             started = time.perf_counter()
             converted = convert_precision(trained, point["precision"], self.dataset, device=point["device"], cache=cache)
             convert_seconds = time.perf_counter() - started
@@ -85,3 +91,24 @@ class ModelPreparer:
             prepared = PreparedModel(converted.module, info, train_seconds, convert_seconds)
             self._memo[key] = prepared
             return prepared
+
+    def _onnx(self, trained: Any, precision: str, cache: Any, train_seconds: float) -> PreparedModel:
+        """runtime onnxruntime: the fp32 model exported once (int8: ORT static quantization), cached."""
+        from lepton_tune.engine import OnnxModule
+        from lepton_tune.models import export_onnx
+
+        art = export_onnx(trained, tuple(self.dataset.image_shape), precision=precision, dataset=self.dataset,
+                          cache=cache, key=trained.recipe_hash)
+        info = {
+            "recipe_hash": trained.recipe_hash,
+            "artifact_hash": art.key,
+            "params": getattr(trained, "params", None),
+            "flops": getattr(trained, "flops", None),
+            "from_cache": bool(trained.from_cache),
+            "val_accuracy": getattr(trained, "val_accuracy", None),
+            "converted_val_accuracy": None,
+            "trained_seconds_when_built": getattr(trained, "train_seconds", None),
+            "onnx_from_cache": art.from_cache,
+        }
+        module = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision=precision)
+        return PreparedModel(module, info, train_seconds, 0.0, art.export_seconds)
