@@ -105,6 +105,9 @@ def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study |
                fingerprint: dict[str, Any] | None = None) -> optuna.Study:
     """Run (or resume) the study until ``n_trials`` trials in total have finished or time runs out.
 
+    If the storage is lost mid-study (a database restart), the worker warns, waits for it to answer
+    again and goes on; it raises :class:`StorageError` if it stays away (see ``wait_for_storage``).
+
     Example:
         >>> # study = run_search(load_study("studies/quickstart.yaml"), SearchOptions(n_trials=4))
     """
@@ -142,5 +145,6 @@ def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study |
             progress_at_outage = done
             if outages > _MAX_OUTAGES_WITHOUT_PROGRESS:
                 raise StorageError(f"the Optuna storage {redact_url(url)} keeps failing: "
-                                   f"{redact_url(str(failure)).strip().splitlines()[0]}") from None
+                                   f"{redact_url(str(failure)).strip().splitlines()[0]}. Completed trials are safe; "
+                                   "check the database server's log, then run the same command again.") from None
             wait_for_storage(url, failure)

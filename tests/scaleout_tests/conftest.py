@@ -150,8 +150,9 @@ def engine_shards(pid: int) -> list[psutil.Process]:
     try:
         children = psutil.Process(pid).children()
         servers = [c for c in children if "forkserver" in " ".join(c.cmdline())]
-        return [shard for server in servers for shard in server.children()]
-    except psutil.Error:  # the worker or its forkserver is gone
+        shards = [shard for server in servers for shard in server.children()]
+        return [shard for shard in shards if shard.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:  # the worker, its forkserver or a shard is gone
         return []
 
 
