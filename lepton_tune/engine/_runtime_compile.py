@@ -9,6 +9,7 @@ full one. Inductor's on-disk cache makes the second shard and a restarted shard 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ def compile_forward(module: torch.nn.Module, batch_size: int | None) -> Callable
     import torch._inductor.config as inductor_config
 
     inductor_config.compile_threads = 1  # no compile worker processes inside a shard
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime" on CPU hosts
     compiled = torch.compile(module, backend="inductor", dynamic=False, options={"freezing": True})
     if batch_size is None:
         return compiled

@@ -188,8 +188,8 @@ def test_exception_in_with_block_leaves_nothing(net, images, no_leftovers):
 
 
 def test_unsupported_runtime_is_refused(net):
-    with pytest.raises(EngineError, match="runtime 'compile' is not supported yet by this engine"):
-        Engine(net, EngineConfig(runtime="compile"), input_shape=SHAPE).start()
+    with pytest.raises(EngineError, match="runtime 'compile' serves fp32, bf16, fp16, not precision 'int8'"):
+        Engine(net, EngineConfig(runtime="compile", precision="int8"), input_shape=SHAPE).start()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
