@@ -188,7 +188,8 @@ def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "f
             entry.mkdir(parents=True)
         path = entry / ONNX_FILE
         _atomic_write(path, lambda fh: fh.write(blob))
-        meta = {"kind": "onnx", "source": key, "precision": precision, "image_shape": list(shape),
+        meta = {"kind": "onnx", "source": key, "recipe_hash": getattr(model, "recipe_hash", key),
+                "backbone": getattr(model, "backbone", type(module).__name__), "precision": f"{precision} (onnx)", "image_shape": list(shape),
                 "output_shape": list(output_shape), "opset": OPSET, "key": full,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "size": path.stat().st_size,
                 "sha256": _sha256(path)}
