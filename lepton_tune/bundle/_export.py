@@ -15,8 +15,7 @@ from lepton_tune.exceptions import BundleError
 from lepton_tune.bundle._card import model_card
 from lepton_tune.bundle._manifest import FORMAT_VERSION, file_entry, read_manifest, write_manifest
 from lepton_tune.bundle._mlmodel import write_mlmodel
-from lepton_tune.bundle._module import WEIGHTS, loader_of, rebuild_module, save_weights
-from lepton_tune.bundle._runtimes import export_runtime_files
+from lepton_tune.bundle._runtimes import load_served, prepare_served, write_served
 
 __all__ = ["export_bundle"]
 
@@ -71,7 +70,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
             measured, or this checkout would build a different model than the trial measured.
     """
     from lepton_tune.data import load_dataset
-    from lepton_tune.models import ADAPTATION_VERSION, ModelCache, convert_precision, train_model
+    from lepton_tune.models import ADAPTATION_VERSION, ModelCache, train_model
 
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
@@ -97,31 +96,34 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     if not trained.from_cache:
         warnings.warn(f"trial {trial.number}: the trained weights were not in the model cache ({cache.root}) and were "
                       "trained again from the recorded recipe; run 'lepton-tune verify' on the bundle", stacklevel=2)
-    converted = convert_precision(trained, config.precision, dataset, device=config.device, cache=cache)
+    served = prepare_served(trained, config, dataset, cache)
+    if recorded.get("artifact_hash") and recorded["artifact_hash"] != served.artifact_hash:
+        raise BundleError(
+            f"trial {trial.number}: this lepton-tune converts to artifact {served.artifact_hash}, but the trial served "
+            f"{recorded['artifact_hash']} (the {config.precision}/{config.runtime} conversion changed since). Export "
+            "with the version that ran the study, or run the study again"
+        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
     try:
-        save_weights(converted.module, tmp / WEIGHTS)
-        files = [file_entry(tmp, WEIGHTS, "weights")]
-        files += [file_entry(tmp, rel, role) for rel, role in export_runtime_files(converted.module, config, tmp,
-                                                                                   dataset.image_shape)]
+        files = [file_entry(tmp, rel, role) for rel, role in write_served(served, tmp)]
         model = {
             "backbone": trained.backbone,
             "model_spec": model_spec.model_dump(mode="json") if model_spec is not None else None,
             "recipe": recipe.model_dump(mode="json"),
             "recipe_hash": trained.recipe_hash,
-            "artifact_hash": converted.artifact_hash,
+            "artifact_hash": served.artifact_hash,
             "adaptation_version": ADAPTATION_VERSION,
             "precision": config.precision,
             "runtime": config.runtime,
             "device": config.device,
-            "loader": loader_of(config.precision),
+            "loader": served.loader,
             "image_shape": list(dataset.image_shape),
             "num_classes": len(dataset.classes),
             "params": trained.params,
-            "val_accuracy": converted.val_accuracy,
+            "val_accuracy": served.val_accuracy,
             "lepton_tune": _libraries()["lepton_tune"],
         }
         accuracy_samples = len(dataset.test[1])
@@ -149,7 +151,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
         write_manifest(tmp, manifest)
         (tmp / "README.md").write_text(model_card(manifest))
         write_mlmodel(tmp, manifest)
-        _self_check(tmp, converted.module, dataset)
+        _self_check(tmp, served.module, dataset)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -164,7 +166,7 @@ def _self_check(root: Path, module: Any, dataset: Any) -> None:
     import torch
 
     manifest = read_manifest(root)
-    rebuilt = rebuild_module(root, manifest["model"])
+    rebuilt = load_served(root, manifest)
     x = dataset.test[0][:16]
     with torch.inference_mode():
         want, got = module(x).float(), rebuilt(x).float()

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lepton_tune.config import EngineConfig
 from lepton_tune.exceptions import BundleError
 from lepton_tune.bundle._manifest import read_manifest
-from lepton_tune.bundle._module import WEIGHTS, rebuild_module
-from lepton_tune.bundle._runtimes import runtime_model
+from lepton_tune.bundle._runtimes import load_served
 
 if TYPE_CHECKING:
     from torch import nn
@@ -83,8 +82,7 @@ def open_bundle(path: str | Path) -> Bundle:
         first = exc.errors(include_url=False)[0]
         raise BundleError(f"{root / 'lepton.yaml'}: engine.{'.'.join(map(str, first['loc']))}: "
                           f"{first['msg'].removeprefix('Value error, ')}") from None
-    weights = next((f["path"] for f in manifest["files"] if f.get("role") == "weights"), WEIGHTS)
-    module = runtime_model(root, manifest, rebuild_module(root, manifest["model"], weights))
+    module = load_served(root, manifest)
     return Bundle(root=root, manifest=manifest, module=module, config=config)
 
 

@@ -9,6 +9,7 @@ How the module is rebuilt depends on the precision (``model.loader`` in ``lepton
   again on zeros (the graph only) by :meth:`QuantizedModule.rebuild`, then the quantized state dict
   (weights, scales, zero points) is loaded: outputs equal the measured model's.
 
+(``onnx``, for runtime onnxruntime, is not a state dict: see ``_runtimes.py``.)
 Nothing in a bundle is unpickled beyond ``torch.load(..., weights_only=True)``.
 """
 
