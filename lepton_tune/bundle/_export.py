@@ -10,12 +10,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
-from lepton_tune.exceptions import BundleError
 from lepton_tune.bundle._card import model_card
 from lepton_tune.bundle._manifest import FORMAT_VERSION, file_entry, read_manifest, write_manifest
 from lepton_tune.bundle._mlmodel import write_mlmodel
 from lepton_tune.bundle._runtimes import load_served, prepare_served, write_served
+from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
+from lepton_tune.exceptions import BundleError
 
 __all__ = ["export_bundle"]
 

@@ -6,17 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lepton_tune.config import EngineConfig
-from lepton_tune.exceptions import BundleError
 from lepton_tune.bundle._manifest import read_manifest
 from lepton_tune.bundle._runtimes import load_served
+from lepton_tune.config import EngineConfig
+from lepton_tune.exceptions import BundleError
 
 if TYPE_CHECKING:
     from torch import nn
 
     from lepton_tune.engine import Engine
 
-__all__ = ["Bundle", "open_bundle", "load_bundle"]
+__all__ = ["Bundle", "load_bundle", "open_bundle"]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from lepton_tune.exceptions import BundleError, ModelError
 from lepton_tune.models import CastWrapper, build_model
 from lepton_tune.models._quantized import QuantizedModule, quiet
 
-__all__ = ["WEIGHTS", "loader_of", "served_state", "rebuild_module"]
+__all__ = ["WEIGHTS", "loader_of", "rebuild_module", "served_state"]
 
 WEIGHTS = "weights.pt"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -17,9 +17,9 @@ from typing import Any
 
 from torch import nn
 
+from lepton_tune.bundle._module import WEIGHTS, loader_of, rebuild_module, save_weights
 from lepton_tune.config import EngineConfig
 from lepton_tune.exceptions import BundleError
-from lepton_tune.bundle._module import WEIGHTS, loader_of, rebuild_module, save_weights
 
 __all__ = ["ONNX", "Served", "load_served", "prepare_served", "write_served"]
 

@@ -82,10 +82,10 @@ def compare_metrics(recorded: dict[str, float], measured: dict[str, float], *, a
         if got is None or not isinstance(want, (int, float)):
             continue
         if name == "accuracy":
-            tol = limits.get("accuracy", 1.0 / max(accuracy_samples, 1))
+            one_image = limits.get("accuracy", 1.0 / max(accuracy_samples, 1))
             diff = float(got) - float(want)
-            checks.append(Check(name, float(want), float(got), diff, tol,
-                                "ok" if abs(diff) <= tol + 1e-9 else "outside"))
+            checks.append(Check(name, float(want), float(got), diff, one_image,
+                                "ok" if abs(diff) <= one_image + 1e-9 else "outside"))
             continue
         change = (float(got) - float(want)) / abs(float(want)) if want else 0.0
         tol = None if name in _REPORTED else limits.get(name)

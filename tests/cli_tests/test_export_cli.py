@@ -67,7 +67,7 @@ def _fresh(study: TinyStudy, model_uri: str, extra_env: dict[str, str] | None = 
 
 def test_export_prints_choice_and_reason(study: TinyStudy) -> None:
     assert "chose trial" in study.export_stderr and "meeting the limits [accuracy>=0.5]" in study.export_stderr
-    assert f"wrote bundle bundle" in study.export_stderr
+    assert "wrote bundle bundle" in study.export_stderr
     manifest = yaml.safe_load((study.bundle / "lepton.yaml").read_text())
     assert manifest["study"]["name"] == "bundled" and "accuracy>=0.5" in manifest["study"]["selection"]
 
