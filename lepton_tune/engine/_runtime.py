@@ -40,7 +40,7 @@ def runtime_support(runtime: str, precision: str = "fp32", mode: str = "replica"
     Example:
         >>> runtime_support("eager") is None
         True
-        >>> runtime_support("compile", "int8")[:39]
+        >>> runtime_support("compile", "int8")[:41]
         "runtime 'compile' serves fp32, bf16, fp16"
     """
     if runtime not in RUNTIMES:
