@@ -27,6 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler=run)
 
 
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _host_differences(recorded: dict[str, Any]) -> list[str]:
     from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint
 
@@ -42,8 +48,8 @@ def _test_split(bundle: Any) -> tuple[Any, Any] | None:
     try:
         data = load_dataset(DatasetSpec(**bundle.manifest["dataset"]))
     except DataError as exc:
-        err_console().print(f"[yellow]warning:[/] the study's dataset is not readable here ({exc}); "
-                            "accuracy is not re-measured and timing uses random images")
+        err_console().print(f"[yellow]warning:[/] the study's dataset is not readable here ({escape(str(exc))}); "
+                            "accuracy is not re-measured and timing uses random images", soft_wrap=True)
         return None
     return data.test[0].numpy(), data.test[1].numpy()
 
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     differences = _host_differences(bundle.manifest.get("host", {}))
     if differences:
         console.print("[yellow]warning:[/] this host differs from the one the bundle was measured on "
-                      f"({'; '.join(differences)}); expect different numbers")
+                      f"({escape('; '.join(differences))}); expect different numbers", soft_wrap=True)
     protocol = ProtocolSpec(**measured_rec.get("protocol", {}))
     prices = PricesSpec(**measured_rec.get("prices", {}))
     split = _test_split(bundle)

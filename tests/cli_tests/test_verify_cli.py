@@ -36,10 +36,19 @@ def test_verify_default_tolerances_only_timing_may_drift(study: TinyStudy) -> No
 
 
 @pytest.mark.slow
-def test_verify_passes_with_wide_tolerance_and_prints_table(study: TinyStudy) -> None:
-    proc = cli("verify", str(study.bundle), "--tolerance", "20", cwd=study.root, env=study.env)
+def test_verify_passes_with_wide_tolerance_and_warns_of_another_host(study: TinyStudy, tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    copy = Path(shutil.copytree(study.bundle, tmp_path / "b"))
+    manifest = yaml.safe_load((copy / "lepton.yaml").read_text())
+    manifest["host"]["cpu_model"] = "Imaginary CPU 9000"
+    (copy / "lepton.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    proc = cli("verify", str(copy), "--tolerance", "20", cwd=study.root, env=study.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "within tolerance" in proc.stderr and "accuracy" in proc.stderr and proc.stdout == ""
+    assert "this host differs from the one the bundle was measured on (cpu_model: 'Imaginary CPU 9000' ->" in proc.stderr
 
 
 @pytest.mark.parametrize(("tolerance", "message"), [
