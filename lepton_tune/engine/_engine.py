@@ -130,7 +130,7 @@ class Engine:
             began = time.perf_counter()
             self.input_shape = shape
             dispatch = Dispatcher(mp_context(self.model), timeout_s=self.config.request_timeout_s,
-                                  start_timeout_s=max(60.0, self.config.request_timeout_s), deliver=self._deliver)
+                                  start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
             self._dispatch = dispatch
             try:
                 lanes, self.output_shape = build_lanes(self.model, self.config, shape, self._core_plan)
@@ -139,6 +139,11 @@ class Engine:
                 self.close()
                 raise
             self.startup_seconds = time.perf_counter() - began
+
+    def _start_timeout_s(self) -> float:
+        # A compile shard compiles during its start: 30-60 s at 224x224 on 2 busy cores, more for big models.
+        floor = 600.0 if self.config.runtime == "compile" else 60.0
+        return max(floor, self.config.request_timeout_s)
 
     def close(self) -> None:
         """Stop every shard and fail what is still waiting; safe to call twice or from any thread.
