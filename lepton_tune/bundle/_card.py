@@ -19,13 +19,23 @@ def _value(name: str, value: Any) -> str:
     return f"{value:.4g}{_UNITS.get(name, '')}"
 
 
-def model_card(manifest: dict[str, Any]) -> str:
-    """Render the model card of a bundle from its manifest."""
+_NAMES = {"accuracy": "accuracy (top-1)", "latency_p50_ms": "latency, median", "latency_p95_ms": "latency, 95th percentile",
+          "latency_p99_ms": "latency, 99th percentile", "throughput": "throughput", "memory_mb": "memory (all processes, PSS)",
+          "cost_per_million": "cost", "device_memory_mb": "GPU memory"}
+
+
+def _numbers(values: Any) -> str:
+    return ", ".join(f"{float(v):.4f}" for v in values)
+
+
+def model_card(manifest: dict[str, Any], name: str = "BUNDLE_DIR") -> str:
+    """Render the model card of a bundle from its manifest (``name``: the bundle directory, for the examples)."""
     m, e, s, meas = manifest["model"], manifest["engine"], manifest["study"], manifest["measured"]
     host = manifest.get("host", {})
     classes = manifest.get("classes", [])
     c, h, w = m["image_shape"]
-    metrics = "\n".join(f"| {k} | {_value(k, v)} |" for k, v in meas["metrics"].items())
+    metrics = "\n".join(f"| {_NAMES.get(k, k)} | {_value(k, v)} |" for k, v in meas["metrics"].items())
+    pre = manifest["preprocessing"]
     proto = meas.get("protocol", {})
     return f"""# {s['name']} trial {s['trial']}: {m['backbone']} ({m['precision']}, {e['shards']} shard(s))
 
@@ -34,7 +44,8 @@ A lepton-tune production bundle: an image classifier and the serving layout it w
 ## What it does
 Classifies {c}-channel {h}x{w} images into {len(classes)} classes ({', '.join(map(str, classes[:20]))}{' ...' if len(classes) > 20 else ''}).
 Input files are preprocessed exactly as the study's dataset ({manifest['dataset']['kind']}): resized to {h}x{w},
-normalised with mean {manifest['preprocessing']['mean']} and std {manifest['preprocessing']['std']}.
+normalised per channel with mean ({_numbers(pre['mean'])}) and std ({_numbers(pre['std'])}){
+'; light-background images are inverted first (dark ink on white becomes bright ink on black)' if pre.get('invert') == 'auto' else ''}.
 
 ## How it is served
 Model `{m['backbone']}` trained with recipe `{m['recipe_hash']}` ({m['recipe']['epochs']} epochs, {m['recipe']['optimizer']}),
@@ -58,17 +69,22 @@ Chosen: {s.get('selection') or 'by trial number'}.
 
 ## Use it
 ```bash
-lepton-tune predict THIS_DIR image.png --json     # classify files
-lepton-tune verify THIS_DIR                       # re-measure here; exit 1 if it drifted
-mlflow models serve -m THIS_DIR --env-manager local --host 127.0.0.1 --port 5001
+lepton-tune predict {name} image.png --json     # classify files
+lepton-tune verify {name}                       # re-measure here; exit 1 if it drifted
+mlflow models serve -m {name} --env-manager local --host 127.0.0.1 --port 5001
+curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d '{{"inputs": IMAGES}}'
 ```
+Over MLflow (`mlflow.pyfunc.load_model`, `mlflow models serve`) the model takes preprocessed float32 images
+`[N, {c}, {h}, {w}]` and returns one row of {len(classes)} logits per image (class order as above); `lepton-tune predict`
+does the preprocessing and returns class names with probabilities.
 ```python
 import lepton_tune
-with lepton_tune.load_bundle("THIS_DIR") as engine:    # a started engine
+with lepton_tune.load_bundle("{name}") as engine:    # a started engine
     logits = engine.predict(images)                    # float32 [N, {c}, {h}, {w}] -> [N, {len(classes)}]
 ```
 
 ## Limits
 The numbers hold for the host above under that protocol; on another machine run `lepton-tune verify`.
-The weights are checked against their SHA-256 in `lepton.yaml` before every load; do not edit them.
+The served files (weights or ONNX graph) are checked against their SHA-256 in `lepton.yaml` before every load;
+an edited file is refused.
 """

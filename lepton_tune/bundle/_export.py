@@ -149,7 +149,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
             "files": files,
         }
         write_manifest(tmp, manifest)
-        (tmp / "README.md").write_text(model_card(manifest))
+        (tmp / "README.md").write_text(model_card(manifest, out.name))
         write_mlmodel(tmp, manifest)
         _self_check(tmp, served.module, dataset)
         if out.exists():
