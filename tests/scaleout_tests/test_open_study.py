@@ -49,6 +49,7 @@ def test_worker_on_a_foreign_host_is_refused_unless_allowed(pg_url: str, tmp_pat
     assert study.user_attrs["host"]["cpu_model"] == "Imaginary CPU 9000"  # the study keeps its own host
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.xfail(strict=True, reason="open_study gives every worker the study file's sampler seed, so workers "
                                        "started together sample the same points (reported to the lead; remove this "
                                        "marker once seeds differ per worker)")
