@@ -268,11 +268,11 @@ def test_storage_failure_finds_the_driver_error_behind_optuna_errors() -> None:
 
 def test_wait_for_storage_gives_up_with_a_clear_redacted_error() -> None:
     url = f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{_free_port()}/db"
-    with pytest.warns(StorageWarning, match=r"lost the Optuna storage .*lepton:\*\*\*@.*: boom\. Waiting up to 0 s"):
-        with pytest.raises(StorageError, match=r"lepton:\*\*\*@.* has been unreachable for \d+ s \(.*\); this worker "
-                                               r"stops\. Completed trials are safe .* run the same command again"
-                           ) as info:
-            wait_for_storage(url, RuntimeError("boom"), limit_s=0, poll_s=0.01)
+    lost = r"lost the Optuna storage .*lepton:\*\*\*@.*: boom\. Waiting up to 0 s"
+    gave_up = (r"lepton:\*\*\*@.* has been unreachable for \d+ s \(.*\); this worker stops\. Completed trials are "
+               r"safe .* run the same command again")
+    with pytest.warns(StorageWarning, match=lost), pytest.raises(StorageError, match=gave_up) as info:
+        wait_for_storage(url, RuntimeError("boom"), limit_s=0, poll_s=0.01)
     _assert_redacted(info.value, PASSWORD)
 
 
