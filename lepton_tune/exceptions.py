@@ -12,6 +12,7 @@ __all__ = [
     "HostMismatchError",
     "EngineError",
     "ShardCrashedError",
+    "EngineLayoutError",
     "EngineInputError",
     "EngineTimeoutError",
     "DataError",
@@ -44,6 +45,10 @@ class HostMismatchError(LeptonTuneError, RuntimeError):
 
 class EngineError(LeptonTuneError, RuntimeError):
     """The inference engine could not start or serve."""
+
+
+class EngineLayoutError(EngineError):
+    """The layout cannot be built for this model (e.g. no place to cut it into pipeline stages)."""
 
 
 class ShardCrashedError(EngineError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -16,16 +16,16 @@ from lepton_tune.config._space import SearchSpaceSpec, load_search_space
 from lepton_tune.exceptions import ConfigError
 
 __all__ = [
+    "SAMPLERS",
     "DatasetSpec",
-    "ProtocolSpec",
+    "LimitsSpec",
     "PricesSpec",
+    "ProtocolSpec",
     "SamplerSpec",
     "StorageSpec",
-    "TrackingSpec",
-    "LimitsSpec",
     "StudySpec",
+    "TrackingSpec",
     "load_study",
-    "SAMPLERS",
 ]
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid", "qmc")
@@ -116,7 +116,11 @@ class TrackingSpec(_Strict):
 
 
 class LimitsSpec(_Strict):
-    """Per-trial limits; a trial past them is stopped and recorded as failed with the reason."""
+    """Per-trial limits; a trial past them is stopped and recorded as failed with the reason.
+
+    They bound the serving phase of a trial (engine start, probe, measurement, accuracy), which
+    runs in its own process; training is a one-time cost cached across trials and is not limited.
+    """
 
     trial_timeout_s: float | None = Field(None, gt=0.0)
     trial_memory_mb: float | None = Field(None, gt=0.0)
@@ -136,7 +140,7 @@ class StudySpec(_Strict):
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     train: TrainRecipe = Field(default_factory=TrainRecipe)
     model: ModelSpec | None = None
-    search_space: Union[str, SearchSpaceSpec]
+    search_space: str | SearchSpaceSpec
     objectives: list[str] = Field(default_factory=lambda: ["accuracy", "latency_p95_ms", "memory_mb"])
     budgets: dict[str, float] = Field(default_factory=dict)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)

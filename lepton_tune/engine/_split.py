@@ -14,7 +14,7 @@ import torch
 import torch.fx
 
 from lepton_tune.engine._runtime import input_dtype
-from lepton_tune.exceptions import EngineError
+from lepton_tune.exceptions import EngineLayoutError
 
 __all__ = ["Stage", "cut_points", "split_model"]
 
@@ -53,7 +53,7 @@ def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
     try:
         return torch.fx.symbolic_trace(module)
     except Exception as exc:  # fx raises many kinds; all mean "cannot trace"
-        raise EngineError(
+        raise EngineLayoutError(
             f"engine: mode 'pipeline' needs a model torch.fx can trace, and tracing "
             f"{type(module).__name__} failed: {exc}. Use mode: replica"
         ) from exc
@@ -124,7 +124,7 @@ def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: i
         repeats: runs of the profiler; each node's fastest run counts.
 
     Raises:
-        EngineError: the model cannot be traced or has too few single-tensor cut points.
+        EngineLayoutError: the model cannot be traced or has too few single-tensor cut points.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -136,7 +136,7 @@ def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: i
     nodes = list(gm.graph.nodes)
     placeholders = [n for n in nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
-        raise EngineError(f"engine: mode 'pipeline' needs a model with one input, got {len(placeholders)}")
+        raise EngineLayoutError(f"engine: mode 'pipeline' needs a model with one input, got {len(placeholders)}")
     sample = torch.zeros((1, *input_shape))
     cast = input_dtype(precision)
     if cast is not None:
@@ -152,7 +152,7 @@ def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: i
     points = cut_points(nodes, profiler.meta)
     cuts = _choose(sorted(points), cumulative, stages)
     if len(cuts) < stages - 1:
-        raise EngineError(
+        raise EngineLayoutError(
             f"engine: mode 'pipeline' with shards = {stages} needs {stages - 1} cut points where a single "
             f"tensor crosses, and {type(module).__name__} has {len(points)}. Lower shards or use mode: replica"
         )
@@ -167,7 +167,7 @@ def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: i
         out_node = exit_node if exit_node is not None else nodes[-1]
         out_meta = profiler.meta[out_node]
         if in_meta is None or out_meta is None:
-            raise EngineError("engine: mode 'pipeline' needs a model that returns one tensor")
+            raise EngineLayoutError("engine: mode 'pipeline' needs a model that returns one tensor")
         cost = cumulative[end] - (cumulative[start - 1] if start else 0.0)
         out.append(Stage(stage_gm, in_meta[0][1:], in_meta[1], out_meta[0][1:], out_meta[1], cost))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lepton_tune.measure._host import FINGERPRINT_KEYS, host_fingerprint, host_id
+from lepton_tune.measure._isolated import EngineJob, JobOutcome, run_isolated
 from lepton_tune.measure._memory import PssSampler, pss_mib
 from lepton_tune.measure._protocol import (
     Measurement,
@@ -15,6 +16,8 @@ from lepton_tune.measure._workload import WindowResult, closed_loop, open_loop
 
 __all__ = [
     "FINGERPRINT_KEYS",
+    "EngineJob",
+    "JobOutcome",
     "Measurement",
     "PssSampler",
     "WindowResult",
@@ -27,4 +30,5 @@ __all__ = [
     "open_loop",
     "probe_engine",
     "pss_mib",
+    "run_isolated",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 from lepton_tune import __version__
 from lepton_tune.config import host_facts
 
-__all__ = ["host_fingerprint", "host_id", "FINGERPRINT_KEYS"]
+__all__ = ["FINGERPRINT_KEYS", "host_fingerprint", "host_id"]
 
 #: The keys that decide whether two hosts are "the same" (versions of the measured stack included).
 FINGERPRINT_KEYS = ("cpu_model", "cores", "memory_gib", "device", "torch", "torchvision", "python")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["pss_mib", "PssSampler"]
+__all__ = ["PssSampler", "pss_mib"]
 
 
 def _pss_kib(pid: int) -> int:

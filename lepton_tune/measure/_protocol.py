@@ -15,7 +15,7 @@ from lepton_tune.measure._workload import WindowResult, closed_loop, open_loop
 if TYPE_CHECKING:
     from lepton_tune.engine import Engine
 
-__all__ = ["Measurement", "measure_engine", "probe_engine", "cost_per_million", "accuracy_through_engine"]
+__all__ = ["Measurement", "accuracy_through_engine", "cost_per_million", "measure_engine", "probe_engine"]
 
 _PERCENTILES = {"latency_p50_ms": 50, "latency_p95_ms": 95, "latency_p99_ms": 99}
 

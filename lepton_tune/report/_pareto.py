@@ -95,7 +95,8 @@ def feasible_front(study: optuna.Study) -> list[FrozenTrial]:
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not any(is_feasible(t) for t in trials):
         return []
-    return sorted(study.best_trials, key=lambda t: t.number)
+    # A replayed duplicate (same point as an earlier trial) is listed once, as lepton-tune show does.
+    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None), key=lambda t: t.number)
 
 
 def _reference(study: optuna.Study, trials: list[FrozenTrial], objectives: list[str],

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from lepton_tune.config import HostFacts, SearchSpaceSpec, StudySpec
 from lepton_tune.config._space import ParamSpec
@@ -65,8 +71,9 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
         point = baseline_point(backbone, host, defaults, spec.space)
         lock = HostLock()
         with lock:
+            done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a failed one is retried
             if any(t.user_attrs.get("baseline") and t.user_attrs.get("point", {}).get("backbone") == backbone
-                   for t in study.get_trials(deepcopy=False)):
+                   for t in study.get_trials(deepcopy=False, states=done)):
                 continue
             params, dists = _params_in_space(point, spec.space)
             attrs: dict[str, Any] = {"point": point, "baseline": True, "host_id": host_id,

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -16,13 +15,13 @@ import numpy as np
 import optuna
 
 from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, StudySpec, direction_of
-from lepton_tune.exceptions import LeptonTuneError
-from lepton_tune.measure import accuracy_through_engine, measure_engine, probe_engine, pss_mib
+from lepton_tune.exceptions import EngineError, LeptonTuneError
+from lepton_tune.measure import EngineJob, run_isolated
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import suggest_point
 
-__all__ = ["Objective", "Infeasible", "TrialLimitError", "evaluate_point", "budget_violations"]
+__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point"]
 
 
 class Infeasible(Exception):
@@ -82,54 +81,23 @@ def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConf
     return config, None
 
 
-class _Watchdog:
-    """Stop the engine when the trial passes its time or memory limit."""
-
-    def __init__(self, engine: Any, *, deadline: float | None, memory_mb: float | None) -> None:
-        self.engine, self.deadline, self.memory_mb = engine, deadline, memory_mb
-        self.reason: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="trial-watchdog")
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                self.reason = "trial time limit (limits.trial_timeout_s) exceeded"
-            elif self.memory_mb is not None:
-                used = pss_mib(self.engine.pids())
-                if used > self.memory_mb:
-                    self.reason = f"trial memory limit (limits.trial_memory_mb = {self.memory_mb:g}) exceeded: {used:.0f} MiB"
-            if self.reason:
-                self.engine.close()
-                return
-
-    def __enter__(self) -> _Watchdog:
-        if self.deadline is not None or self.memory_mb is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-
-
 def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,
                    *, lock: HostLock | None = None) -> dict[str, Any]:
     """Run stages 1-7 for one point; return the trial record (metrics, spread, stage seconds, model).
+
+    Stages 4-7 run in an isolated process (:func:`lepton_tune.measure.run_isolated`), so the
+    memory measured is that of a lean server process plus its shards, and the time and memory
+    limits can stop the trial without touching the search.
 
     Raises:
         Infeasible: the point cannot run here or misses a budget at the probe.
         TrialLimitError: the trial passed ``limits.trial_timeout_s`` or ``limits.trial_memory_mb``.
     """
-    from lepton_tune.engine import Engine
-
     t0 = time.monotonic()
     config, reason = host_feasibility(point, host)
     if reason or config is None:
         raise Infeasible(reason or "invalid engine configuration")
-    deadline = t0 + spec.limits.trial_timeout_s if spec.limits.trial_timeout_s else None
     prepared = preparer.prepare(point)
-    if deadline is not None and time.monotonic() > deadline:
-        raise TrialLimitError("trial time limit (limits.trial_timeout_s) exceeded while preparing the model")
     data = preparer.dataset
     test_x, test_y = data.test[0].numpy(), data.test[1].numpy()
     cap = spec.protocol.accuracy_samples
@@ -140,48 +108,26 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     if config.runtime == "onnxruntime":
         stages["export"] = prepared.export_seconds
     record: dict[str, Any] = {"model": prepared.info}
+    probe = {k: v for k, v in spec.budgets.items() if k in ("latency_p95_ms", "memory_mb", "throughput")}
+    job = EngineJob(prepared.module, config, tuple(data.image_shape), requests_pool, spec.protocol, spec.prices,
+                    test_x=None if spec.dataset.kind == "synthetic" else test_x,
+                    test_y=None if spec.dataset.kind == "synthetic" else test_y, probe_budgets=probe)
     with lock or HostLock():
-        engine = Engine(prepared.module, config, input_shape=tuple(data.image_shape))
-        with _Watchdog(engine, deadline=deadline, memory_mb=spec.limits.trial_memory_mb) as dog:
-            try:
-                with engine:
-                    stages["start"] = engine.startup_seconds
-                    _probe(engine, requests_pool, spec, config)
-                    measured = measure_engine(
-                        engine, requests_pool, spec.protocol, cores_used=config.cores_used, prices=spec.prices,
-                        timeout=config.request_timeout_s, device_memory=getattr(engine, "device_memory_mb", None),
-                    )
-                    stages["measure"] = measured.seconds
-                    started = time.perf_counter()
-                    metrics = dict(measured.metrics)
-                    if spec.dataset.kind != "synthetic":
-                        metrics["accuracy"] = accuracy_through_engine(engine, test_x, test_y)
-                    stages["accuracy"] = time.perf_counter() - started
-            except Exception:
-                if dog.reason:
-                    raise TrialLimitError(dog.reason) from None
-                raise
-            if dog.reason:
-                raise TrialLimitError(dog.reason)
+        # The limits bound the serving phase: training is a one-time, cached cost shared by trials.
+        deadline = time.monotonic() + spec.limits.trial_timeout_s if spec.limits.trial_timeout_s else None
+        outcome = run_isolated(job, deadline=deadline, memory_limit_mb=spec.limits.trial_memory_mb)
+    if outcome.kind == "infeasible":
+        raise Infeasible(outcome.reason, outcome.record.get("metrics"))
+    if outcome.kind == "limit":
+        raise TrialLimitError(outcome.reason)
+    if outcome.kind == "error":
+        if outcome.reason.startswith("EngineLayoutError"):
+            raise Infeasible(outcome.reason.split(": ", 1)[-1])
+        raise EngineError(f"{outcome.reason}\n{outcome.record.get('traceback', '')}".rstrip())
+    stages.update(outcome.record["stage_seconds"])
     stages["total"] = time.monotonic() - t0
-    record.update(metrics=metrics, spread=measured.spread, windows=measured.windows, stage_seconds=stages)
+    record.update(outcome.record, stage_seconds=stages)
     return record
-
-
-def _probe(engine: Any, pool: np.ndarray, spec: StudySpec, config: EngineConfig) -> None:
-    watched = {k: v for k, v in spec.budgets.items() if k in ("latency_p95_ms", "memory_mb", "throughput")}
-    if not watched or spec.protocol.probe_requests == 0:
-        return
-    seen = probe_engine(engine, pool, spec.protocol, timeout=config.request_timeout_s)
-    margin = spec.protocol.probe_margin
-    for name, limit in watched.items():
-        value = seen[name]
-        missed = value < limit / margin if name == "throughput" else value > limit * margin
-        if missed:
-            raise Infeasible(
-                f"probe: {name} = {value:.4g} misses the budget {limit:g} by more than the margin x{margin:g}",
-                metrics={f"probe_{k}": v for k, v in seen.items()},
-            )
 
 
 class Objective:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -27,7 +29,7 @@ from lepton_tune.tuning._storage import (
     wait_for_storage,
 )
 
-__all__ = ["SearchOptions", "open_study", "run_search", "finished_count"]
+__all__ = ["SearchOptions", "finished_count", "open_study", "run_search"]
 
 _MAX_OUTAGES_WITHOUT_PROGRESS = 3
 
@@ -71,6 +73,19 @@ def _check_host(study: optuna.Study, fingerprint: dict[str, Any], allow: bool) -
     )
 
 
+def _worker_seed(url: str, cli_seed: int | None, file_seed: int | None) -> int | None:
+    """The sampler seed of this worker.
+
+    On the embedded SQLite storage (one worker) the seed is used as given, so a study is
+    reproducible. On a shared storage (a server, or a journal file several local workers write)
+    every worker would otherwise draw the same points; there the file's seed is mixed with fresh
+    randomness per worker. An explicit ``--seed`` is always used as given (give each worker its own).
+    """
+    if cli_seed is not None or file_seed is None or url.startswith("sqlite:"):
+        return cli_seed if cli_seed is not None else file_seed
+    return (file_seed * 1_000_003 + int.from_bytes(os.urandom(4), "little")) % 2**32
+
+
 def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, str, dict[str, Any]]:
     """Create or resume the study; record objectives, budgets and the host; refuse a foreign host."""
     url = resolve_storage_url(options.storage or spec.storage.url, options.run_dir)
@@ -78,7 +93,8 @@ def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, s
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     name = options.study_name or spec.name
     host = host_facts()
-    sampler = make_sampler(spec.sampler, spec.space, host, seed=options.seed, name=options.sampler)
+    sampler = make_sampler(spec.sampler, spec.space, host, seed=_worker_seed(url, options.seed, spec.sampler.seed),
+                           name=options.sampler)
     study = create_or_load_study(url, name, spec.directions, spec=spec.storage, sampler=sampler)
     recorded = study.user_attrs.get("objectives")
     if recorded and list(recorded) != list(spec.objectives):

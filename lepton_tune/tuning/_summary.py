@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["study_counts", "pareto_trials", "baseline_trials", "point_json", "study_summary", "objectives_of"]
+__all__ = ["baseline_trials", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
 
 
 def objectives_of(study: optuna.Study) -> list[str]:
@@ -36,7 +36,8 @@ def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The feasible Pareto front (Optuna's ``best_trials`` ignores constraint-violating trials)."""
     if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         return []
-    return sorted(study.best_trials, key=lambda t: t.number)
+    # A replayed duplicate (same point as an earlier trial) is the same point: list it once.
+    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None), key=lambda t: t.number)
 
 
 def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:

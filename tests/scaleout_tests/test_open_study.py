@@ -50,9 +50,6 @@ def test_worker_on_a_foreign_host_is_refused_unless_allowed(pg_url: str, tmp_pat
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-@pytest.mark.xfail(strict=True, reason="open_study gives every worker the study file's sampler seed, so workers "
-                                       "started together sample the same points (reported to the lead; remove this "
-                                       "marker once seeds differ per worker)")
 def test_seeded_workers_do_not_sample_the_same_points(pg_url: str, tmp_path: Path) -> None:
     spec = _spec(sampler={"name": "random", "seed": 0})
     asked = []

@@ -1,0 +1,160 @@
+"""Run one trial's engine phase in its own process: a lean, production-like parent for the shards.
+
+The search process carries Optuna, MLflow, the dataset and every prepared model; counting its
+memory as "the engine's parent" would charge each trial for the tool itself. Here a child process
+(forked from the engine's forkserver, so it starts with torch already imported) receives the
+model, starts the :class:`Engine`, probes, measures and computes accuracy, and sends the record
+back. Its PSS plus the shards' PSS is what a server that loads a bundle pays. The child is also
+the unit the time and memory limits kill: nothing it does can hang or bloat the search.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lepton_tune.config import EngineConfig, PricesSpec, ProtocolSpec
+from lepton_tune.measure._memory import pss_mib
+
+__all__ = ["EngineJob", "JobOutcome", "run_isolated"]
+
+
+@dataclass
+class EngineJob:
+    """Everything the child needs; the model travels as shared memory (torch reductions)."""
+
+    model: Any
+    config: EngineConfig
+    input_shape: tuple[int, ...]
+    pool: np.ndarray
+    protocol: ProtocolSpec
+    prices: PricesSpec
+    test_x: np.ndarray | None = None
+    test_y: np.ndarray | None = None
+    probe_budgets: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class JobOutcome:
+    """``kind`` is "ok", "infeasible" (probe missed a budget), "limit" or "error"."""
+
+    kind: str
+    record: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+def _probe_miss(seen: dict[str, float], budgets: dict[str, float], margin: float) -> str | None:
+    for name, limit in budgets.items():
+        value = seen[name]
+        missed = value < limit / margin if name == "throughput" else value > limit * margin
+        if missed:
+            return f"probe: {name} = {value:.4g} misses the budget {limit:g} by more than the margin x{margin:g}"
+    return None
+
+
+def _child(job: EngineJob, conn: Any) -> None:
+    """Runs in the isolated process."""
+    from lepton_tune.engine import Engine
+    from lepton_tune.measure._protocol import accuracy_through_engine, measure_engine, probe_engine
+
+    try:
+        stages: dict[str, float] = {}
+        with Engine(job.model, job.config, input_shape=job.input_shape) as engine:
+            stages["start"] = engine.startup_seconds
+            if job.probe_budgets and job.protocol.probe_requests:
+                seen = probe_engine(engine, job.pool, job.protocol, timeout=job.config.request_timeout_s)
+                miss = _probe_miss(seen, job.probe_budgets, job.protocol.probe_margin)
+                if miss:
+                    conn.send(JobOutcome("infeasible", {"metrics": {f"probe_{k}": v for k, v in seen.items()}}, miss))
+                    return
+            measured = measure_engine(engine, job.pool, job.protocol, cores_used=job.config.cores_used,
+                                      prices=job.prices, timeout=job.config.request_timeout_s,
+                                      device_memory=lambda: engine.device_memory_mb)
+            stages["measure"] = measured.seconds
+            metrics = dict(measured.metrics)
+            started = time.perf_counter()
+            if job.test_x is not None and job.test_y is not None:
+                metrics["accuracy"] = accuracy_through_engine(engine, job.test_x, job.test_y)
+            stages["accuracy"] = time.perf_counter() - started
+        conn.send(JobOutcome("ok", {"metrics": metrics, "spread": measured.spread, "windows": measured.windows,
+                                    "stage_seconds": stages}))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        conn.send(JobOutcome("error", {"traceback": traceback.format_exc(limit=8)}, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _tree_pids(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return [pid, *(c.pid for c in proc.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_mb: float | None = None,
+                 poll_s: float = 0.1) -> JobOutcome:
+    """Run ``job`` in a child process; stop it at ``deadline`` (monotonic) or past ``memory_limit_mb``.
+
+    Returns the child's outcome, or ``JobOutcome("limit", reason=...)`` when a limit stopped it,
+    or ``JobOutcome("error", ...)`` when the child died without answering.
+
+    Example:
+        >>> # outcome = run_isolated(EngineJob(model, EngineConfig(), (3, 32, 32), pool, ProtocolSpec(), PricesSpec()))
+    """
+    from lepton_tune.engine._lane import _start, mp_context
+
+    ctx = mp_context(job.model)
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(job, send), name="lepton-trial", daemon=False)
+    _start(proc, with_main=False)
+    send.close()
+    try:
+        while True:
+            if receive.poll(poll_s):
+                try:
+                    outcome: JobOutcome = receive.recv()
+                except EOFError:
+                    outcome = JobOutcome("error", reason=f"trial process died (exit code {proc.exitcode})")
+                return outcome
+            if not proc.is_alive() and not receive.poll(0):
+                return JobOutcome("error", reason=f"trial process died without an answer (exit code {proc.exitcode})")
+            if deadline is not None and time.monotonic() > deadline:
+                return JobOutcome("limit", reason="trial time limit (limits.trial_timeout_s) exceeded")
+            if memory_limit_mb is not None:
+                used = pss_mib(_tree_pids(proc.pid))
+                if used > memory_limit_mb:
+                    return JobOutcome("limit", reason=f"trial memory limit (limits.trial_memory_mb = "
+                                                      f"{memory_limit_mb:g}) exceeded: {used:.0f} MiB")
+    finally:
+        _stop(proc)
+        receive.close()
+
+
+def _stop(proc: Any) -> None:
+    """End the child and, through their pipes' EOF, its shards; SIGKILL what does not go."""
+    import psutil
+
+    if proc.is_alive():
+        children = []
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            pass
+        proc.kill()
+        proc.join(5)
+        for child in children:
+            try:
+                child.wait(3)
+            except psutil.TimeoutExpired:
+                child.kill()
+            except psutil.Error:
+                pass
+    else:
+        proc.join(1)
