@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from lepton_tune import __version__
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 #: subcommand -> module under lepton_tune._cli holding add_parser(sub) and run(args)
 COMMANDS = {
@@ -44,11 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lepton-tune`` console script."""
-    from lepton_tune.exceptions import ConfigError, LeptonTuneError
-
     import faulthandler
     import io
     import signal
+
+    from lepton_tune.exceptions import ConfigError, LeptonTuneError
 
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: for stuck runs
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import optuna
@@ -25,7 +24,14 @@ class ProgressCallback:
     """Optuna callback drawing trials done / budget, elapsed, ETA, feasible count, best per objective."""
 
     def __init__(self, console: Any, total: int | None, *, enabled: bool = True) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.total = total
         self.enabled = enabled

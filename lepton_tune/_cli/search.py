@@ -59,9 +59,20 @@ def run(args: argparse.Namespace) -> int:
     from lepton_tune.config import load_study
 
     spec = load_study(args.study or DEFAULT_STUDY)  # bad input exits 2 before anything is written
+    import optuna
+
+    if not args.debug:  # the progress line and the front table say it all; warnings still show
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = err_console()
     from lepton_tune._cli._display import ProgressCallback, front_table, next_steps
-    from lepton_tune.tuning import SearchOptions, finished_count, open_study, redact_url, run_search, study_summary
+    from lepton_tune.tuning import (
+        SearchOptions,
+        finished_count,
+        open_study,
+        redact_url,
+        run_search,
+        study_summary,
+    )
 
     run_dir = args.run_dir or DEFAULT_RUN_DIR
     options = SearchOptions(run_dir=run_dir, storage=args.storage, study_name=args.study_name, n_trials=args.n_trials,

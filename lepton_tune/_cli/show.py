@@ -6,7 +6,7 @@ import argparse
 
 from lepton_tune._cli._common import DEFAULT_RUN_DIR, add_location_options, err_console, print_json
 
-__all__ = ["add_parser", "run", "open_existing"]
+__all__ = ["add_parser", "open_existing", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

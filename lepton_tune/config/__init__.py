@@ -8,7 +8,13 @@ from lepton_tune.config._expr import Expression, ExpressionError
 from lepton_tune.config._host import HostFacts, host_facts, usable_cores
 from lepton_tune.config._metrics import METRICS, OBJECTIVES, direction_of
 from lepton_tune.config._recipe import BACKBONES, TRAIN_FIELDS, ModelSpec, TrainRecipe
-from lepton_tune.config._space import SEARCHABLE, ParamSpec, SearchSpaceSpec, default_of, load_search_space
+from lepton_tune.config._space import (
+    SEARCHABLE,
+    ParamSpec,
+    SearchSpaceSpec,
+    default_of,
+    load_search_space,
+)
 from lepton_tune.config._study import (
     SAMPLERS,
     DatasetSpec,

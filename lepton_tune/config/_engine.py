@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["EngineConfig", "PRECISIONS", "MODES", "RUNTIMES", "ENGINE_FIELDS"]
+__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "EngineConfig"]
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8_dynamic")
 MODES = ("replica", "pipeline")

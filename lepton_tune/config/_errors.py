@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from lepton_tune.exceptions import ConfigError
 
-__all__ = ["load_yaml", "format_validation_error", "key_path", "short_value"]
+__all__ = ["format_validation_error", "key_path", "load_yaml", "short_value"]
 
 
 def load_yaml(path: str | Path, *, what: str) -> Any:
@@ -94,8 +94,7 @@ def format_validation_error(
             lines.append(f"{source}: {where}: unknown key.{hint}{allowed}")
             continue
         msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+        msg = msg.removeprefix("Value error, ")
         if kind == "value_error" and (not loc or "\n" in msg or _names_own_key(msg)):
             # Model-level checks word their own key paths: "params.shards: ..., got 8".
             base = key_path([*prefix, *loc]) + "." if (prefix or loc) else ""

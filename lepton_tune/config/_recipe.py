@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["TrainRecipe", "ModelSpec", "BACKBONES", "TRAIN_FIELDS"]
+__all__ = ["BACKBONES", "TRAIN_FIELDS", "ModelSpec", "TrainRecipe"]
 
 #: Backbones the models registry builds by name (a test holds the registry to this list).
 BACKBONES = (

@@ -7,9 +7,7 @@ import itertools
 import math
 import re
 from pathlib import Path
-from typing import Any, Union
-
-from typing import Annotated
+from typing import Annotated, Any, Union
 
 from pydantic import (
     BaseModel,
@@ -30,7 +28,7 @@ from lepton_tune.config._host import HostFacts, host_facts
 from lepton_tune.config._recipe import BACKBONES, TRAIN_FIELDS
 from lepton_tune.exceptions import ConfigError
 
-__all__ = ["ParamSpec", "SearchSpaceSpec", "SEARCHABLE", "load_search_space"]
+__all__ = ["SEARCHABLE", "ParamSpec", "SearchSpaceSpec", "load_search_space"]
 
 #: Every parameter a search space may name.
 SEARCHABLE: tuple[str, ...] = (
@@ -118,7 +116,7 @@ def _param_kind(value: Any) -> str:
 
 
 _Param = Annotated[
-    Union[Annotated[ParamSpec, Tag("~range")], Annotated[Scalar, Tag("~fixed")]],
+    Annotated[ParamSpec, Tag("~range")] | Annotated[Scalar, Tag("~fixed")],
     Discriminator(_param_kind),
 ]
 

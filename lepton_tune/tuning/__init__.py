@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from lepton_tune.tuning._lock import HostLock
-from lepton_tune.tuning._objective import Infeasible, Objective, TrialLimitError, budget_violations, evaluate_point
+from lepton_tune.tuning._objective import (
+    Infeasible,
+    Objective,
+    TrialLimitError,
+    budget_violations,
+    evaluate_point,
+)
 from lepton_tune.tuning._samplers import make_sampler
-from lepton_tune.tuning._selection import Requirement, Selection, parse_requirement, select_trial
 from lepton_tune.tuning._search import SearchOptions, finished_count, open_study, run_search
+from lepton_tune.tuning._selection import Requirement, Selection, parse_requirement, select_trial
 from lepton_tune.tuning._storage import (
     create_or_load_study,
     load_existing_study,
@@ -29,8 +35,8 @@ __all__ = [
     "Infeasible",
     "Objective",
     "Requirement",
-    "Selection",
     "SearchOptions",
+    "Selection",
     "TrialLimitError",
     "baseline_trials",
     "budget_violations",

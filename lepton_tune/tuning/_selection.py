@@ -13,7 +13,7 @@ from lepton_tune.config import METRICS, direction_of
 from lepton_tune.exceptions import SelectionError
 from lepton_tune.tuning._summary import objectives_of, pareto_trials
 
-__all__ = ["Requirement", "parse_requirement", "select_trial", "Selection"]
+__all__ = ["Requirement", "Selection", "parse_requirement", "select_trial"]
 
 _REQ = re.compile(r"^\s*(?P<name>[a-z0-9_]+)\s*(?P<op><=|>=|<|>|==)\s*(?P<value>[-+0-9.eE]+)\s*$")
 

@@ -9,7 +9,7 @@ import optuna
 from lepton_tune.config import SEARCHABLE, HostFacts, SearchSpaceSpec, default_of
 from lepton_tune.config._space import ParamSpec
 
-__all__ = ["suggest_point", "SUGGEST_ORDER"]
+__all__ = ["SUGGEST_ORDER", "suggest_point"]
 
 #: Order of suggestion: what the model is first, then how it is served, so that later
 #: parameters can be narrowed by the constraints on earlier ones.
