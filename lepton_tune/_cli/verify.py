@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     from lepton_tune.bundle import compare_metrics, open_bundle, parse_tolerances
     from lepton_tune.config import PricesSpec, ProtocolSpec
-    from lepton_tune.measure import accuracy_through_engine, measure_engine
+    from lepton_tune.exceptions import EngineError
+    from lepton_tune.measure import EngineJob, run_isolated
 
     console = err_console()
     tolerances = parse_tolerances(args.tolerance)
@@ -81,18 +82,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         pool = np.random.default_rng(0).standard_normal((64, *bundle.input_shape)).astype(np.float32)
     config = bundle.config
-    with bundle.engine() as engine:
-        result = measure_engine(engine, pool, protocol, cores_used=config.cores_used, prices=prices,
-                                timeout=config.request_timeout_s, device_memory=lambda: engine.device_memory_mb)
-        metrics = dict(result.metrics)
-        if split is not None:
-            metrics["accuracy"] = accuracy_through_engine(engine, test_x, test_y)
+    # Same isolated process as the study's trials, so memory compares like with like.
+    job = EngineJob(bundle.module, config, tuple(bundle.input_shape), pool, protocol, prices,
+                    test_x=test_x if split is not None else None, test_y=test_y if split is not None else None)
+    outcome = run_isolated(job)
+    if outcome.kind != "ok":
+        raise EngineError(f"verify: the bundle could not be measured: {outcome.reason}")
+    metrics = dict(outcome.record["metrics"])
+    spread = outcome.record["spread"]
     checks = compare_metrics(measured_rec["metrics"], metrics, accuracy_samples=samples or len(pool),
                              tolerances=tolerances)
     outside = [c for c in checks if c.status == "outside"]
     if args.json:
         print_json({"bundle": str(args.bundle), "ok": not outside, "host_differences": differences,
-                    "checks": [c.as_dict() for c in checks], "measured": metrics, "spread": result.spread})
+                    "checks": [c.as_dict() for c in checks], "measured": metrics, "spread": spread})
     else:
         from rich.table import Table
 

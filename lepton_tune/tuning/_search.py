@@ -117,6 +117,16 @@ def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, s
     return study, url, fingerprint
 
 
+def _finished_elsewhere(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, optuna.exceptions.UpdateFinishedTrialError) or (
+                isinstance(seen, (RuntimeError, ValueError)) and "Cannot tell a" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study | None = None,
                fingerprint: dict[str, Any] | None = None) -> optuna.Study:
     """Run (or resume) the study until ``n_trials`` trials in total have finished or time runs out.
@@ -153,6 +163,17 @@ def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study |
                            callbacks=callbacks, gc_after_trial=False)
             return study
         except Exception as exc:
+            if _finished_elsewhere(exc):
+                # This worker's heartbeat was late (e.g. during a storage outage) and another worker's
+                # stale-trial check already failed and re-queued the trial: drop this result, go on.
+                outages = outages + 1 if progress_at_outage == done else 1
+                progress_at_outage = done
+                if outages > _MAX_OUTAGES_WITHOUT_PROGRESS:
+                    raise
+                warnings.warn("a trial of this worker had already been failed and re-queued by the heartbeat check "
+                              "(its heartbeat was late); its result is dropped and the retry measures it again",
+                              stacklevel=2)
+                continue
             failure = storage_failure(exc)
             if failure is None:
                 raise

@@ -143,16 +143,18 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, pool:
 
 
 def engine_shards(pid: int) -> list[psutil.Process]:
-    """The engine's shard processes under worker ``pid``: children of its multiprocessing forkserver.
+    """The engine's shard processes under worker ``pid``.
 
-    The forkserver stays up between trials; shards exist only while an engine runs (mid-trial).
+    A trial's engine runs in an isolated trial process forked from the worker's multiprocessing
+    forkserver; that process starts its own forkserver, whose children are the shards:
+    worker -> forkserver -> trial process -> its forkserver -> shards. Shards exist only mid-trial.
     """
     try:
-        children = psutil.Process(pid).children()
-        servers = [c for c in children if "forkserver" in " ".join(c.cmdline())]
-        shards = [shard for server in servers for shard in server.children()]
-        return [shard for shard in shards if shard.status() != psutil.STATUS_ZOMBIE]
-    except psutil.Error:  # the worker, its forkserver or a shard is gone
+        level = [c for c in psutil.Process(pid).children() if "forkserver" in " ".join(c.cmdline())]
+        for _ in range(3):  # trial processes, their forkservers, the shards
+            level = [child for proc in level for child in proc.children()]
+        return [shard for shard in level if shard.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:  # the worker, a forkserver or a shard is gone
         return []
 
 
