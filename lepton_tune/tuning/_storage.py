@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import random
-import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from lepton_tune._redact import redact_url
 from lepton_tune.exceptions import StorageError
 
 if TYPE_CHECKING:
@@ -33,19 +33,6 @@ __all__ = [
 _CONNECT_TIMEOUT_S = 10  # a silent (firewalled) server is reported, not waited on for minutes
 _OUTAGE_LIMIT_S = 120.0  # how long a worker waits for a lost storage before it stops
 
-# The password runs to the last "@" of the URL (greedy), so one typed with a raw "@", ":" or "/" is
-# hidden whole; quotes and whitespace end a URL inside a message.
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s'\"]*:)(?P<pw>[^\s'\"]*)(?P<tail>@)")
-
-
-def redact_url(text: str) -> str:
-    """Hide any password in URLs inside ``text``.
-
-    Example:
-        >>> redact_url("postgresql+psycopg2://bob:s3cret@db:5432/optuna")
-        'postgresql+psycopg2://bob:***@db:5432/optuna'
-    """
-    return _PASSWORD.sub(lambda m: f"{m['head']}***{m['tail']}", text)
 
 
 def resolve_storage_url(url: str | None, run_dir: Path) -> str:
