@@ -12,14 +12,14 @@ Method (one command, one run, same machine):
    HPO methods over many seeds without re-measuring): each sampler proposes points through
    lepton-tune's own suggestion code; a point's objective values are its measured values, and
    the wall time charged for it follows each method's rules:
-   - `lepton-tune` (default sampler, content-addressed model cache, dedupe): training is charged
+   - `lepton-tune` (the default sampler, content-addressed model cache, dedupe): training is charged
      the first time a recipe is needed, conversion the first time a (recipe, precision) is
      needed, a point already evaluated costs nothing, every new point pays start + measure +
      accuracy;
    - `plain-optuna` (TPE on the same space without those): every trial trains, converts and
      measures in full;
-   - `random` (RandomSampler with lepton-tune's cache and dedupe), and the other samplers
-     (`nsga2`, `qmc`), to pick the default sampler.
+   - `tpe`, `random`, `nsga2`, `qmc` with lepton-tune's cache and dedupe, to pick the default
+     sampler.
    Per method and seed: trials and charged seconds until HV reaches 95% of the reference HV,
    and the number of training runs. Medians and spread (min-max) over seeds are printed.
 
@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from lepton_tune.config import host_facts, load_study  # noqa: E402
+from lepton_tune.config import SamplerSpec, host_facts, load_study  # noqa: E402
 from lepton_tune.report import hypervolume  # noqa: E402
-from lepton_tune.tuning import SearchOptions, run_search, suggest_point  # noqa: E402
+from lepton_tune.tuning import SearchOptions, make_sampler, run_search, suggest_point  # noqa: E402
 
 SPACE = {
     "params": {
@@ -123,8 +123,9 @@ def replay(table: dict[tuple, dict[str, Any]], method: str, seed: int, trials: i
     """Run one sampler on the table; charge time per the method's rules."""
     spec = load_study(study_dict(True))
     host = host_facts()
-    sampler = {"lepton-tune": optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+    sampler = {"lepton-tune": make_sampler(SamplerSpec(seed=seed), spec.space, host),  # the default sampler
                "plain-optuna": optuna.samplers.TPESampler(seed=seed),
+               "tpe": optuna.samplers.TPESampler(seed=seed, constant_liar=True),
                "random": optuna.samplers.RandomSampler(seed=seed),
                "nsga2": optuna.samplers.NSGAIISampler(seed=seed),
                "qmc": optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)}[method]
@@ -192,7 +193,7 @@ def main() -> int:
     print(f"replay: {seeds} seeds per method, budget {trials} trials each; charged seconds from measured stage costs\n")
     print("| method | trials to 95% HV, median [min-max] | seconds to 95% HV | as % of exhaustive wall | trainings (median) | final HV % |")
     print("|---|---|---|---|---|---|")
-    for method in ["lepton-tune", "plain-optuna", "random", "nsga2", "qmc"]:
+    for method in ["lepton-tune", "plain-optuna", "tpe", "random", "nsga2", "qmc"]:
         runs = [replay(table, method, seed, trials, ref, target) for seed in range(seeds)]
         secs = [r["reached"]["seconds"] for r in runs if r["reached"]["seconds"] is not None]
         frac = f"{100 * statistics.median(secs) / wall:.0f}%" if secs else "-"

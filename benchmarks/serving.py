@@ -141,6 +141,12 @@ def single_request_p95(point: dict[str, Any], args: argparse.Namespace) -> float
 
     config = EngineConfig(**{k: point[k] for k in ENGINE_FIELDS if k in point})
     model = build_model(point["backbone"], num_classes=1000, image_shape=(3, 224, 224)).eval()
+    if config.runtime == "onnxruntime":  # the same exported graph the trial served (from the model cache)
+        from lepton_tune.engine import OnnxModule
+        from lepton_tune.models import export_onnx
+
+        art = export_onnx(model, (3, 224, 224), precision="fp32")
+        model = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision="fp32")
     pool = torch.randn(16, 3, 224, 224).numpy()
     protocol = ProtocolSpec(warmup=5, requests=max(10, args.requests // 2), repeats=args.repeats, concurrency=1,
                             probe_requests=0)

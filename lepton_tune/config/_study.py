@@ -96,7 +96,8 @@ class PricesSpec(_Strict):
 
 
 class SamplerSpec(_Strict):
-    name: Literal["tpe", "nsga2", "random", "grid", "qmc"] = "tpe"
+    # qmc is the default by measurement: benchmarks/search.py (see benchmarks/README.md#search).
+    name: Literal["tpe", "nsga2", "random", "grid", "qmc"] = "qmc"
     seed: int | None = 0
     n_startup_trials: int | None = Field(None, ge=0)
 
