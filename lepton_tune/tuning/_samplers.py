@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from lepton_tune.config import HostFacts, SamplerSpec, SearchSpaceSpec
@@ -32,7 +34,9 @@ def make_sampler(spec: SamplerSpec, space: SearchSpaceSpec, host: HostFacts, *, 
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        with warnings.catch_warnings():  # experimental in Optuna, and chosen by measurement here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
         grid = {n: p.values() for n, p in space.params.items() if isinstance(p, ParamSpec)}
         return optuna.samplers.GridSampler(grid, seed=seed)
