@@ -8,7 +8,6 @@ a newer format version than this build reads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from lepton_tune.exceptions import BundleError
+from lepton_tune.models._cache import sha256_file
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "file_entry", "read_manifest", "sha256_of", "verify_files", "write_manifest"]
 
@@ -25,13 +25,7 @@ MANIFEST = "lepton.yaml"
 _REQUIRED = ("format_version", "engine", "model", "preprocessing", "files")
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = sha256_file  # one file digest for the model cache and bundles
 
 
 def file_entry(root: Path, relative: str, role: str) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def content_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks (cache entries and bundle files)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -118,7 +119,7 @@ class ModelCache:
         try:
             _atomic_write(weights, lambda fh: torch.save(state_dict, fh))
             full = {**meta, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "size": weights.stat().st_size, "sha256": _sha256(weights)}
+                    "size": weights.stat().st_size, "sha256": sha256_file(weights)}
             _atomic_write(entry / META, lambda fh: fh.write(json.dumps(full, indent=2, default=str).encode()))
         except OSError as exc:
             raise CacheError(f"{entry}: cannot write model cache entry ({exc}). Check free space and permissions") from None
@@ -142,7 +143,7 @@ class ModelCache:
         if not weights.is_file():
             self._discard(entry, "weights file missing")
             return None
-        size, digest = weights.stat().st_size, _sha256(weights)
+        size, digest = weights.stat().st_size, sha256_file(weights)
         if size != meta.get("size") or digest != meta.get("sha256"):
             self._discard(entry, f"checksum mismatch: size {size} vs {meta.get('size')}, sha256 {digest[:12]} vs "
                                  f"{str(meta.get('sha256'))[:12]}")

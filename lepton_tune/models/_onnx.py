@@ -30,7 +30,7 @@ from torch import nn
 
 from lepton_tune.data import Dataset
 from lepton_tune.exceptions import ModelError
-from lepton_tune.models._cache import ModelCache, _atomic_write, _sha256, content_key
+from lepton_tune.models._cache import ModelCache, _atomic_write, content_key, sha256_file
 from lepton_tune.models._precision import CALIBRATION_SAMPLES, _calibration
 
 __all__ = ["ONNX_FILE", "OnnxArtifact", "export_onnx", "onnx_key"]
@@ -130,7 +130,7 @@ def _cached(entry: Path) -> dict[str, Any] | None:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
         return None
-    if path.stat().st_size != meta.get("size") or _sha256(path) != meta.get("sha256"):
+    if path.stat().st_size != meta.get("size") or sha256_file(path) != meta.get("sha256"):
         warnings.warn(f"{path}: corrupt ONNX cache entry (checksum mismatch); exporting again", stacklevel=3)
         return None
     return meta
@@ -192,6 +192,6 @@ def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "f
                 "backbone": getattr(model, "backbone", type(module).__name__), "precision": f"{precision} (onnx)", "image_shape": list(shape),
                 "output_shape": list(output_shape), "opset": OPSET, "key": full,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "size": path.stat().st_size,
-                "sha256": _sha256(path)}
+                "sha256": sha256_file(path)}
         _atomic_write(entry / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
     return OnnxArtifact(path, full, precision, output_shape, time.perf_counter() - started, False)
