@@ -14,6 +14,7 @@ from lepton_tune.tuning._samplers import make_sampler
 from lepton_tune.tuning._search import SearchOptions, finished_count, open_study, run_search
 from lepton_tune.tuning._selection import Requirement, Selection, parse_requirement, select_trial
 from lepton_tune.tuning._storage import (
+    StorageWarning,
     create_or_load_study,
     load_existing_study,
     make_storage,
@@ -37,6 +38,7 @@ __all__ = [
     "Requirement",
     "SearchOptions",
     "Selection",
+    "StorageWarning",
     "TrialLimitError",
     "baseline_trials",
     "budget_violations",

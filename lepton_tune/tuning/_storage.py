@@ -66,13 +66,44 @@ def _open(url: str, spec: StorageSpec) -> optuna.storages.BaseStorage:
             engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
     with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental" since Optuna 2.x
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return _SteadyHeartbeatStorage(
             url,
             heartbeat_interval=spec.heartbeat_interval,
             grace_period=spec.grace_period or spec.heartbeat_interval * 3,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry),
             engine_kwargs=engine_kwargs,
         )
+
+
+class _SteadyHeartbeatStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose heartbeat outlives a storage outage.
+
+    Optuna records heartbeats from a plain thread: one failed write ends that thread with a
+    traceback, and the trial, still being measured, then looks dead to every other worker. Here a
+    failed heartbeat is said once per outage and retried at the next beat, and its recovery is said.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lost_since: float | None = None
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            failure = storage_failure(exc)
+            if failure is None:
+                raise
+            if self._lost_since is None:
+                self._lost_since = time.monotonic()
+                warnings.warn(f"lost the Optuna storage {redact_url(self.url)}: {_first_line(failure)}. The "
+                              "running trial's heartbeat is retried every beat until it answers again.",
+                              StorageWarning, stacklevel=2)
+            return
+        if self._lost_since is not None:
+            waited, self._lost_since = time.monotonic() - self._lost_since, None
+            warnings.warn(f"the Optuna storage {redact_url(self.url)} answers again after {waited:.0f} s; "
+                          "heartbeats resume", StorageWarning, stacklevel=2)
 
 
 def _is_psycopg2(url: str) -> bool:
