@@ -15,7 +15,13 @@ run on this machine:
 - **FLOP/s**: achieved FLOP/s of lepton-tune's best (model FLOPs x images/s) as a fraction of
   this machine's measured peak fp32 matmul FLOP/s on all usable cores.
 
-Latency/throughput follow DESIGN.md: warm-up, then R windows; medians over windows, spread shown.
+The search picks the layout; then a **head-to-head** phase measures the three contenders again,
+interleaved (naive, lepton-tune, ORT, naive, ...) in ``--rounds`` rounds of equal-length windows,
+so that the shared machine's drift hits all of them alike. Throughput ratios are ratios of those
+medians; the spread (max - min over rounds) is printed beside each. lepton-tune's throughput is
+under a closed loop of 16 single-image requests in flight (what the search optimised); naive and ORT
+are called one batch at a time in the calling process (their whole capacity, ORT with its best
+batch). Latency follows DESIGN.md: warm-up, then R windows, medians over windows.
 
 Usage: ``python benchmarks/serving.py [--quick] [--models resnet18,mobilenet_v3_small] [--trials N]``
 """
@@ -44,6 +50,14 @@ from lepton_tune.models import build_model, model_profile  # noqa: E402
 from lepton_tune.tuning import SearchOptions, run_search  # noqa: E402
 
 
+def timed_window(run_one: Any, seconds: float) -> float:
+    """Images per second of ``run_one()`` (one call, returns its image count) called for ``seconds``."""
+    images, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        images += run_one()
+    return images / (time.perf_counter() - start)
+
+
 def windows(run_one: Any, *, requests: int, repeats: int, warmup: int) -> dict[str, float]:
     """Call ``run_one()`` (one request) sequentially; p95 and img/s medians over windows."""
     for _ in range(warmup):
@@ -62,7 +76,8 @@ def windows(run_one: Any, *, requests: int, repeats: int, warmup: int) -> dict[s
             "spread": max(rates) - min(rates)}
 
 
-def naive(name: str, x: torch.Tensor, args: argparse.Namespace) -> dict[str, float]:
+def naive_call(name: str, x: torch.Tensor) -> Any:
+    """``model(x)`` at batch 1 in this process with default threads (= usable cores)."""
     torch.set_num_threads(host_facts().cores)
     model = build_model(name, num_classes=1000, image_shape=(3, 224, 224)).eval()
 
@@ -71,10 +86,11 @@ def naive(name: str, x: torch.Tensor, args: argparse.Namespace) -> dict[str, flo
             model(x[:1])
         return 1
 
-    return windows(one, requests=args.requests, repeats=args.repeats, warmup=5)
+    return one
 
 
-def onnxruntime_alone(name: str, x: torch.Tensor, args: argparse.Namespace) -> dict[str, Any] | None:
+def onnxruntime_tuned(name: str, x: torch.Tensor, seconds: float) -> tuple[dict[str, Any], Any] | None:
+    """ONNX Runtime alone, threads {1, cores} x batch {1, 8, 32} tried by hand; the best setting and its call."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -83,26 +99,28 @@ def onnxruntime_alone(name: str, x: torch.Tensor, args: argparse.Namespace) -> d
     buffer = io.BytesIO()
     torch.onnx.export(model, (x[:1],), buffer, input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-    best: dict[str, Any] | None = None
+    best: tuple[dict[str, Any], Any] | None = None
     for threads in sorted({1, host_facts().cores}):
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-        for batch in (1, 8):
+        for batch in (1, 8, 32):
             feed = {"x": x[:batch].numpy()}
 
-            def one(feed: dict = feed, batch: int = batch) -> int:
+            def one(session: Any = session, feed: dict = feed, batch: int = batch) -> int:
                 session.run(None, feed)
                 return batch
 
-            got = windows(one, requests=max(4, args.requests // batch), repeats=args.repeats, warmup=3)
-            got.update(threads=threads, batch=batch)
-            if best is None or got["throughput"] > best["throughput"]:
-                best = got
+            for _ in range(3):
+                one()
+            rate = statistics.median(timed_window(one, seconds / 2) for _ in range(3))
+            if best is None or rate > best[0]["throughput"]:
+                best = ({"throughput": rate, "threads": threads, "batch": batch}, one)
     return best
 
 
-def lepton_best(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def lepton_search(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """A real search over the serving layout at fp32; the best-throughput feasible trial."""
     runtimes = [r for r in ("eager", "onnxruntime", "compile") if runtime_support(r, "fp32", "replica") is None]
     if args.quick:
         runtimes = [r for r in runtimes if r != "compile"]
@@ -126,33 +144,68 @@ def lepton_best(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(done, key=lambda t: t.user_attrs["metrics"]["throughput"])
     point = best.user_attrs["point"]
-    return {"throughput": best.user_attrs["metrics"]["throughput"], "p95": single_request_p95(point, args),
-            "spread": best.user_attrs["spread"]["throughput"], "trials": len(study.trials),
+    return {"point": point, "search_throughput": best.user_attrs["metrics"]["throughput"], "trials": len(study.trials),
             "layout": f"{point['runtime']} K={point['shards']} thr={point['threads_per_shard']} "
                       f"pin={point['pin']} batch={point['batch_size']} wait={point['max_wait_ms']}"}
 
 
-def single_request_p95(point: dict[str, Any], args: argparse.Namespace) -> float:
-    """p95 of the chosen layout with one request in flight, comparable to the naive call."""
-    from lepton_tune.config import EngineConfig, ENGINE_FIELDS, ProtocolSpec
-    from lepton_tune.engine import Engine
-    from lepton_tune.measure import measure_engine
-    from lepton_tune.config import PricesSpec
-
-    config = EngineConfig(**{k: point[k] for k in ENGINE_FIELDS if k in point})
+def serving_model(point: dict[str, Any]) -> torch.nn.Module:
+    """The module the trial served: the backbone, or its exported graph (from the model cache) for onnxruntime."""
     model = build_model(point["backbone"], num_classes=1000, image_shape=(3, 224, 224)).eval()
-    if config.runtime == "onnxruntime":  # the same exported graph the trial served (from the model cache)
-        from lepton_tune.engine import OnnxModule
-        from lepton_tune.models import export_onnx
+    if point["runtime"] != "onnxruntime":
+        return model
+    from lepton_tune.engine import OnnxModule
+    from lepton_tune.models import export_onnx
 
-        art = export_onnx(model, (3, 224, 224), precision="fp32")
-        model = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision="fp32")
+    art = export_onnx(model, (3, 224, 224), precision="fp32")
+    return OnnxModule.from_file(art.path, output_shape=art.output_shape, precision="fp32")
+
+
+def single_request_p95(engine: Any, args: argparse.Namespace) -> float:
+    """p95 of the chosen layout with one request in flight, comparable to the naive call."""
+    from lepton_tune.config import PricesSpec, ProtocolSpec
+    from lepton_tune.measure import measure_engine
+
     pool = torch.randn(16, 3, 224, 224).numpy()
     protocol = ProtocolSpec(warmup=5, requests=max(10, args.requests // 2), repeats=args.repeats, concurrency=1,
                             probe_requests=0)
-    with Engine(model, config, input_shape=(3, 224, 224)) as engine:
-        got = measure_engine(engine, pool, protocol, cores_used=config.cores_used, prices=PricesSpec())
+    got = measure_engine(engine, pool, protocol, cores_used=engine.config.cores_used, prices=PricesSpec())
     return got.metrics["latency_p95_ms"]
+
+
+def head_to_head(contenders: dict[str, Any], rounds: int) -> dict[str, dict[str, float]]:
+    """Each contender's window (a call returning img/s) run in turn, ``rounds`` times; median and spread."""
+    rates: dict[str, list[float]] = {key: [] for key in contenders}
+    for _ in range(rounds):
+        for key, window in contenders.items():
+            rates[key].append(window())
+    return {key: {"median": statistics.median(got), "spread": max(got) - min(got)} for key, got in rates.items()}
+
+
+def compare(name: str, x: torch.Tensor, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Search, then the interleaved head-to-head of naive, lepton-tune's best, and tuned ORT."""
+    from lepton_tune.config import ENGINE_FIELDS, EngineConfig
+    from lepton_tune.engine import Engine
+    from lepton_tune.measure import closed_loop
+
+    found = lepton_search(name, args, workdir)
+    naive = naive_call(name, x)
+    naive_p95 = windows(naive, requests=args.requests, repeats=args.repeats, warmup=5)["p95"]
+    ort = onnxruntime_tuned(name, x, args.seconds)
+    config = EngineConfig(**{k: found["point"][k] for k in ENGINE_FIELDS if k in found["point"]})
+    pool = torch.randn(64, 3, 224, 224).numpy()
+    requests = max(64, int(found["search_throughput"] * args.seconds))
+    with Engine(serving_model(found["point"]), config, input_shape=(3, 224, 224)) as engine:
+        closed_loop(engine, pool, requests=64, concurrency=16, timeout=120)  # warm-up
+        contenders = {
+            "naive": lambda: timed_window(naive, args.seconds),
+            "lepton": lambda: closed_loop(engine, pool, requests=requests, concurrency=16, timeout=120).throughput,
+        }
+        if ort is not None:
+            contenders["ort"] = lambda: timed_window(ort[1], args.seconds)
+        result = head_to_head(contenders, args.rounds)
+        lepton_p95 = single_request_p95(engine, args)
+    return {**found, **result, "naive_p95": naive_p95, "lepton_p95": lepton_p95, "ort_setting": ort and ort[0]}
 
 
 def peak_matmul_flops() -> float:
@@ -176,32 +229,39 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--requests", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None, help="head-to-head rounds (default 5, quick 3)")
+    parser.add_argument("--seconds", type=float, default=None, help="head-to-head window length (default 3 s)")
     args = parser.parse_args()
     args.trials = args.trials or (12 if args.quick else 24)
     args.requests = args.requests or (40 if args.quick else 120)
+    args.rounds = args.rounds or (3 if args.quick else 5)
+    args.seconds = args.seconds or (2.0 if args.quick else 3.0)
     names = (args.models or ("mobilenet_v3_small" if args.quick else "resnet18,mobilenet_v3_small")).split(",")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("LEPTON_TUNE_CACHE", tempfile.mkdtemp(prefix="lepton-bench-cache-"))
-    x = torch.randn(8, 3, 224, 224)
+    x = torch.randn(32, 3, 224, 224)
     peak = peak_matmul_flops()
     print(f"# serving benchmark ({'quick' if args.quick else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
-          f"{host_facts().cores} cores, peak fp32 matmul {peak / 1e9:.0f} GFLOP/s")
-    print("| model | naive img/s (p95 ms) | lepton-tune best img/s (p95 ms) [layout] | vs naive: throughput x, p95 x "
-          "| ORT tuned img/s [threads, batch] | lepton / ORT | FLOP/s of peak |")
+          f"{host_facts().cores} cores, peak fp32 matmul {peak / 1e9:.0f} GFLOP/s, {args.rounds} rounds x "
+          f"{args.seconds:g} s windows")
+    print("| model | naive img/s ±spread (p95 ms) | lepton-tune best img/s ±spread (p95 ms) [layout] "
+          "| vs naive: throughput x, p95 x | ORT tuned img/s ±spread [threads, batch] | lepton / ORT | FLOP/s of peak |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="lepton-bench-serving-") as tmp:
         for name in names:
-            base = naive(name, x, args)
-            best = lepton_best(name, args, Path(tmp))
-            ort_best = onnxruntime_alone(name, x, args)
+            got = compare(name, x, args, Path(tmp))
+            base, best, ort = got["naive"], got["lepton"], got.get("ort")
             flops = model_profile(build_model(name, num_classes=1000, image_shape=(3, 224, 224)), (3, 224, 224))["flops"]
-            ort_text = (f"{ort_best['throughput']:.1f} [{ort_best['threads']}, {ort_best['batch']}]" if ort_best else "not installed")
-            ratio = f"{best['throughput'] / ort_best['throughput']:.2f}x" if ort_best else "-"
-            print(f"| {name} | {base['throughput']:.1f} ({base['p95']:.1f}) | {best['throughput']:.1f} ({best['p95']:.1f}) "
-                  f"[{best['layout']}] | {best['throughput'] / base['throughput']:.2f}x, {base['p95'] / best['p95']:.2f}x "
-                  f"| {ort_text} | {ratio} | {100 * flops * best['throughput'] / peak:.1f}% |", flush=True)
-    print("\nthroughput: lepton-tune under a closed loop of 16 requests in flight, naive and ORT one call at a time "
-          "(their whole capacity); p95: every column with one request in flight.")
+            ort_text = (f"{ort['median']:.1f} ±{ort['spread']:.1f} [{got['ort_setting']['threads']}, "
+                        f"{got['ort_setting']['batch']}]" if ort else "not installed")
+            ratio = f"{best['median'] / ort['median']:.2f}x" if ort else "-"
+            print(f"| {name} | {base['median']:.1f} ±{base['spread']:.1f} ({got['naive_p95']:.1f}) "
+                  f"| {best['median']:.1f} ±{best['spread']:.1f} ({got['lepton_p95']:.1f}) [{got['layout']}] "
+                  f"| {best['median'] / base['median']:.2f}x, {got['naive_p95'] / got['lepton_p95']:.2f}x "
+                  f"| {ort_text} | {ratio} | {100 * flops * best['median'] / peak:.1f}% |", flush=True)
+    print("\nthroughput: medians of the interleaved head-to-head rounds; lepton-tune under a closed loop of 16 "
+          "single-image requests in flight, naive and ORT one call at a time in this process (ORT at its best "
+          "batch); p95: every column with one request in flight.")
     print("lepton-tune rows are fp32 (accuracy equal to the naive model's by construction); search budget "
           f"{args.trials} trials per model incl. the naive-layout baseline trial.")
     return 0

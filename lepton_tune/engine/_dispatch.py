@@ -182,9 +182,9 @@ class Dispatcher:
             lane.peak_mib = max(lane.peak_mib, peak)
             for slot in slots:
                 req = lane.inflight.pop(slot, None)
-                lane.free.append(slot)
                 if req is not None:
                     results.append((req, lane.read_slot(slot)))
+            lane.free.extend(sorted(slots, reverse=True))  # popped in ascending runs: contiguous batches
         for req, out in results:
             self.deliver(req, out)
         self.pump()

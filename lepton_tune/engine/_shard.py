@@ -132,15 +132,23 @@ def _take(source: Connection, backlog: deque[int]) -> bool:
 
 def _run_batch(spec: StageSpec, run, slots: list[int], conn: Connection, downstream: Connection | None,
                in_pool: torch.Tensor, out_pool: torch.Tensor, staging: torch.Tensor, cuda: bool) -> None:
-    index = torch.tensor(slots, dtype=torch.int64)
-    batch = staging[: len(slots)]
+    slots = sorted(slots)  # the parent hands out ascending runs, so a batch is usually one contiguous block
+    first, count = slots[0], len(slots)
+    contiguous = slots[-1] - first == count - 1
+    index = None if contiguous else torch.tensor(slots, dtype=torch.int64)
     try:
-        torch.index_select(in_pool, 0, index, out=batch)
+        if index is None:
+            batch = in_pool[first:first + count]  # a view of the shared pool: no copy
+        else:
+            batch = torch.index_select(in_pool, 0, index, out=staging[:count])
         out = run(batch)
-        want = (len(slots), *out_pool.shape[1:])
+        want = (count, *out_pool.shape[1:])
         if tuple(out.shape) != want:
             raise ValueError(f"stage {spec.stage} output shape {tuple(out.shape)}, expected {want}")
-        out_pool.index_copy_(0, index, out.to(out_pool.dtype))
+        if index is None:
+            out_pool[first:first + count].copy_(out)
+        else:
+            out_pool.index_copy_(0, index, out.to(out_pool.dtype))
     except Exception as exc:  # noqa: BLE001 - the model raised on this batch: fail these requests, keep serving
         conn.send_bytes(proto.pack_fail(slots, f"{type(exc).__name__}: {exc}"))
         return
