@@ -11,6 +11,12 @@ _UNITS = {"accuracy": "", "latency_p50_ms": " ms", "latency_p95_ms": " ms", "lat
           "device_memory_mb": " MiB"}
 
 
+def _isolation(engine: dict[str, Any]) -> str:
+    if engine.get("isolation", "process") == "thread":
+        return "threads of the serving process (no crash isolation)"
+    return "worker processes"
+
+
 def _value(name: str, value: Any) -> str:
     if not isinstance(value, (int, float)):
         return str(value)
@@ -52,7 +58,7 @@ Model `{m['backbone']}` trained with recipe `{m['recipe_hash']}` ({m['recipe']['
 converted to {m['precision']}, run by the `{m['runtime']}` runtime on `{m['device']}`.
 The lepton-tune engine runs {e['shards']} {e['mode']} shard(s) x {e['threads_per_shard']} thread(s),
 batch size {e['batch_size']} (waiting up to {e['max_wait_ms']} ms to fill a batch), {e['pool_slots']} slots,
-core pinning {'on' if e['pin'] else 'off'}.
+core pinning {'on' if e['pin'] else 'off'}, shards as {_isolation(e)}.
 
 ## How it measured
 On the study's host ({host.get('cpu_model', '?')}, {host.get('cores', '?')} usable cores, {host.get('memory_gib', '?')} GiB,

@@ -32,6 +32,7 @@ class EngineConfig(BaseModel):
     runtime: Literal["eager", "compile", "onnxruntime"] = "eager"
     shards: int = Field(1, ge=1, le=256)
     mode: Literal["replica", "pipeline"] = "replica"
+    isolation: Literal["process", "thread"] = "process"
     threads_per_shard: int = Field(1, ge=1, le=1024)
     pin: bool = False
     batch_size: int = Field(1, ge=1, le=4096)
@@ -61,6 +62,12 @@ class EngineConfig(BaseModel):
             raise ValueError(
                 "share_weights only applies to mode 'replica' (pipeline stages hold disjoint weights). "
                 "Set share_weights: false"
+            )
+        if self.isolation == "thread" and (self.runtime, self.mode, self.device) != ("onnxruntime", "replica", "cpu"):
+            raise ValueError(
+                f"isolation 'thread' serves runtime 'onnxruntime', mode 'replica', device 'cpu' only (got runtime "
+                f"{self.runtime!r}, mode {self.mode!r}, device {self.device!r}): only ONNX Runtime releases the GIL "
+                "for a whole call and keeps a thread pool per session. Use isolation: process"
             )
         if self.precision == "fp16" and not self.device.startswith("cuda"):
             raise ValueError("precision 'fp16' needs device 'cuda' (this CPU has no fp16 kernels)")

@@ -21,6 +21,7 @@ from lepton_tune.engine._layout import build_lanes
 from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._request import Request, as_images, fail, settle
 from lepton_tune.engine._runtime import model_runtime_error, runtime_support
+from lepton_tune.engine._threads import ThreadDispatcher
 from lepton_tune.exceptions import EngineError
 
 __all__ = ["Engine", "EngineStats"]
@@ -57,6 +58,10 @@ class EngineStats:
 class Engine:
     """Serve ``model`` from ``config.shards`` worker processes.
 
+    With ``isolation: process`` (the default) every shard is a worker process. With
+    ``isolation: thread`` (runtime onnxruntime only) the K lanes are threads of this process, each
+    with its own ONNX Runtime session: no copy or pipe per request, no crash isolation.
+
     Shards start with the forkserver method and do not re-run the parent's ``__main__``, except
     when the model's class is defined there: then the script needs the usual
     ``if __name__ == "__main__":`` guard.
@@ -87,7 +92,7 @@ class Engine:
         self._launch_lock = threading.Lock()
         self._started = self._closed = False
         self._core_plan: list[list[int]] = []
-        self._dispatch: Dispatcher | None = None
+        self._dispatch: Dispatcher | ThreadDispatcher | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Engine:
@@ -129,12 +134,19 @@ class Engine:
                 return
             began = time.perf_counter()
             self.input_shape = shape
-            dispatch = Dispatcher(mp_context(self.model), timeout_s=self.config.request_timeout_s,
-                                  start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
-            self._dispatch = dispatch
             try:
-                lanes, self.output_shape = build_lanes(self.model, self.config, shape, self._core_plan)
-                dispatch.start(lanes)
+                if self.config.isolation == "thread":
+                    dispatch = ThreadDispatcher(self.model, self.config, self._core_plan,
+                                                timeout_s=self.config.request_timeout_s,
+                                                start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
+                    self._dispatch = dispatch
+                    self.output_shape = dispatch.start(shape)
+                else:
+                    dispatch = Dispatcher(mp_context(self.model), timeout_s=self.config.request_timeout_s,
+                                          start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
+                    self._dispatch = dispatch
+                    lanes, self.output_shape = build_lanes(self.model, self.config, shape, self._core_plan)
+                    dispatch.start(lanes)
             except BaseException:
                 self.close()
                 raise
@@ -158,7 +170,7 @@ class Engine:
             fail(req.future, EngineError("engine: closed before this request was answered"))
 
     # -- requests --------------------------------------------------------------------------
-    def _ready(self, shape: tuple[int, ...]) -> Dispatcher:
+    def _ready(self, shape: tuple[int, ...]) -> Dispatcher | ThreadDispatcher:
         if self._closed:
             raise EngineError(_CLOSED)
         if not self._started:
@@ -174,7 +186,7 @@ class Engine:
             self._cache.put(req.key, out)
         settle(req.future, out)
 
-    def _enqueue(self, dispatch: Dispatcher, images: np.ndarray) -> list[Future]:
+    def _enqueue(self, dispatch: Dispatcher | ThreadDispatcher, images: np.ndarray) -> list[Future]:
         deadline = time.monotonic() + self.config.request_timeout_s
         caching = self.config.cache_entries > 0
         reqs, hits = [], 0

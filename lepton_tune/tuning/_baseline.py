@@ -22,8 +22,8 @@ from lepton_tune.tuning._suggest import SUGGEST_ORDER
 
 __all__ = ["baseline_point", "run_baselines"]
 
-_NAIVE = {"precision": "fp32", "runtime": "eager", "shards": 1, "mode": "replica", "pin": False, "batch_size": 1,
-          "max_wait_ms": 0.0, "cache_entries": 0, "share_weights": False}
+_NAIVE = {"precision": "fp32", "runtime": "eager", "isolation": "process", "shards": 1, "mode": "replica",
+          "pin": False, "batch_size": 1, "max_wait_ms": 0.0, "cache_entries": 0, "share_weights": False}
 
 
 def baseline_point(backbone: str, host: HostFacts, defaults: dict[str, Any], space: SearchSpaceSpec) -> dict[str, Any]:

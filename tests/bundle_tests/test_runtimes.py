@@ -30,8 +30,9 @@ import lepton_tune
 x = np.load(sys.argv[2])
 with lepton_tune.load_bundle(sys.argv[1]) as engine:
     a = engine.predict(x)
+    isolation = engine.config.isolation
 b = mlflow.pyfunc.load_model(sys.argv[1]).predict(x)
-print(json.dumps({"engine": a.tolist(), "pyfunc": np.asarray(b).tolist()}))
+print(json.dumps({"engine": a.tolist(), "pyfunc": np.asarray(b).tolist(), "isolation": isolation}))
 """
 
 
@@ -49,17 +50,19 @@ def _study_with(config: EngineConfig) -> tuple[optuna.Study, optuna.trial.Frozen
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_onnxruntime_bundle_serves_its_onnx_file_in_a_fresh_process(precision: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("precision", "isolation"), [("fp32", "process"), ("int8", "process"), ("fp32", "thread")])
+def test_onnxruntime_bundle_serves_its_onnx_file_in_a_fresh_process(precision: str, isolation: str,
+                                                                     tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from lepton_tune.bundle._runtimes import prepare_served
     from lepton_tune.models import ModelCache, train_model
 
-    config = EngineConfig(runtime="onnxruntime", precision=precision)
+    config = EngineConfig(runtime="onnxruntime", precision=precision, isolation=isolation)
     study, trial = _study_with(config)
     out = export_bundle(study, trial, tmp_path / "b")
     manifest = read_manifest(out)
     assert manifest["model"]["loader"] == "onnx" and manifest["engine"]["runtime"] == "onnxruntime"
+    assert manifest["engine"]["isolation"] == isolation
     assert [(f["path"], f["role"]) for f in manifest["files"]] == [("model.onnx", "onnx")]
     assert not (out / "weights.pt").exists()
 
@@ -76,6 +79,7 @@ def test_onnxruntime_bundle_serves_its_onnx_file_in_a_fresh_process(precision: s
                           text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["isolation"] == isolation
     for key in ("engine", "pyfunc"):
         assert np.allclose(np.asarray(got[key]), want, atol=1e-4), key
 

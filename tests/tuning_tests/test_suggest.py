@@ -73,3 +73,22 @@ def test_budget_violation_signs() -> None:
 def test_baseline_is_naive_pytorch() -> None:
     point = baseline_point("resnet18", HOST, {}, SPACE)
     assert (point["shards"], point["threads_per_shard"], point["batch_size"], point["precision"], point["pin"]) == (1, 2, 1, "fp32", False)
+
+
+def test_thread_isolation_is_searched_only_where_it_can_serve() -> None:
+    from lepton_tune.config import load_study
+    from lepton_tune.tuning._objective import host_feasibility
+
+    space = load_study("studies/cpu-latency-224.yaml").search_space
+    host = HostFacts(2, 8.0, 0)
+    fixed = {"backbone": "resnet18", "precision": "fp32", "shards": 2, "mode": "replica", "threads_per_shard": 1,
+             "pin": True, "batch_size": 8, "max_wait_ms": 0.0, "share_weights": False}
+    point, reason = suggest_point(optuna.trial.FixedTrial({**fixed, "runtime": "eager", "isolation": "thread"}),
+                                  space, host)
+    assert reason is None and point["isolation"] == "process"  # the one value allowed: not asked of the sampler
+    point, reason = suggest_point(optuna.trial.FixedTrial({**fixed, "runtime": "onnxruntime", "isolation": "thread"}),
+                                  space, host)
+    assert reason is None and host_feasibility(point, host) == (host_feasibility(point, host)[0], None)
+    _, why = host_feasibility({**point, "mode": "pipeline"}, host)
+    assert why is not None and why.startswith("isolation 'thread' serves runtime 'onnxruntime', mode 'replica'")
+    assert baseline_point("resnet18", host, {}, space)["isolation"] == "process"  # the naive layout: one process
