@@ -60,7 +60,8 @@ class ThreadDispatcher:
         self.model, self.config, self.timeout_s, self.start_timeout_s = model, config, timeout_s, start_timeout_s
         self.deliver = deliver
         self.lock = threading.Lock()
-        self._work = threading.Condition(self.lock)
+        self._work = threading.Condition(self.lock)  # lanes with nothing to do wait here
+        self._full = threading.Condition(self.lock)  # a lane filling its batch waits here, woken when it is full
         self.pending: deque[Request] = deque()
         self.closed = False
         self.lanes = [ThreadLane(index=i, cores=tuple(cores) if config.pin else None)
@@ -100,6 +101,7 @@ class ThreadDispatcher:
             for lane in self.lanes:
                 leftovers.extend(lane.inflight.values())
             self._work.notify_all()
+            self._full.notify_all()
         me = threading.current_thread()
         for thread in [lane.thread for lane in self.lanes] + [self._watcher]:
             if thread is not None and thread is not me:
@@ -112,6 +114,8 @@ class ThreadDispatcher:
         with self.lock:
             self.pending.extend(requests)
             self._work.notify(len(requests))
+            if len(self.pending) >= self.config.batch_size:
+                self._full.notify()
 
     def timeout_error(self, where: str) -> EngineTimeoutError:
         """The error for a request past its deadline."""
@@ -138,9 +142,11 @@ class ThreadDispatcher:
         cfg = self.config
         run = build_runner(self.model, precision=cfg.precision, runtime=cfg.runtime, device=cfg.device,
                            threads=cfg.threads_per_shard, batch_size=cfg.batch_size)
-        out = run(torch.zeros((1, *shape)))
+        # numpy zeros, not torch.zeros: a torch op in this thread would start an OpenMP team for it,
+        # whose idle workers slow every torch op of the serving process's other threads (measured 2.6x)
+        out = run(torch.from_numpy(np.zeros((1, *shape), np.float32)))
         if cfg.batch_size > 1:
-            run(torch.zeros((cfg.batch_size, *shape)))
+            run(torch.from_numpy(np.zeros((cfg.batch_size, *shape), np.float32)))
         self._shapes.append(tuple(out.shape[1:]))
         return run
 
@@ -173,7 +179,7 @@ class ThreadDispatcher:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._work.wait(remaining)
+                    self._full.wait(remaining)
                 batch = []
                 while self.pending and len(batch) < size:
                     req = self.pending.popleft()
