@@ -82,7 +82,7 @@ def front_table(study: optuna.Study) -> Any:
                  for t in baseline_trials(study) if t.state == TrialState.COMPLETE}
     metrics = ["accuracy", "latency_p50_ms", "latency_p95_ms", "throughput", "memory_mb", "cost_per_million"]
     table = Table(title=f"Pareto front of {study.study_name!r} (feasible points; ratios vs the naive baseline)")
-    for col in ["trial", "backbone", "prec", "K", "mode", "thr", "pin", "batch", *metrics, "speedup", "mem x"]:
+    for col in ["trial", "backbone", "prec", "runtime", "K", "mode", "thr", "pin", "batch", *metrics, "speedup", "mem x"]:
         table.add_column(col, justify="right")
     for trial in pareto_trials(study):
         point, m = trial.user_attrs.get("point", {}), trial.user_attrs.get("metrics", {})
@@ -91,11 +91,17 @@ def front_table(study: optuna.Study) -> Any:
         mem = m["memory_mb"] / base["memory_mb"] if base.get("memory_mb") and m.get("memory_mb") else None
         mark = " (baseline)" if trial.user_attrs.get("baseline") else ""
         table.add_row(f"{trial.number}{mark}", str(point.get("backbone")), str(point.get("precision")),
-                      str(point.get("shards")), str(point.get("mode")), str(point.get("threads_per_shard")),
+                      _runtime_text(point), str(point.get("shards")), str(point.get("mode")), str(point.get("threads_per_shard")),
                       "y" if point.get("pin") else "n", str(point.get("batch_size")),
                       *[_fmt(k, m.get(k)) for k in metrics],
                       f"{speed:.2f}x" if speed else "-", f"{mem:.2f}x" if mem else "-")
     return table
+
+
+def _runtime_text(point: dict[str, Any]) -> str:
+    """``eager``, ``compile``, ``ort``; ``/thread`` when the shards are threads of one process."""
+    text = {"onnxruntime": "ort"}.get(point.get("runtime", "eager"), str(point.get("runtime", "eager")))
+    return f"{text}/thread" if point.get("isolation") == "thread" else text
 
 
 def next_steps(location: str, run_dir: str | None) -> str:
