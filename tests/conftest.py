@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# A suite started as a background job of a non-interactive shell (`bash .ci/run &`) inherits SIGINT
+# ignored, and so would every process it starts: Python then installs no KeyboardInterrupt handler
+# and the Ctrl-C tests would send their SIGINT into the void. Give SIGINT its normal meaning here;
+# children get the default disposition at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
