@@ -104,6 +104,7 @@ def test_postgres_restart_mid_study_loses_no_completed_trial(
     time.sleep(3)  # an outage longer than a heartbeat: every open connection is gone
     pg_cluster.start_server()
 
+    witnesses = 0  # the worker whose engine ran through the outage sees it at least by its heartbeat
     for worker in workers.workers:
         code = worker.wait(240)
         err = worker.stderr
@@ -111,11 +112,15 @@ def test_postgres_restart_mid_study_loses_no_completed_trial(
         if code == 0 and "lost the Optuna storage" in err:  # it saw the outage, recovered, and said so
             assert "lost the Optuna storage postgresql+psycopg2://lepton:***@" in err, err[-3000:]
             assert "answers again after" in err, err[-3000:]
-        elif code == 0:  # its trial was failed and re-queued by the other worker's stale check meanwhile
-            assert "already been failed and re-queued by the heartbeat check" in err, err[-3000:]
-        else:  # stopping is allowed too, with one clear last line
+            witnesses += 1
+        elif code == 0 and "already been failed and re-queued by the heartbeat check" in err:
+            witnesses += 1  # its trial was failed and re-queued by the other worker's stale check meanwhile
+        elif code != 0:  # stopping is allowed too, with one clear last line
             last = err.strip().splitlines()[-1]
             assert code == 1 and last.startswith("lepton-tune search: error:") and "storage" in last, err[-3000:]
+            witnesses += 1
+        # else: it touched no storage during the 3 s (e.g. logging to MLflow between two trials): nothing to say
+    assert witnesses >= 1, [w.stderr[-1500:] for w in workers.workers]
     resumed = workers.start(study_file, pg_url)  # a later worker finishes the study
     assert resumed.wait(240) == 0, resumed.stderr[-3000:]
 
