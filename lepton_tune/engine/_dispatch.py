@@ -13,12 +13,11 @@ import numpy as np
 
 from lepton_tune.engine import _protocol as proto
 from lepton_tune.engine._lane import Lane
-from lepton_tune.engine._request import Request, fail
+from lepton_tune.engine._request import Request, fail, timeout_error, watch_deadlines
 from lepton_tune.exceptions import EngineError, EngineTimeoutError, ShardCrashedError
 
 __all__ = ["Dispatcher"]
 
-_TICK_S = 0.1
 
 
 class Dispatcher:
@@ -129,22 +128,10 @@ class Dispatcher:
 
     def timeout_error(self, where: str) -> EngineTimeoutError:
         """The error for a request past its deadline."""
-        return EngineTimeoutError(
-            f"engine: no answer within request_timeout_s = {self.timeout_s:g} s ({where}). "
-            "Raise request_timeout_s, lower the load, or check that the shards are alive"
-        )
+        return timeout_error(self.timeout_s, where, 'lower the load, or check that the shards are alive')
 
     def _watch(self) -> None:
-        """Fail requests past their deadline, so that every wait ends."""
-        while not self.closed:
-            time.sleep(_TICK_S)
-            now = time.monotonic()
-            with self.lock:
-                late = [r for r in self.pending if r.deadline < now and not r.future.done()]
-                for lane in self.lanes:
-                    late.extend(r for r in lane.inflight.values() if r.deadline < now and not r.future.done())
-            for req in late:
-                fail(req.future, self.timeout_error(f"lane {req.lane}" if req.lane >= 0 else "waiting for a slot"))
+        watch_deadlines(self, 'waiting for a slot')
 
     # -- what the shards say (one reader thread per shard process) --------------------------
     def _read(self, lane: Lane, stage: int, gen: int, conn: Connection, proc: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lepton_tune.exceptions import EngineInputError
+from lepton_tune.exceptions import EngineInputError, EngineTimeoutError
 
-__all__ = ["Request", "as_images", "fail", "settle"]
+__all__ = ["Request", "as_images", "fail", "settle", "timeout_error", "watch_deadlines"]
+
+_TICK_S = 0.1
 
 
 @dataclass(eq=False)
@@ -76,3 +79,26 @@ def fail(future: Future, error: BaseException) -> None:
             future.set_exception(error)
         except InvalidStateError:  # lost a race; the first outcome stands
             return
+
+
+def timeout_error(timeout_s: float, where: str, hint: str) -> EngineTimeoutError:
+    """The error for a request past its deadline."""
+    return EngineTimeoutError(f"engine: no answer within request_timeout_s = {timeout_s:g} s ({where}). "
+                              f"Raise request_timeout_s, {hint}")
+
+
+def watch_deadlines(owner: Any, waiting: str) -> None:
+    """Fail ``owner``'s requests past their deadline until it closes, so that every wait ends.
+
+    ``owner`` is a dispatcher: ``closed``, ``lock``, ``pending``, ``lanes`` (each with ``inflight``)
+    and ``timeout_error(where)``; ``waiting`` names where a request without a lane waits.
+    """
+    while not owner.closed:
+        time.sleep(_TICK_S)
+        now = time.monotonic()
+        with owner.lock:
+            late = [r for r in owner.pending if r.deadline < now and not r.future.done()]
+            for lane in owner.lanes:
+                late.extend(r for r in lane.inflight.values() if r.deadline < now and not r.future.done())
+        for req in late:
+            fail(req.future, owner.timeout_error(f"lane {req.lane}" if req.lane >= 0 else waiting))

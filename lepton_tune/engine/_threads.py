@@ -24,13 +24,12 @@ import numpy as np
 import torch
 
 from lepton_tune.config import EngineConfig
-from lepton_tune.engine._request import Request, fail
+from lepton_tune.engine._request import Request, fail, timeout_error, watch_deadlines
 from lepton_tune.engine._runtime import build_runner
 from lepton_tune.exceptions import EngineError, EngineTimeoutError
 
 __all__ = ["ThreadDispatcher"]
 
-_TICK_S = 0.1
 
 
 @dataclass(eq=False)
@@ -119,21 +118,10 @@ class ThreadDispatcher:
 
     def timeout_error(self, where: str) -> EngineTimeoutError:
         """The error for a request past its deadline."""
-        return EngineTimeoutError(
-            f"engine: no answer within request_timeout_s = {self.timeout_s:g} s ({where}). "
-            "Raise request_timeout_s or lower the load"
-        )
+        return timeout_error(self.timeout_s, where, 'or lower the load')
 
     def _watch(self) -> None:
-        while not self.closed:
-            time.sleep(_TICK_S)
-            now = time.monotonic()
-            with self.lock:
-                late = [r for r in self.pending if r.deadline < now and not r.future.done()]
-                for lane in self.lanes:
-                    late.extend(r for r in lane.inflight.values() if r.deadline < now and not r.future.done())
-            for req in late:
-                fail(req.future, self.timeout_error(f"lane {req.lane}" if req.lane >= 0 else "waiting for a lane"))
+        watch_deadlines(self, 'waiting for a lane')
 
     # -- one lane --------------------------------------------------------------------------
     def _prepare(self, lane: ThreadLane, shape: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
