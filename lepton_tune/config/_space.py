@@ -37,6 +37,8 @@ SEARCHABLE: tuple[str, ...] = (
     *(f"train.{f}" for f in TRAIN_FIELDS),
 )
 _AUTO_OK = {"shards", "threads_per_shard"}
+#: The categorical engine fields whose combinations EngineConfig restricts.
+_LAYOUT_FIELDS = ("precision", "runtime", "mode", "isolation", "device", "share_weights")
 _MAX_ENUM = 512
 
 Scalar = Union[bool, int, float, str]
@@ -170,6 +172,10 @@ class SearchSpaceSpec(BaseModel):
                 )
                 continue
             parsed.append(expr)
+        if not problems:
+            unservable = self._unservable()
+            if unservable:
+                problems.append(unservable)
         host = (info.context or {}).get("host")
         if not problems and parsed and host is not None and not self._satisfiable(parsed, host):
             problems.append(
@@ -188,6 +194,26 @@ class SearchSpaceSpec(BaseModel):
         if isinstance(spec, ParamSpec):
             return spec.values()
         return [spec]
+
+    def _unservable(self) -> str | None:
+        """Why no combination of the layout's categorical fields forms a valid EngineConfig (None if one does)."""
+        from pydantic import ValidationError
+
+        names = [n for n in _LAYOUT_FIELDS if n in self.params]
+        if not names:
+            return None
+        first = None
+        for combo in itertools.product(*(self.values_of(n) for n in names)):
+            point = dict(zip(names, combo))
+            point["pool_slots"] = max(int(v) for v in self.values_of("pool_slots"))
+            point["batch_size"] = min(int(v) for v in self.values_of("batch_size"))
+            try:
+                EngineConfig(**point)
+                return None
+            except ValidationError as exc:
+                first = first or exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        return (f"params: no combination of {', '.join(names)} can be served ({first}). "
+                "Change one of these values")
 
     def expressions(self) -> list[Expression]:
         return [Expression.parse(text) for text in self.constraints]

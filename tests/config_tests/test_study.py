@@ -105,3 +105,13 @@ def test_cli_bad_study_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "params.shardz: unknown parameter" in proc.stderr
     assert not (tmp_path / "runs").exists(), "nothing may be written for a bad study"
+
+
+def test_a_space_whose_layout_can_never_be_served_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text("params:\n  isolation: thread\n  runtime: {choices: [eager, compile]}\n")
+    with pytest.raises(ConfigError, match=r"space\.yaml.*params: no combination of runtime, isolation can be served "
+                                          r"\(isolation 'thread' serves runtime 'onnxruntime'.*Change one of these"):
+        load_search_space(path)
+    path.write_text("params:\n  isolation: thread\n  runtime: {choices: [eager, onnxruntime]}\n")
+    assert load_search_space(path).values_of("isolation") == ["thread"]  # one servable combination is enough
