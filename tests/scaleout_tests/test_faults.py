@@ -41,7 +41,7 @@ def test_killed_shard_trial_completes_or_fails_with_its_reason(
 ) -> None:
     n_trials = 3
     study_file = write_study(tmp_path, "shard", n_trials=n_trials,
-                             protocol={"requests": 200, "repeats": 2})  # long enough to be hit mid-window
+                             protocol={"requests": 2000, "repeats": 2})  # long enough to be hit mid-window
     worker = workers.start(study_file, pg_url)
     deadline = time.time() + 180
     while True:  # a shard may end (its trial done) between being found and being killed: try the next one

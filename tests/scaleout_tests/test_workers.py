@@ -97,8 +97,10 @@ def _measuring_worker(pool: WorkerPool) -> tuple[Worker, list[psutil.Process]] |
 def test_killed_worker_trial_is_retried_and_study_completes(
     tmp_path: Path, pg_url: str, workers: WorkerPool,
 ) -> None:
-    n_trials = 4
-    study_file = write_study(tmp_path, "kill", n_trials=n_trials, protocol={"requests": 300, "repeats": 2})
+    # enough trials, each long enough, that the survivor is still at work when the victim's heartbeat
+    # goes stale (3 s grace) and its stale check fails and re-queues the killed trial
+    n_trials = 6
+    study_file = write_study(tmp_path, "kill", n_trials=n_trials, protocol={"requests": 1500, "repeats": 2})
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ensure_tracking_store(tracking, "kill", tmp_path / "mlartifacts")
     for _ in range(2):
