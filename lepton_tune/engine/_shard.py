@@ -13,6 +13,7 @@ from multiprocessing.connection import Connection, wait
 import torch
 
 from lepton_tune.engine import _protocol as proto
+from lepton_tune.engine._lifetime import die_with_parent
 from lepton_tune.engine._parcel import Parcel, unwrap
 from lepton_tune.engine._runtime import build_runner
 
@@ -67,7 +68,10 @@ def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream
     ``holder`` is a one-item list whose parcel is popped, so that nothing else keeps the shared
     weights mapped once the runner cloned them. ``conn`` is the duplex pipe to the parent; a pipeline stage after the first reads its work
     from ``upstream`` and every stage but the last writes its slots to ``downstream``.
+    A shard ends within a second of its owner's death even in the middle of a batch or a compile
+    (``die_with_parent``: the pipe's hang-up, the forkserver's death signal, the owner's pid).
     """
+    die_with_parent(conn, parent_pid=spec.parent_pid)
     try:
         _apply_cores(spec)
         with warnings.catch_warnings():  # torch.ao's deprecation chatter when int8 modules load

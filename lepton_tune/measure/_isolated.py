@@ -59,8 +59,12 @@ def _probe_miss(seen: dict[str, float], budgets: dict[str, float], margin: float
     return None
 
 
-def _child(job: EngineJob, conn: Any) -> None:
+def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None) -> None:
     """Runs in the isolated process."""
+    from lepton_tune.engine._lifetime import cap_memory, die_with_parent
+
+    die_with_parent(conn)  # the search died: end now, without touching the study (shards follow)
+    cap_memory(memory_limit_mb)  # a real cap (RLIMIT_DATA), inherited by the shards, besides the polling below
     from lepton_tune.engine import Engine
     from lepton_tune.measure._protocol import accuracy_through_engine, measure_engine, probe_engine
 
@@ -115,7 +119,7 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
 
     ctx = mp_context(job.model)
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(job, send), name="lepton-trial", daemon=False)
+    proc = ctx.Process(target=_child, args=(job, send, memory_limit_mb), name="lepton-trial", daemon=False)
     _start(proc, with_main=False)
     send.close()
     answered = False
