@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "ModelError",
     "CacheError",
+    "CacheRootError",
     "StorageError",
     "BundleError",
     "SelectionError",
@@ -73,6 +74,10 @@ class ModelError(LeptonTuneError, ValueError):
 
 class CacheError(LeptonTuneError, RuntimeError):
     """The model cache cannot be read or written."""
+
+
+class CacheRootError(CacheError, ValueError):
+    """The cache directory given is not one lepton-tune created (bad input: nothing is deleted)."""
 
 
 class StorageError(LeptonTuneError, RuntimeError):

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     actions.required = True
     ls = actions.add_parser("ls", help="list entries: backbone, recipe hash, precision, size, created")
     ls.add_argument("--json", action="store_true", help="print a JSON list on stdout")
-    clear = actions.add_parser("clear", help="delete every entry")
+    clear = actions.add_parser("clear", help="delete every entry (only in a cache directory lepton-tune created)")
     clear.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=run)
 
@@ -57,6 +57,7 @@ def _ls(cache, as_json: bool) -> int:  # type: ignore[no-untyped-def]
 def _clear(cache, yes: bool) -> int:  # type: ignore[no-untyped-def]
     from lepton_tune.exceptions import CacheError
 
+    cache.check_owned()  # a directory lepton-tune did not create is refused before anything is asked
     count = len(cache.entries())
     if not yes:
         if not sys.stdin.isatty():

@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--prefer", default=None, metavar="OBJECTIVE|knee",
                    help="among the points meeting the limits: best on this objective, or 'knee' (default)")
     p.add_argument("--out", type=Path, required=True, help="bundle directory to write (must not exist or be empty)")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out if it is a lepton-tune bundle (never another directory, a file, '.', ~ or the run dir)")
     p.add_argument("--register", default=None, metavar="NAME", help="also register the bundle in the MLflow Model Registry")
     p.add_argument("--alias", default=None, help="alias of the registered version (with --register), e.g. 'production'")
     p.add_argument("--tracking-uri", default=None,
@@ -36,14 +37,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     from lepton_tune._cli.show import open_existing
-    from lepton_tune.bundle import export_bundle, read_manifest
+    from lepton_tune.bundle import check_out_dir, export_bundle, read_manifest, storage_dirs
     from lepton_tune.exceptions import BundleError
-    from lepton_tune.tuning import redact_url, select_trial
+    from lepton_tune.tuning import redact_url, resolve_storage_url, select_trial
 
     if args.alias and not args.register:
         raise BundleError("--alias needs --register NAME (the registered model the alias points into)")
     if args.prefer and args.trial is not None:
         raise BundleError("--prefer applies to --require; with --trial N the trial is already chosen")
+    run_dir = args.run_dir or DEFAULT_RUN_DIR
+    protect = [run_dir, *storage_dirs(resolve_storage_url(args.storage, run_dir))]
+    check_out_dir(args.out, overwrite=args.force, protect=protect)  # before anything slow
     console = err_console()
     study, url = open_existing(args)
     selection = select_trial(study, requires=args.require or [], prefer=args.prefer, trial_number=args.trial)
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = selection.trial.user_attrs.get("metrics", {})
     console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
     out = export_bundle(study, selection.trial, args.out, reason=selection.reason, overwrite=args.force,
-                        storage=redact_url(url))
+                        storage=redact_url(url), protect=protect)
     result = {"bundle": str(out), "study": study.study_name, "trial": selection.trial.number,
               "reason": selection.reason, "metrics": metrics}
     console.print(f"wrote bundle {out}")

@@ -6,6 +6,7 @@ from lepton_tune.bundle._export import export_bundle
 from lepton_tune.bundle._load import Bundle, load_bundle, open_bundle
 from lepton_tune.bundle._manifest import FORMAT_VERSION, MANIFEST, read_manifest, verify_files
 from lepton_tune.bundle._mlmodel import register_bundle
+from lepton_tune.bundle._replace import check_out_dir, storage_dirs
 from lepton_tune.bundle._verify import DEFAULT_TOLERANCES, Check, compare_metrics, parse_tolerances
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "MANIFEST",
     "Bundle",
     "Check",
+    "check_out_dir",
     "compare_metrics",
     "export_bundle",
     "load_bundle",
@@ -21,5 +23,6 @@ __all__ = [
     "parse_tolerances",
     "read_manifest",
     "register_bundle",
+    "storage_dirs",
     "verify_files",
 ]

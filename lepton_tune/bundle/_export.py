@@ -7,12 +7,14 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lepton_tune.bundle._card import model_card
 from lepton_tune.bundle._manifest import FORMAT_VERSION, file_entry, read_manifest, write_manifest
 from lepton_tune.bundle._mlmodel import write_mlmodel
+from lepton_tune.bundle._replace import check_out_dir, storage_dirs, swap_in
 from lepton_tune.bundle._runtimes import load_served, prepare_served, write_served
 from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
 from lepton_tune.exceptions import BundleError
@@ -52,7 +54,7 @@ def _trial_parts(study: Any, trial: Any) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = "", overwrite: bool = False,
-                  storage: str | None = None) -> Path:
+                  storage: str | None = None, protect: Sequence[str | Path] = ()) -> Path:
     """Write the served model of ``trial`` as a production bundle in ``out_dir``.
 
     The trained weights come from the model cache (retrained if missing, from the recipe the study
@@ -60,21 +62,25 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     measured values with their protocol, the host fingerprint and the preprocessing come from the
     study. The directory is written beside ``out_dir`` and renamed into place when complete.
 
+    ``overwrite`` replaces ``out_dir`` only if it is an empty directory or a lepton-tune bundle
+    holding nothing else; never the current or home directory, ``/``, their parents, the study's
+    run directory or the directories in ``protect`` (see :mod:`lepton_tune.bundle._replace`).
+
     Example:
         >>> sel = select_trial(study, requires=["accuracy>=0.9"], prefer="latency_p95_ms")  # doctest: +SKIP
         >>> export_bundle(study, sel.trial, "bundle/", reason=sel.reason)  # doctest: +SKIP
         PosixPath('bundle')
 
     Raises:
-        BundleError: ``out_dir`` exists and is not empty (without ``overwrite``), the trial was not
-            measured, or this checkout would build a different model than the trial measured.
+        BundleError: ``out_dir`` exists and is not empty (without ``overwrite``), is not a bundle or
+            is a protected directory (with it), the trial was not measured, or this checkout would build a different model than the trial measured.
     """
     from lepton_tune.data import load_dataset
     from lepton_tune.models import ADAPTATION_VERSION, ModelCache, train_model
 
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise BundleError(f"{out}: already exists and is not empty. Choose another --out or pass --force to replace it")
+    protect = [*map(Path, protect), *storage_dirs(storage)]
+    check_out_dir(out, overwrite=overwrite, protect=protect)
     spec, point, metrics = _trial_parts(study, trial)
     config = EngineConfig(**{k: point[k] for k in ENGINE_FIELDS if k in point})
     dataset_spec = DatasetSpec(**spec.get("dataset", {}))
@@ -152,9 +158,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
         (tmp / "README.md").write_text(model_card(manifest, out.name))
         write_mlmodel(tmp, manifest)
         _self_check(tmp, served.module, dataset)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        swap_in(tmp, out, overwrite=overwrite, protect=protect)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,9 +2,14 @@
 
 Layout under the root (``$LEPTON_TUNE_CACHE``, default ``~/.cache/lepton-tune``)::
 
+    CACHEDIR.TAG                the marker written when lepton-tune creates the root (Cache Directory Tagging)
     entries/<key>/weights.pt    a state dict (torch.save), loaded with weights_only=True
     entries/<key>/meta.json     what the entry is + the SHA-256 and size of weights.pt (written last)
     locks/<key>.lock            flock'ed while one process trains/converts that key
+
+:meth:`ModelCache.clear` deletes only what it can prove the cache wrote: nothing under a root
+without the marker, and under one with it only ``entries/<key>`` directories whose ``meta.json``
+says ``key: <key>``, and ``locks/*.lock`` files.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ from typing import Any
 
 import torch
 
-from lepton_tune.exceptions import CacheError
+from lepton_tune.exceptions import CacheError, CacheRootError
 
 __all__ = ["ModelCache", "content_key"]
 
 WEIGHTS = "weights.pt"
 META = "meta.json"
+MARKER = "CACHEDIR.TAG"
+_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"  # bford.info/cachedir: backup tools skip the root
+_MARKER_TEXT = f"{_SIGNATURE}\n# lepton-tune model cache: trained and converted weights, safe to delete.\n"
 
 
 def content_key(parts: dict[str, Any]) -> str:
@@ -87,9 +95,31 @@ class ModelCache:
 
     def _mkdir(self, path: Path) -> None:
         try:
+            self._make_root()
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CacheError(f"{path}: cannot create model cache directory ({exc}). Set LEPTON_TUNE_CACHE to a writable directory") from None
+
+    def _make_root(self) -> None:
+        """Create the root with its marker; an existing root gets the marker only if it is empty (ours now)."""
+        try:
+            self.root.mkdir(parents=True)
+        except FileExistsError:
+            if not self.root.is_dir() or any(self.root.iterdir()):
+                return
+        _atomic_write(self.root / MARKER, lambda fh: fh.write(_MARKER_TEXT.encode()))
+
+    def is_marked(self) -> bool:
+        """Whether the root holds the marker lepton-tune writes when it creates a cache directory."""
+        marker = self.root / MARKER
+        try:
+            if marker.is_symlink() or not marker.is_file():
+                return False
+            with marker.open("rb") as fh:
+                text = fh.read(4096).decode(errors="replace")
+        except OSError:
+            return False
+        return text.startswith(_SIGNATURE) and "lepton-tune" in text
 
     @contextlib.contextmanager
     def lock(self, key: str, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
@@ -122,12 +152,18 @@ class ModelCache:
                     "size": weights.stat().st_size, "sha256": sha256_file(weights)}
             _atomic_write(entry / META, lambda fh: fh.write(json.dumps(full, indent=2, default=str).encode()))
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                entry.rmdir()  # an entry directory this call made and could not fill
             raise CacheError(f"{entry}: cannot write model cache entry ({exc}). Check free space and permissions") from None
         return entry
 
     def _discard(self, entry: Path, why: str) -> None:
         warnings.warn(f"{entry / WEIGHTS}: corrupt model cache entry ({why}); discarding it and rebuilding", stacklevel=3)
-        shutil.rmtree(entry, ignore_errors=True)
+        for name in (META, WEIGHTS):  # only the files an entry is made of; anything else stays
+            with contextlib.suppress(OSError):
+                (entry / name).unlink()
+        with contextlib.suppress(OSError):
+            entry.rmdir()
 
     def load(self, key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Return ``(state_dict, meta)`` for ``key``, or None if absent or corrupt (corrupt: warned, removed)."""
@@ -173,14 +209,60 @@ class ModelCache:
         return sorted(found, key=lambda m: (str(m.get("created", "")), str(m.get("key"))))
 
     def size_bytes(self) -> int:
-        """Total bytes under the cache root."""
-        if not self.root.is_dir():
-            return 0
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        """Total bytes of the cache's entries and locks (nothing else under the root is counted)."""
+        return sum(p.stat().st_size for sub in ("entries", "locks") if (self.root / sub).is_dir()
+                   for p in (self.root / sub).rglob("*") if p.is_file() and not p.is_symlink())
+
+    def _proven_entries(self) -> list[Path]:
+        """``entries/<key>`` directories (not links) whose ``meta.json`` says ``key: <key>``."""
+        found = []
+        root = self.root / "entries"
+        if not root.is_dir() or root.is_symlink():
+            return []
+        for entry in root.iterdir():
+            meta_path = entry / META
+            if entry.is_symlink() or not entry.is_dir() or meta_path.is_symlink() or not meta_path.is_file():
+                continue
+            try:
+                meta = json.loads(meta_path.read_bytes()[: 1 << 20])
+            except (OSError, ValueError):
+                continue
+            if isinstance(meta, dict) and meta.get("key") == entry.name:
+                found.append(entry)
+        return found
+
+    def check_owned(self) -> None:
+        """Raise unless the root is absent or holds the marker lepton-tune wrote when it created it.
+
+        Raises:
+            CacheRootError: naming the root, the missing marker and the fix.
+        """
+        if self.root.exists() and not self.is_marked():
+            raise CacheRootError(
+                f"{self.root}: not a lepton-tune model cache (no {MARKER} marker, which lepton-tune writes when it "
+                "creates a cache directory); nothing deleted. Check --cache-dir / LEPTON_TUNE_CACHE; if this is a cache "
+                "made by an older lepton-tune, delete its entries/ folder yourself"
+            )
 
     def clear(self) -> int:
-        """Remove every entry; return how many were removed."""
-        count = len(list((self.root / "entries").glob("*"))) if (self.root / "entries").is_dir() else 0
-        for sub in ("entries", "locks"):
-            shutil.rmtree(self.root / sub, ignore_errors=True)
-        return count
+        """Remove every entry the cache can prove it wrote; return how many were removed.
+
+        Raises:
+            CacheRootError: the root lacks the marker lepton-tune writes when it creates a cache (so it
+                may be any directory, e.g. a mistyped ``--cache-dir``); nothing is deleted.
+        """
+        self.check_owned()
+        if not self.root.is_dir():
+            return 0
+        entries = self._proven_entries()
+        for entry in entries:
+            shutil.rmtree(entry)
+        locks = self.root / "locks"
+        if locks.is_dir() and not locks.is_symlink():
+            for lock in locks.glob("*.lock"):
+                if lock.is_file() and not lock.is_symlink():
+                    lock.unlink()
+        for sub in ("entries", "locks"):  # only if nothing unproven is left in them
+            with contextlib.suppress(OSError):
+                (self.root / sub).rmdir()
+        return len(entries)

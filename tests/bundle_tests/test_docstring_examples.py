@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["lepton_tune.bundle._export", "lepton_tune.bundle._load", "lepton_tune.bundle._manifest",
+MODULES = ["lepton_tune.bundle._export", "lepton_tune.bundle._load", "lepton_tune.bundle._manifest", "lepton_tune.bundle._replace",
            "lepton_tune.bundle._verify"]
 
 

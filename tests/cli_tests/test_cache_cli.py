@@ -67,3 +67,15 @@ def test_clear_asks_on_a_terminal(filled: ModelCache, monkeypatch: pytest.Monkey
     assert main(["cache", "clear"]) == 1 and len(filled.entries()) == 2
     monkeypatch.setattr("sys.stdin", Tty("y\n"))
     assert main(["cache", "clear"]) == 0 and filled.entries() == []
+
+
+def test_clear_refuses_a_directory_lepton_tune_did_not_create(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    for sub in ("entries/photos", "locks"):
+        (home / sub).mkdir(parents=True)
+    (home / "entries" / "photos" / "meta.json").write_text('{"key": "photos"}')
+    (home / "locks" / "x.lock").write_text("")
+    assert main(["cache", "--cache-dir", str(home), "clear", "--yes"]) == 2
+    err = capfd.readouterr().err
+    assert f"lepton-tune cache: error: {home}: not a lepton-tune model cache (no CACHEDIR.TAG marker" in err
+    assert (home / "entries" / "photos" / "meta.json").exists() and (home / "locks" / "x.lock").exists()

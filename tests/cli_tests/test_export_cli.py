@@ -124,6 +124,36 @@ def test_existing_out_is_not_overwritten_without_force(study: TinyStudy, tmp_pat
     args = ["export", "--run-dir", str(study.run_dir), "--trial", "0", "--out", str(out)]
     assert main(args) == 2
     assert "already exists and is not empty" in capfd.readouterr().err and (out / "keep.txt").exists()
-    assert main([*args, "--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "lepton.yaml").is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".b.")]  # no temp dir left behind
+    assert main([*args, "--force"]) == 2  # --force replaces a bundle, never someone's directory
+    assert "is not a lepton-tune bundle" in capfd.readouterr().err and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    assert main(args) == 0 and (out / "lepton.yaml").is_file()  # an empty directory is filled
+    first = out.stat().st_ino
+    assert main(args) == 2 and "(a lepton-tune bundle)" in capfd.readouterr().err
+    assert main([*args, "--force"]) == 0  # a bundle is replaced
+    assert out.stat().st_ino != first and (out / "lepton.yaml").is_file()  # a new directory, swapped in
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no temp or old dir left behind
+
+
+@pytest.mark.parametrize("where", ["cwd", "parent", "run_dir", "home", "file"])
+def test_force_never_deletes_what_export_did_not_write(study: TinyStudy, tmp_path: Path, where: str,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capfd: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.tex").write_text("mine")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".bashrc").write_text("mine")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    out = {"cwd": ".", "parent": "..", "run_dir": str(study.run_dir), "home": str(tmp_path / "home"),
+           "file": "thesis.tex"}[where]
+    before = sorted(p.name for p in study.run_dir.iterdir())
+    assert main(["export", "--run-dir", str(study.run_dir), "--trial", "0", "--out", out, "--force"]) == 2
+    err = capfd.readouterr().err
+    rule = {"cwd": "it is the current directory", "parent": "it is the current directory",
+            "run_dir": "it is or holds the run directory", "home": "it is the home directory",
+            "file": "is a file, not a bundle directory"}[where]
+    assert f"lepton-tune export: error: {out}: " in err and rule in err and "Traceback" not in err
+    assert (work / "thesis.tex").read_text() == "mine" and (tmp_path / "home" / ".bashrc").read_text() == "mine"
+    assert sorted(p.name for p in study.run_dir.iterdir()) == before

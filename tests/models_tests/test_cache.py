@@ -128,3 +128,63 @@ def test_a_held_lock_makes_the_second_caller_wait(tmp_path: Path, tiny_synthetic
         assert "start" not in events  # nothing trains while the lock is held elsewhere
     worker.join(timeout=120)
     assert events[0] == "waiting" and events[-1] == "done" and len(cache.entries()) == 1
+
+
+def test_new_root_gets_the_marker_and_a_foreign_one_does_not(tmp_path: Path) -> None:
+    cache = ModelCache(tmp_path / "new")
+    cache.store("k1", {"w": torch.zeros(2)}, {"backbone": "x"})
+    assert (tmp_path / "new" / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert cache.is_marked()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "notes.txt").write_text("mine")
+    foreign = ModelCache(tmp_path / "home")
+    foreign.store("k1", {"w": torch.zeros(2)}, {"backbone": "x"})  # a mistyped root is used, never claimed
+    assert not (tmp_path / "home" / "CACHEDIR.TAG").exists() and not foreign.is_marked()
+
+
+def test_clear_refuses_a_root_without_the_marker(tmp_path: Path) -> None:
+    # A directory that merely looks like a cache: the sub-folder names and a meta.json with a matching key.
+    root = tmp_path / "projects"
+    (root / "entries" / "k1").mkdir(parents=True)
+    (root / "entries" / "k1" / "meta.json").write_text(json.dumps({"key": "k1"}))
+    (root / "locks").mkdir()
+    (root / "locks" / "k1.lock").write_text("")
+    (root / "report.docx").write_text("mine")
+    with pytest.raises(CacheError, match=r"projects: not a lepton-tune model cache \(no CACHEDIR\.TAG marker.*nothing "
+                                         r"deleted\. Check --cache-dir / LEPTON_TUNE_CACHE"):
+        ModelCache(root).clear()
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
+        "entries", "entries/k1", "entries/k1/meta.json", "locks", "locks/k1.lock", "report.docx"]
+
+
+def test_clear_removes_only_entries_it_can_prove(tmp_path: Path) -> None:
+    cache = ModelCache(tmp_path / "c")
+    cache.store("k1", {"w": torch.zeros(2)}, {"backbone": "x"})
+    with cache.lock("k1"):
+        pass
+    entries, locks = cache.root / "entries", cache.root / "locks"
+    (entries / "other").mkdir()
+    (entries / "other" / "meta.json").write_text(json.dumps({"key": "k1"}))  # claims another key: not proven
+    (entries / "other" / "data.bin").write_bytes(b"x")
+    (entries / "nometa").mkdir()
+    (entries / "nometa" / "weights.pt").write_bytes(b"x")
+    (entries / "loose.txt").write_text("mine")
+    (locks / "notes.txt").write_text("mine")
+    (cache.root / "mine.txt").write_text("mine")
+    assert cache.clear() == 1
+    left = sorted(str(p.relative_to(cache.root)) for p in cache.root.rglob("*"))
+    assert left == ["CACHEDIR.TAG", "entries", "entries/loose.txt", "entries/nometa", "entries/nometa/weights.pt",
+                    "entries/other", "entries/other/data.bin", "entries/other/meta.json", "locks", "locks/notes.txt",
+                    "mine.txt"]
+
+
+def test_failed_store_leaves_no_temp_file(tmp_path: Path) -> None:
+    cache = ModelCache(tmp_path / "c")
+
+    class Unpicklable:
+        def __reduce__(self):  # noqa: D105
+            raise OSError("disk full")
+
+    with pytest.raises(CacheError, match=r"cannot write model cache entry \(disk full\)\. Check free space"):
+        cache.store("k1", {"w": Unpicklable()}, {})
+    assert sorted(p.name for p in cache.root.rglob("*")) == ["CACHEDIR.TAG", "entries"]
