@@ -1,7 +1,8 @@
 """The ``lepton-tune`` command: parse arguments, call the public API, turn errors into exit codes.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad input (any :class:`ConfigError` or other
-``LeptonTuneError`` raised by validation), 130 interrupted.
+``LeptonTuneError`` raised by validation), 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP: the three
+signals stop a command the same way (the running trial is recorded as failed, children stopped).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import io
     import signal
 
+    from lepton_tune._cli._signals import exit_code, handle_stop_signals
     from lepton_tune.exceptions import ConfigError, LeptonTuneError
 
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: for stuck runs
@@ -57,11 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass  # stderr without a file descriptor (embedded, captured): no stack dumps then
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore = handle_stop_signals()
     try:
         return int(args.handler(args) or 0)
-    except KeyboardInterrupt:
-        print("lepton-tune: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        code = exit_code(exc)
+        print("lepton-tune: interrupted" if code == 130 else f"lepton-tune: stopped by {exc}", file=sys.stderr)
+        return code
     except LeptonTuneError as exc:
         if args.debug:
             raise
@@ -70,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lepton-tune {args.command}: error: {text}" if "\n" not in text
               else f"lepton-tune {args.command}: error:\n{text}", file=sys.stderr)
         return 2 if bad_input else 1
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,7 +18,7 @@ __all__ = ["add_parser", "run", "server_command"]
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ui", help="start the MLflow UI for a run directory (127.0.0.1)",
-                       description="Start the MLflow UI on the run directory's own MLflow store; Ctrl-C stops it.")
+                       description="Start the MLflow UI on the run directory's own MLflow store; Ctrl-C, SIGTERM or SIGHUP stops it and every process it started.")
     p.add_argument("--run-dir", type=Path, default=None, help=f"run directory holding mlflow.db (default: ./{DEFAULT_RUN_DIR})")
     p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
     p.set_defaults(handler=run)
@@ -48,6 +48,19 @@ def _check(run_dir: Path, port: int) -> None:
             raise ConfigError(f"--port: {port} is already in use on 127.0.0.1. Pass another --port.") from None
 
 
+def guarded(command: list[str]) -> list[str]:
+    """``command`` run under the lifetime guard (``engine/_lifetime.py`` as a script: no torch import).
+
+    The guard leads a process group of its own holding the MLflow server and the job consumers
+    it starts; the group ends when the guard is told to stop, when its stdin (a pipe from this
+    process) reaches EOF, or when this process dies (``PR_SET_PDEATHSIG``), even by SIGKILL.
+    """
+    import lepton_tune
+
+    script = Path(lepton_tune.__file__).resolve().parent / "engine" / "_lifetime.py"
+    return [sys.executable, "-P", str(script), "--guard", "--", *command]
+
+
 def run(args: argparse.Namespace) -> int:
     from lepton_tune.exceptions import StorageError
 
@@ -55,30 +68,56 @@ def run(args: argparse.Namespace) -> int:
     _check(run_dir, args.port)
     console = err_console()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY=os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"))
-    # own process group: Ctrl-C reaches us once, and we stop the server and its workers together
-    server = subprocess.Popen(server_command(run_dir, args.port), env=env, start_new_session=True)
+    # own session: a terminal's Ctrl-C reaches us once, and we stop the server and its consumers together
+    server = subprocess.Popen(guarded(server_command(run_dir, args.port)), env=env, stdin=subprocess.PIPE,
+                              start_new_session=True)
     address = f"http://127.0.0.1:{args.port}"
     print(f"MLflow UI for {run_dir}: {address}", flush=True)
     console.print("Press Ctrl-C to stop it.")
     try:
         code = server.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: stop everything, free the port, exit 130/143/129
         _stop(server)
+        _await_port(args.port)
         console.print("MLflow UI stopped.")
-        return 0
+        raise
     if code != 0:
         raise StorageError(f"the MLflow server for {run_dir} exited with code {code}; see its output above")
     return 0
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    """Close the guard's stdin (it ends its group), then signal the group if it lingers."""
+    if server.stdin is not None:
         try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
+            server.stdin.close()
+        except OSError:
+            pass
+    for sig, wait in ((None, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        if sig is not None:
+            try:
+                os.killpg(server.pid, sig)
+            except ProcessLookupError:
                 return
-            time.sleep(0.1)
+        try:
+            server.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # a second signal while stopping: go straight to the next step
+            continue
+
+
+def _await_port(port: int, within: float = 5.0) -> bool:
+    """Wait until ``port`` on 127.0.0.1 can be bound again (the server's socket is gone)."""
+    limit = time.monotonic() + within
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: TIME_WAIT is free
+            try:
+                probe.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                if time.monotonic() > limit:
+                    return False
+        time.sleep(0.1)

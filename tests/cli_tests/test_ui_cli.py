@@ -75,7 +75,7 @@ def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_fa
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
-    assert code == 0
+    assert code == 130
     with pytest.raises(OSError):
         _get(f"http://127.0.0.1:{port}/health")
 

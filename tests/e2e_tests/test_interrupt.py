@@ -1,4 +1,5 @@
-"""Ctrl-C during a search: exit 130, the running trial is failed (not left RUNNING), the study resumes."""
+"""Ctrl-C, SIGTERM or SIGHUP during a search: exit 130 / 143 / 129, the running trial is failed (not left
+RUNNING), every process the search started ends, and the study resumes."""
 
 from __future__ import annotations
 
@@ -13,17 +14,24 @@ import optuna
 import psutil
 import pytest
 
-from .conftest import TINY_STUDY
+from .conftest import TINY_STUDY, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def test_ctrl_c_fails_the_running_trial_and_exits_130(tmp_path: Path) -> None:
+def _default_signals() -> None:  # a suite run under nohup or in the background hands these down ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_fails_the_running_trial_and_exits_128_plus_signal(tmp_path: Path, sig: signal.Signals,
+                                                                         code: int) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_STUDY.replace("n_trials: 4", "n_trials: 50"))
     env = {**os.environ, "LEPTON_TUNE_CACHE": str(tmp_path / "cache"), "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "search", "tiny.yaml", "--run-dir", "runs",
                              "--quiet", "--no-report"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     storage = f"sqlite:///{tmp_path / 'runs' / 'study.db'}"
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until a trial after the baseline is running
@@ -38,11 +46,19 @@ def test_ctrl_c_fails_the_running_trial_and_exits_130(tmp_path: Path) -> None:
         proc.kill()
         pytest.fail("no trial started running")
     children = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
+    assert proc.returncode == code, err[-3000:]
     trials = optuna.load_study(study_name="tiny", storage=storage).get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     assert any(t.state == optuna.trial.TrialState.FAIL for t in trials)
     gone, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
+    if sig == signal.SIGTERM:  # the study resumes: one more trial on top of those finished
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        done = sum(t.state in finished for t in trials)
+        again = run_cli("search", "tiny.yaml", "--run-dir", "runs", "--n-trials", str(done + 1), "--quiet",
+                        "--no-report", cwd=tmp_path, env={"LEPTON_TUNE_CACHE": str(tmp_path / "cache")})
+        assert again.returncode == 0, again.stderr[-3000:]
+        resumed = optuna.load_study(study_name="tiny", storage=storage).get_trials(deepcopy=False)
+        assert sum(t.state in finished for t in resumed) == done + 1
