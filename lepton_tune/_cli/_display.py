@@ -7,7 +7,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lepton_tune.tuning import baseline_trials, objectives_of, pareto_trials, study_counts
+from lepton_tune.tuning import (
+    baseline_ratios,
+    baseline_trials,
+    in_process_baseline,
+    objectives_of,
+    pareto_trials,
+    study_counts,
+)
 
 __all__ = ["ProgressCallback", "front_table", "next_steps"]
 
@@ -75,27 +82,44 @@ class ProgressCallback:
 
 
 def front_table(study: optuna.Study) -> Any:
-    """The feasible Pareto front with speedup and memory ratio against each backbone's baseline."""
+    """The feasible Pareto front, then each backbone's baseline, with speedup and memory ratio against it.
+
+    The baseline is the user's own model called in-process (``in-process serial`` or ``concurrent``,
+    whichever served the load faster); a study made before that rule says so in the title.
+    """
     from rich.table import Table
 
-    baselines = {t.user_attrs.get("point", {}).get("backbone"): t.user_attrs.get("metrics", {})
-                 for t in baseline_trials(study) if t.state == TrialState.COMPLETE}
+    baselines = [t for t in baseline_trials(study) if t.state == TrialState.COMPLETE]
+    older = bool(baselines) and not any(in_process_baseline(t) for t in baselines)
+    against = "vs engine-hosted baseline (older study)" if older else "vs the in-process baseline"
     metrics = ["accuracy", "latency_p50_ms", "latency_p95_ms", "throughput", "memory_mb", "cost_per_million"]
-    table = Table(title=f"Pareto front of {study.study_name!r} (feasible points; ratios vs the naive baseline)")
+    table = Table(title=f"Pareto front of {study.study_name!r} (feasible points; ratios {against})")
     for col in ["trial", "backbone", "prec", "runtime", "K", "mode", "thr", "pin", "batch", *metrics, "speedup", "mem x"]:
         table.add_column(col, justify="right")
-    for trial in pareto_trials(study):
+    front = pareto_trials(study)
+    shown = {t.number for t in front}
+    rows = front + [t for t in baselines if t.number not in shown]
+    for trial in rows:
         point, m = trial.user_attrs.get("point", {}), trial.user_attrs.get("metrics", {})
-        base = baselines.get(point.get("backbone"), {})
-        speed = m["throughput"] / base["throughput"] if base.get("throughput") and m.get("throughput") else None
-        mem = m["memory_mb"] / base["memory_mb"] if base.get("memory_mb") and m.get("memory_mb") else None
-        mark = " (baseline)" if trial.user_attrs.get("baseline") else ""
-        table.add_row(f"{trial.number}{mark}", str(point.get("backbone")), str(point.get("precision")),
+        ratios = baseline_ratios(study, point.get("backbone"), m)
+        speed, mem = ratios.get("speedup"), ratios.get("memory_ratio")
+        table.add_row(f"{trial.number}{_mark(trial)}", str(point.get("backbone")), str(point.get("precision")),
                       _runtime_text(point), str(point.get("shards")), str(point.get("mode")), str(point.get("threads_per_shard")),
                       "y" if point.get("pin") else "n", str(point.get("batch_size")),
                       *[_fmt(k, m.get(k)) for k in metrics],
                       f"{speed:.2f}x" if speed else "-", f"{mem:.2f}x" if mem else "-")
     return table
+
+
+def _mark(trial: FrozenTrial) -> str:
+    attrs = trial.user_attrs
+    marks = []
+    if attrs.get("baseline"):
+        form = attrs.get("baseline_form")
+        marks.append(f"baseline, in-process {form}" if in_process_baseline(trial) else "baseline, engine-hosted")
+    if attrs.get("noisy"):
+        marks.append("noisy")
+    return f" ({'; '.join(marks)})" if marks else ""
 
 
 def _runtime_text(point: dict[str, Any]) -> str:

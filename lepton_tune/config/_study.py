@@ -32,7 +32,7 @@ SAMPLERS = ("tpe", "nsga2", "random", "grid", "qmc")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatasetSpec(_Strict):
@@ -76,7 +76,10 @@ class ProtocolSpec(_Strict):
     concurrency: int = Field(4, ge=1, le=4096)
     loop: Literal["closed", "open"] = "closed"
     rate: float | None = Field(None, gt=0.0)
-    memory_hz: float = Field(50.0, ge=20.0, le=1000.0)
+    memory_hz: float = Field(50.0, ge=20.0, le=1000.0, description="PSS sampling rate in the (untimed) memory window")
+    noise_threshold: float = Field(0.10, ge=0.0, le=64.0,
+                                   description="cores other processes may use during a timed window before it is re-measured")
+    noise_retries: int = Field(3, ge=0, le=100, description="re-measured windows per run before the result is marked noisy")
     probe_requests: int = Field(30, ge=0)
     probe_margin: float = Field(1.5, ge=1.0)
     accuracy_samples: int | None = Field(None, ge=1, description="cap on test images; None = all")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from lepton_tune.measure._host import FINGERPRINT_KEYS, host_fingerprint, host_id
 from lepton_tune.measure._isolated import EngineJob, JobOutcome, run_isolated
 from lepton_tune.measure._memory import PssSampler, pss_mib
+from lepton_tune.measure._noise import NoiseMeter, WindowLoad
 from lepton_tune.measure._protocol import (
     Measurement,
     accuracy_through_engine,
     cost_per_million,
     measure_engine,
     probe_engine,
+    request_pool,
 )
 from lepton_tune.measure._workload import WindowResult, closed_loop, open_loop
 
@@ -19,7 +21,9 @@ __all__ = [
     "EngineJob",
     "JobOutcome",
     "Measurement",
+    "NoiseMeter",
     "PssSampler",
+    "WindowLoad",
     "WindowResult",
     "accuracy_through_engine",
     "closed_loop",
@@ -29,6 +33,7 @@ __all__ = [
     "measure_engine",
     "open_loop",
     "probe_engine",
+    "request_pool",
     "pss_mib",
     "run_isolated",
 ]

@@ -10,6 +10,7 @@ the unit the time and memory limits kill: nothing it does can hang or bloat the 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from lepton_tune.config import EngineConfig, PricesSpec, ProtocolSpec
-from lepton_tune.measure._memory import pss_mib
+from lepton_tune.measure._memory import pss_mib, rss_mib
+from lepton_tune.measure._noise import tree_pids
 
 __all__ = ["EngineJob", "JobOutcome", "run_isolated"]
 
@@ -28,7 +30,13 @@ _EXIT_GRACE_S = 2.0  # a child that has answered is given this long to exit by i
 
 @dataclass
 class EngineJob:
-    """Everything the child needs; the model travels as shared memory (torch reductions)."""
+    """Everything the child needs; the model travels as shared memory (torch reductions).
+
+    ``serve`` is ``"engine"`` (the layout of ``config`` through :class:`Engine`) or
+    ``"in-process"`` (the naive baseline: the model called in the trial process itself, in both
+    plain forms, the faster kept). The accuracy images are sent to the child only after its
+    memory window, so they are never counted as the server's memory.
+    """
 
     model: Any
     config: EngineConfig
@@ -39,6 +47,13 @@ class EngineJob:
     test_x: np.ndarray | None = None
     test_y: np.ndarray | None = None
     probe_budgets: dict[str, float] = field(default_factory=dict)
+    serve: str = "engine"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "test_x": None, "test_y": None, "_has_test": self.test_x is not None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -50,6 +65,9 @@ class JobOutcome:
     reason: str = ""
 
 
+_SEND_TEST = "send-test-split"
+
+
 def _probe_miss(seen: dict[str, float], budgets: dict[str, float], margin: float) -> str | None:
     for name, limit in budgets.items():
         value = seen[name]
@@ -59,50 +77,97 @@ def _probe_miss(seen: dict[str, float], budgets: dict[str, float], margin: float
     return None
 
 
+def _test_split(job: EngineJob, conn: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Ask the parent for the accuracy images (after the memory window)."""
+    if not job.__dict__.get("_has_test"):
+        return None
+    conn.send(_SEND_TEST)
+    return conn.recv()
+
+
+def _measure(server: Any, job: EngineJob, *, tree: Any = None, harness: bool = True,
+             device_memory: Any = None) -> Any:
+    from lepton_tune.measure._protocol import measure_engine
+
+    return measure_engine(server, job.pool, job.protocol, cores_used=job.config.cores_used, prices=job.prices,
+                          timeout=job.config.request_timeout_s, device_memory=device_memory, tree=tree,
+                          harness=harness)
+
+
+def _record(measured: Any, stages: dict[str, float], **extra: Any) -> dict[str, Any]:
+    return {"metrics": dict(measured.metrics), "spread": measured.spread, "windows": measured.windows,
+            "noise": measured.noise, "stage_seconds": stages, **extra}
+
+
+def _serve_engine(job: EngineJob, conn: Any) -> JobOutcome:
+    import torch
+
+    from lepton_tune.engine import Engine
+    from lepton_tune.measure._protocol import accuracy_through_engine, probe_engine
+
+    # This process only dispatches: its own torch stays single-threaded, so no idle OpenMP team
+    # competes with the shards for the cores they were given.
+    torch.set_num_threads(1)
+    stages: dict[str, float] = {}
+    me = os.getpid()
+    with Engine(job.model, job.config, input_shape=job.input_shape) as engine:
+        stages["start"] = engine.startup_seconds
+        if job.probe_budgets and job.protocol.probe_requests:
+            seen = probe_engine(engine, job.pool, job.protocol, timeout=job.config.request_timeout_s)
+            miss = _probe_miss(seen, job.probe_budgets, job.protocol.probe_margin)
+            if miss:
+                return JobOutcome("infeasible", {"metrics": {f"probe_{k}": v for k, v in seen.items()}}, miss)
+        measured = _measure(engine, job, tree=lambda: tree_pids(me), device_memory=lambda: engine.device_memory_mb)
+        stages["measure"] = measured.seconds
+        record = _record(measured, stages)
+        started = time.perf_counter()
+        split = _test_split(job, conn)
+        if split is not None:
+            record["metrics"]["accuracy"] = accuracy_through_engine(engine, *split)
+        stages["accuracy"] = time.perf_counter() - started
+    return JobOutcome("ok", record)
+
+
+def _serve_in_process(job: EngineJob, conn: Any) -> JobOutcome:
+    """The naive baseline: both plain forms under the same protocol; the faster is the baseline."""
+    from lepton_tune.measure._inprocess import FORMS, InProcessServer
+    from lepton_tune.measure._protocol import accuracy_through_engine
+
+    stages: dict[str, float] = {}
+    me = os.getpid()
+    forms: dict[str, Any] = {}
+    for form in FORMS:
+        with InProcessServer(job.model, form) as server:
+            forms[form] = _measure(server, job, tree=lambda: tree_pids(me), harness=form == "serial")
+            threads = server.threads
+    best = max(FORMS, key=lambda f: forms[f].metrics["throughput"])
+    measured = forms[best]
+    stages["measure"] = sum(m.seconds for m in forms.values())
+    record = _record(measured, stages, baseline_kind="in-process", baseline_form=best, torch_threads=threads,
+                     forms={f: {"metrics": m.metrics, "noise": m.noise} for f, m in forms.items()})
+    record["noise"] = {**measured.noise, "noisy": any(m.noisy for m in forms.values())}
+    started = time.perf_counter()
+    split = _test_split(job, conn)
+    if split is not None:
+        with InProcessServer(job.model, best) as server:
+            record["metrics"]["accuracy"] = accuracy_through_engine(server, *split)
+    stages["accuracy"] = time.perf_counter() - started
+    return JobOutcome("ok", record)
+
+
 def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None) -> None:
     """Runs in the isolated process."""
     from lepton_tune.engine._lifetime import cap_memory, die_with_parent
 
     die_with_parent(conn)  # the search died: end now, without touching the study (shards follow)
     cap_memory(memory_limit_mb)  # a real cap (RLIMIT_DATA), inherited by the shards, besides the polling below
-    from lepton_tune.engine import Engine
-    from lepton_tune.measure._protocol import accuracy_through_engine, measure_engine, probe_engine
-
     try:
-        stages: dict[str, float] = {}
-        with Engine(job.model, job.config, input_shape=job.input_shape) as engine:
-            stages["start"] = engine.startup_seconds
-            if job.probe_budgets and job.protocol.probe_requests:
-                seen = probe_engine(engine, job.pool, job.protocol, timeout=job.config.request_timeout_s)
-                miss = _probe_miss(seen, job.probe_budgets, job.protocol.probe_margin)
-                if miss:
-                    conn.send(JobOutcome("infeasible", {"metrics": {f"probe_{k}": v for k, v in seen.items()}}, miss))
-                    return
-            measured = measure_engine(engine, job.pool, job.protocol, cores_used=job.config.cores_used,
-                                      prices=job.prices, timeout=job.config.request_timeout_s,
-                                      device_memory=lambda: engine.device_memory_mb)
-            stages["measure"] = measured.seconds
-            metrics = dict(measured.metrics)
-            started = time.perf_counter()
-            if job.test_x is not None and job.test_y is not None:
-                metrics["accuracy"] = accuracy_through_engine(engine, job.test_x, job.test_y)
-            stages["accuracy"] = time.perf_counter() - started
-        conn.send(JobOutcome("ok", {"metrics": metrics, "spread": measured.spread, "windows": measured.windows,
-                                    "stage_seconds": stages}))
+        outcome = _serve_in_process(job, conn) if job.serve == "in-process" else _serve_engine(job, conn)
+        conn.send(outcome)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
         conn.send(JobOutcome("error", {"traceback": traceback.format_exc(limit=8)}, f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
-
-
-def _tree_pids(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        return [pid, *(c.pid for c in proc.children(recursive=True))]
-    except psutil.Error:
-        return []
 
 
 def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_mb: float | None = None,
@@ -118,7 +183,7 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
     from lepton_tune.engine._lane import _start, mp_context
 
     ctx = mp_context(job.model)
-    receive, send = ctx.Pipe(duplex=False)
+    receive, send = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_child, args=(job, send, memory_limit_mb), name="lepton-trial", daemon=False)
     _start(proc, with_main=False)
     send.close()
@@ -127,18 +192,23 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
         while True:
             if receive.poll(poll_s):
                 try:
-                    outcome: JobOutcome = receive.recv()
-                    answered = True
+                    message = receive.recv()
                 except EOFError:
-                    outcome = JobOutcome("error", reason=f"trial process died (exit code {proc.exitcode})")
-                return outcome
+                    return JobOutcome("error", reason=f"trial process died (exit code {proc.exitcode})")
+                if isinstance(message, str) and message == _SEND_TEST:
+                    receive.send((job.test_x, job.test_y))
+                    continue
+                answered = True
+                return message
             if not proc.is_alive() and not receive.poll(0):
                 return JobOutcome("error", reason=f"trial process died without an answer (exit code {proc.exitcode})")
             if deadline is not None and time.monotonic() > deadline:
                 return JobOutcome("limit", reason="trial time limit (limits.trial_timeout_s) exceeded")
             if memory_limit_mb is not None:
-                used = pss_mib(_tree_pids(proc.pid))
-                if used > memory_limit_mb:
+                # RSS from statm costs microseconds; PSS (a page-table walk, ~10 ms a process)
+                # only when RSS, which counts shared pages in full, says the limit may be near.
+                pids = tree_pids(proc.pid)
+                if rss_mib(pids) > memory_limit_mb and (used := pss_mib(pids)) > memory_limit_mb:
                     return JobOutcome("limit", reason=f"trial memory limit (limits.trial_memory_mb = "
                                                       f"{memory_limit_mb:g}) exceeded: {used:.0f} MiB")
     finally:

@@ -17,10 +17,11 @@ __all__ = ["WindowResult", "closed_loop", "open_loop"]
 
 @dataclass(frozen=True)
 class WindowResult:
-    """Latencies (ms, one per request) and the wall time of one measured window."""
+    """Latencies (ms, one per request), the wall time of one window and the load generator's CPU time."""
 
     latencies_ms: np.ndarray
     wall_s: float
+    client_cpu_s: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -37,8 +38,16 @@ def closed_loop(engine: Engine, images: np.ndarray, *, requests: int, concurrenc
     counter = iter(range(requests))
     lock = threading.Lock()
     errors: list[BaseException] = []
+    cpu: list[float] = []
 
     def client() -> None:
+        cpu0 = time.thread_time()
+        try:
+            serve()
+        finally:
+            cpu.append(time.thread_time() - cpu0)
+
+    def serve() -> None:
         while not errors:
             with lock:
                 i = next(counter, None)
@@ -62,7 +71,7 @@ def closed_loop(engine: Engine, images: np.ndarray, *, requests: int, concurrenc
     wall = time.perf_counter() - wall_start
     if errors:
         raise errors[0]
-    return WindowResult(latencies, wall)
+    return WindowResult(latencies, wall, sum(cpu))
 
 
 def open_loop(engine: Engine, images: np.ndarray, *, requests: int, rate: float, timeout: float) -> WindowResult:
@@ -74,6 +83,7 @@ def open_loop(engine: Engine, images: np.ndarray, *, requests: int, rate: float,
     latencies = np.zeros(requests)
     done = threading.Semaphore(0)
     futures: list[Any] = []
+    cpu0 = time.thread_time()
     wall_start = time.perf_counter()
     for i in range(requests):
         scheduled = wall_start + i / rate
@@ -92,4 +102,4 @@ def open_loop(engine: Engine, images: np.ndarray, *, requests: int, rate: float,
         future.result(timeout=timeout)
     for _ in futures:
         done.acquire(timeout=timeout)
-    return WindowResult(latencies, time.perf_counter() - wall_start)
+    return WindowResult(latencies, time.perf_counter() - wall_start, time.thread_time() - cpu0)

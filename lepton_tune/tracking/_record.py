@@ -96,7 +96,7 @@ def child_record(trial: FrozenTrial, *, study_name: str, objectives: list[str],
     Params: every field of the trial's ``point`` (else ``trial.params``). Metrics: the objective
     values, ``metrics``, ``<name>_spread``, ``<stage>_seconds``, ``model_params/flops/val_accuracy`` and
     the budget constraints (``budget_<metric>``, > 0 means missed). Tags: ``trial_number``, ``state``,
-    ``lepton_status``, ``feasible``, ``reason``, ``baseline``, ``backbone``, ``precision``, ``host_id``,
+    ``lepton_status``, ``feasible``, ``reason``, ``baseline`` (+ ``baseline_kind``/``baseline_form``), ``noisy``, ``backbone``, ``precision``, ``host_id``,
     ``host.<key>`` for the study's host fingerprint, ``study_name``. Every string passes ``redact``.
 
     Example:
@@ -113,6 +113,7 @@ def child_record(trial: FrozenTrial, *, study_name: str, objectives: list[str],
         "feasible": str(feasible).lower(),
         "reason": _text(attrs.get("reason", ""), redact),
         "baseline": str(bool(attrs.get("baseline"))).lower(),
+        "noisy": str(bool(attrs.get("noisy"))).lower(),
         "study_name": _text(study_name, redact),
         "lepton.role": "trial",
     }
@@ -121,6 +122,10 @@ def child_record(trial: FrozenTrial, *, study_name: str, objectives: list[str],
             tags[key] = _text(point[key], redact)
     if attrs.get("host_id"):
         tags["host_id"] = _text(attrs["host_id"], redact)
+    if attrs.get("baseline"):
+        tags["baseline_kind"] = _text(attrs.get("baseline_kind", "engine-hosted (older study)"), redact)
+        if attrs.get("baseline_form"):
+            tags["baseline_form"] = _text(attrs["baseline_form"], redact)
     if "duplicate_of" in attrs:
         tags["duplicate_of"] = str(attrs["duplicate_of"])
     tags.update({metric_key(f"host.{k}"): _text(v, redact) for k, v in (host or {}).items()})

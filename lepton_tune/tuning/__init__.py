@@ -23,7 +23,10 @@ from lepton_tune.tuning._storage import (
 )
 from lepton_tune.tuning._suggest import suggest_point
 from lepton_tune.tuning._summary import (
+    baseline_metrics,
+    baseline_ratios,
     baseline_trials,
+    in_process_baseline,
     objectives_of,
     pareto_trials,
     point_json,
@@ -40,7 +43,10 @@ __all__ = [
     "Selection",
     "StorageWarning",
     "TrialLimitError",
+    "baseline_metrics",
+    "baseline_ratios",
     "baseline_trials",
+    "in_process_baseline",
     "budget_violations",
     "create_or_load_study",
     "evaluate_point",

@@ -1,4 +1,11 @@
-"""The naive baseline per backbone: plain PyTorch serving (K=1, all cores, fp32, batch 1, no cache)."""
+"""The naive baseline per backbone: the user's own model called in one plain process, no lepton-tune engine.
+
+fp32, eager, ``eval()`` + ``inference_mode()``, batch 1, torch's default threads, no pinning, in a
+fresh isolated process, under the study's load and measurement; the faster of "one request at a
+time" and "every client at once" is kept (:mod:`lepton_tune.measure._inprocess`). Every speedup
+and memory ratio is against it. A study made before this rule has an engine-hosted baseline: on
+resume an in-process one is measured next to it, and the ratios use the in-process one.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from optuna.distributions import (
 from lepton_tune.config import HostFacts, SearchSpaceSpec, StudySpec
 from lepton_tune.config._space import ParamSpec
 from lepton_tune.tuning._lock import HostLock
-from lepton_tune.tuning._objective import Infeasible, budget_violations, evaluate_point
+from lepton_tune.tuning._objective import Infeasible, evaluate_point, judge_record
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import SUGGEST_ORDER
 
@@ -71,15 +78,13 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
         point = baseline_point(backbone, host, defaults, spec.space)
         lock = HostLock()
         with lock:
-            done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a failed one is retried
-            if any(t.user_attrs.get("baseline") and t.user_attrs.get("point", {}).get("backbone") == backbone
-                   for t in study.get_trials(deepcopy=False, states=done)):
-                continue
+            if any(_settled(t, backbone) for t in study.get_trials(deepcopy=False)):
+                continue  # a failed or noisy baseline, or one hosted by the engine (older study), is measured again
             params, dists = _params_in_space(point, spec.space)
             attrs: dict[str, Any] = {"point": point, "baseline": True, "host_id": host_id,
                                      "protocol": spec.protocol.model_dump()}
             try:
-                record = evaluate_point(point, spec, host, preparer, lock=_Held())
+                record = evaluate_point(point, spec, host, preparer, lock=_Held(), serve="in-process")
             except Infeasible as exc:
                 trial = optuna.trial.create_trial(params=params, distributions=dists, state=optuna.trial.TrialState.PRUNED,
                                                   user_attrs={**attrs, "lepton_status": "infeasible", "reason": exc.reason,
@@ -89,13 +94,13 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
                                                   user_attrs={**attrs, "lepton_status": "failed",
                                                               "reason": f"{type(exc).__name__}: {exc}"})
             else:
-                violations = budget_violations(spec.budgets, record["metrics"])
-                missed = [k.split(":", 1)[1] for k, v in violations.items() if v > 0]
+                record["metrics"].update(speedup=1.0, memory_ratio=1.0)
+                violations, status, reason = judge_record(spec, record)
                 trial = optuna.trial.create_trial(
                     params=params, distributions=dists, values=[record["metrics"][o] for o in spec.objectives],
                     constraints=violations or None,
-                    user_attrs={**attrs, **record, "lepton_status": "infeasible" if missed else "ok",
-                                "reason": f"misses budget(s): {', '.join(missed)}" if missed else ""},
+                    user_attrs={**attrs, **record, "lepton_status": status, "reason": reason,
+                                "noisy": status == "noisy"},
                 )
             study.add_trial(trial)
             added += 1
@@ -103,6 +108,17 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
         for callback in callbacks:
             callback(study, frozen)
     return added
+
+
+def _settled(trial: optuna.trial.FrozenTrial, backbone: str) -> bool:
+    """A baseline of ``backbone`` that needs no re-measure: in-process, and measured (or infeasible) quietly."""
+    attrs = trial.user_attrs
+    if not attrs.get("baseline") or (attrs.get("point") or {}).get("backbone") != backbone:
+        return False
+    if trial.state == optuna.trial.TrialState.PRUNED:
+        return True
+    return (trial.state == optuna.trial.TrialState.COMPLETE and attrs.get("baseline_kind") == "in-process"
+            and not attrs.get("noisy"))
 
 
 class _Held:

@@ -16,12 +16,13 @@ import optuna
 
 from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, StudySpec, direction_of
 from lepton_tune.exceptions import EngineError, LeptonTuneError
-from lepton_tune.measure import EngineJob, run_isolated
+from lepton_tune.measure import EngineJob, request_pool, run_isolated
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._prepare import ModelPreparer
+from lepton_tune.tuning._summary import baseline_ratios
 from lepton_tune.tuning._suggest import suggest_point
 
-__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point"]
+__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record"]
 
 
 class Infeasible(Exception):
@@ -82,12 +83,13 @@ def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConf
 
 
 def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,
-                   *, lock: HostLock | None = None) -> dict[str, Any]:
+                   *, lock: HostLock | None = None, serve: str = "engine") -> dict[str, Any]:
     """Run stages 1-7 for one point; return the trial record (metrics, spread, stage seconds, model).
 
     Stages 4-7 run in an isolated process (:func:`lepton_tune.measure.run_isolated`), so the
     memory measured is that of a lean server process plus its shards, and the time and memory
-    limits can stop the trial without touching the search.
+    limits can stop the trial without touching the search. ``serve="in-process"`` measures the
+    naive baseline instead: the model called in that process, no engine.
 
     Raises:
         Infeasible: the point cannot run here or misses a budget at the probe.
@@ -103,7 +105,7 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     cap = spec.protocol.accuracy_samples
     if cap is not None:
         test_x, test_y = test_x[:cap], test_y[:cap]
-    requests_pool = np.ascontiguousarray(test_x[:64], dtype=np.float32)
+    requests_pool = request_pool(test_x)
     stages = {"train": prepared.train_seconds, "convert": prepared.convert_seconds}
     if config.runtime == "onnxruntime":
         stages["export"] = prepared.export_seconds
@@ -111,7 +113,8 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     probe = {k: v for k, v in spec.budgets.items() if k in ("latency_p95_ms", "memory_mb", "throughput")}
     job = EngineJob(prepared.module, config, tuple(data.image_shape), requests_pool, spec.protocol, spec.prices,
                     test_x=None if spec.dataset.kind == "synthetic" else test_x,
-                    test_y=None if spec.dataset.kind == "synthetic" else test_y, probe_budgets=probe)
+                    test_y=None if spec.dataset.kind == "synthetic" else test_y,
+                    probe_budgets=probe if serve == "engine" else {}, serve=serve)
     with lock or HostLock():
         # The limits bound the serving phase: training is a one-time, cached cost shared by trials.
         deadline = time.monotonic() + spec.limits.trial_timeout_s if spec.limits.trial_timeout_s else None
@@ -159,15 +162,35 @@ class Objective:
 
 def finish_record(trial: optuna.Trial, record: dict[str, Any], spec: StudySpec) -> list[float]:
     """Store the record on the trial, set budget constraints, return the objective values."""
-    violations = budget_violations(spec.budgets, record["metrics"])
-    missed = [k.split(":", 1)[1] for k, v in violations.items() if v > 0]
-    status = "infeasible" if missed else "ok"
-    reason = f"misses budget(s): {', '.join(missed)}" if missed else ""
+    point = trial.user_attrs.get("point", {})
+    record["metrics"].update(baseline_ratios(trial.study, point.get("backbone"), record["metrics"]))
+    violations, status, reason = judge_record(spec, record)
     _set_attrs(trial, {**{k: v for k, v in record.items() if k != "windows"}, "windows": record.get("windows", []),
-                       "lepton_status": status, "reason": reason})
+                       "lepton_status": status, "reason": reason, "noisy": status == "noisy"})
     for key, value in violations.items():
         trial.set_constraint(key, value)
     return [float(record["metrics"][name]) for name in spec.objectives]
+
+
+def judge_record(spec: StudySpec, record: dict[str, Any]) -> tuple[dict[str, float], str, str]:
+    """Constraints, status and reason of a measured record.
+
+    A record whose windows stayed busy after the retry budget (``noise.noisy``) is kept with a
+    positive ``noisy`` constraint: it never joins the front, is never reused for a duplicate point
+    (so the point is measured again if proposed again) and is never a recommended pick. Samplers
+    that read constraints see it as infeasible; the default QMC sampler ignores values entirely.
+    """
+    violations = budget_violations(spec.budgets, record["metrics"])
+    missed = [k.split(":", 1)[1] for k, v in violations.items() if v > 0]
+    noise = record.get("noise") or {}
+    if noise.get("noisy"):
+        violations["noisy"] = max(float(noise.get("foreign_load_max", 0.0)), 1e-3)
+        return violations, "noisy", (f"host busy: other processes used {noise.get('foreign_load_max', 0.0):.0%} of a "
+                                     f"core in {noise.get('noisy_windows', 0)} window(s), past the retry budget; "
+                                     "re-run on a quiet host")
+    if missed:
+        return violations, "infeasible", f"misses budget(s): {', '.join(missed)}"
+    return violations, "ok", ""
 
 
 def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
@@ -178,8 +201,8 @@ def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 def _find_duplicate(study: optuna.Study, point: dict[str, Any], number: int) -> optuna.trial.FrozenTrial | None:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for past in study.get_trials(deepcopy=False, states=states):
-        if past.number != number and past.user_attrs.get("point") == point:
-            if past.user_attrs.get("lepton_status") in ("ok", "infeasible"):
+        if past.number != number and past.user_attrs.get("point") == point and not past.user_attrs.get("baseline"):
+            if past.user_attrs.get("lepton_status") in ("ok", "infeasible"):  # never a noisy or failed one
                 return past
     return None
 

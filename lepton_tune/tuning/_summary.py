@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["baseline_trials", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
+__all__ = ["baseline_metrics", "baseline_ratios", "baseline_trials", "in_process_baseline", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
 
 
 def objectives_of(study: optuna.Study) -> list[str]:
@@ -20,7 +20,7 @@ def _is_feasible(trial: FrozenTrial) -> bool:
 
 
 def study_counts(study: optuna.Study) -> dict[str, int]:
-    """``complete``, ``feasible``, ``failed``, ``infeasible`` (pruned-infeasible + budgets missed)."""
+    """``complete``, ``feasible``, ``failed``, ``infeasible`` (pruned-infeasible + budgets missed + noisy), ``noisy``."""
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return {
@@ -29,6 +29,7 @@ def study_counts(study: optuna.Study) -> dict[str, int]:
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "infeasible": sum(t.state == TrialState.PRUNED for t in trials) + sum(not _is_feasible(t) for t in complete),
         "running": sum(t.state == TrialState.RUNNING for t in trials),
+        "noisy": sum(bool(t.user_attrs.get("noisy")) for t in complete),
     }
 
 
@@ -44,6 +45,41 @@ def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("baseline")]
 
 
+def in_process_baseline(trial: FrozenTrial) -> bool:
+    """True for a baseline measured as the user's own in-process call (studies before 0.2 hosted it in the engine)."""
+    return trial.user_attrs.get("baseline_kind") == "in-process"
+
+
+def baseline_metrics(study: optuna.Study, backbone: Any) -> dict[str, float]:
+    """The measured metrics of ``backbone``'s baseline (empty if none).
+
+    Preference: the newest quiet in-process one, then a noisy in-process one, then an
+    engine-hosted one from a study made before in-process baselines.
+    """
+    found = [t for t in baseline_trials(study)
+             if t.state == TrialState.COMPLETE and (t.user_attrs.get("point") or {}).get("backbone") == backbone]
+    if not found:
+        return {}
+    best = max(found, key=lambda t: (in_process_baseline(t), not t.user_attrs.get("noisy"), t.number))
+    return dict(best.user_attrs.get("metrics") or {})
+
+
+def baseline_ratios(study: optuna.Study, backbone: Any, metrics: dict[str, float]) -> dict[str, float]:
+    """``speedup`` (throughput / the baseline's) and ``memory_ratio`` (memory / the baseline's).
+
+    Example:
+        >>> # baseline_ratios(study, "resnet18", {"throughput": 120.0, "memory_mb": 300.0})
+        >>> # {'speedup': 2.0, 'memory_ratio': 0.75}
+    """
+    base = baseline_metrics(study, backbone)
+    out = {}
+    if base.get("throughput") and metrics.get("throughput"):
+        out["speedup"] = float(metrics["throughput"]) / float(base["throughput"])
+    if base.get("memory_mb") and metrics.get("memory_mb"):
+        out["memory_ratio"] = float(metrics["memory_mb"]) / float(base["memory_mb"])
+    return out
+
+
 def point_json(trial: FrozenTrial) -> dict[str, Any]:
     """``{"trial", "params", "values", "status", "reason"}``; values hold every measured metric."""
     point = trial.user_attrs.get("point") or dict(trial.params)
@@ -53,6 +89,9 @@ def point_json(trial: FrozenTrial) -> dict[str, Any]:
         "values": dict(trial.user_attrs.get("metrics") or {}),
         "status": trial.user_attrs.get("lepton_status", trial.state.name.lower()),
         "reason": trial.user_attrs.get("reason", ""),
+        **({"baseline_kind": trial.user_attrs.get("baseline_kind", "engine-hosted (older study)"),
+            "baseline_form": trial.user_attrs.get("baseline_form")} if trial.user_attrs.get("baseline") else {}),
+        **({"noisy": True} if trial.user_attrs.get("noisy") else {}),
     }
 
 
