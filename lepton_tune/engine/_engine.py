@@ -22,7 +22,7 @@ from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._request import Request, as_images, fail, settle
 from lepton_tune.engine._runtime import model_runtime_error, runtime_support
 from lepton_tune.engine._threads import ThreadDispatcher
-from lepton_tune.exceptions import EngineError
+from lepton_tune.exceptions import EngineError, EngineInputError
 
 __all__ = ["Engine", "EngineStats"]
 
@@ -70,8 +70,9 @@ class Engine:
         model: the converted model (fp32/bf16 module, int8 FX GraphModule, ...); for
             ``runtime: onnxruntime`` an :class:`OnnxModule` (the exported graph).
         config: the serving layout.
-        input_shape: one image's shape; None takes it from the first request (the shards then
-            start at that request).
+        input_shape: one image's shape; None takes it from the first request that the model
+            accepts (the shards then start at that request). A first request the model cannot run
+            raises :class:`EngineInputError` and leaves the engine waiting for a well-formed one.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
@@ -84,6 +85,7 @@ class Engine:
                  input_shape: tuple[int, ...] | None = None) -> None:
         self.model, self.config = model, config
         self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self._shape_given = input_shape is not None
         self.output_shape: tuple[int, ...] | None = None
         self.startup_seconds = 0.0
         self._cache = ResultCache(capacity=config.cache_entries)
@@ -147,10 +149,30 @@ class Engine:
                     self._dispatch = dispatch
                     lanes, self.output_shape = build_lanes(self.model, self.config, shape, self._core_plan)
                     dispatch.start(lanes)
+            except Exception as exc:
+                if self._shape_given:
+                    self.close()
+                    raise
+                self._forget_launch()
+                cause = (str(exc).strip().splitlines() or [""])[0]
+                raise EngineInputError(
+                    f"engine input: the first request's image shape {tuple(shape)} does not fit the model "
+                    f"({type(exc).__name__}: {cause}). The engine is still open and takes its input shape from the "
+                    "first request the model accepts; send images of the model's input shape, or pass "
+                    "Engine(..., input_shape=...)"
+                ) from exc
             except BaseException:
                 self.close()
                 raise
             self.startup_seconds = time.perf_counter() - began
+
+    def _forget_launch(self) -> None:
+        """Undo a launch whose shape came from a request: stop what started, wait for the next request."""
+        dispatch, self._dispatch = self._dispatch, None
+        self.input_shape = self.output_shape = None
+        if dispatch is not None:
+            for req in dispatch.close():
+                fail(req.future, EngineError("engine: the launch this request waited for failed"))
 
     def _start_timeout_s(self) -> float:
         # A compile shard compiles during its start: 30-60 s at 224x224 on 2 busy cores, more for big models.
