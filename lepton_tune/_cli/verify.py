@@ -8,16 +8,20 @@ from typing import Any
 
 from lepton_tune._cli._common import err_console, print_json
 
-__all__ = ["add_parser", "run"]
+__all__ = ["EXIT_BUSY", "EXIT_DRIFTED", "add_parser", "run"]
+
+EXIT_DRIFTED = 3  # a measured value is outside its tolerance
+EXIT_BUSY = 4  # other processes kept the host busy in every window: nothing was judged
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "verify", help="re-measure a bundle here; exit 1 if it drifted",
+        "verify", help="re-measure a bundle here; exit 3 if it drifted, 4 if the host was busy",
         description="Check the bundle's files, start its engine, re-measure it under the recorded protocol and "
                     "compare with the recorded values. Tolerances, in the worse direction only: latency p50/p95 "
                     "+15%%, throughput -10%%, memory +10%%; accuracy equal within one test image. p99 and cost are "
-                    "reported, not judged. Exit 0 within, 1 outside.",
+                    "reported, not judged. Exit 0 within, 3 outside (drifted), 4 host busy (other processes used more "
+                    "than the protocol's noise_threshold in every re-measured window: nothing judged).",
     )
     p.add_argument("bundle", type=Path, metavar="DIR", help="bundle directory")
     p.add_argument("--tolerance", action="append", default=None, metavar="[METRIC=]FRACTION",
@@ -54,13 +58,25 @@ def _test_split(bundle: Any) -> tuple[Any, Any] | None:
     return data.test[0].numpy(), data.test[1].numpy()
 
 
+def _busy(args: argparse.Namespace, noise: dict[str, Any], metrics: dict[str, Any], console: Any) -> int:
+    """The host was busy in every retry: the numbers say nothing about the bundle (exit 4, not drifted)."""
+    message = (f"host busy during measurement: foreign load {noise.get('foreign_load_max', 0.0):.0%} of a core in "
+               f"{noise.get('noisy_windows', 0)} window(s) (threshold {noise.get('threshold', 0.0):.0%}, "
+               f"{noise.get('retries', 0)} re-measures); re-run on a quiet host")
+    if args.json:
+        print_json({"bundle": str(args.bundle), "ok": None, "busy": True, "message": message, "noise": noise,
+                    "measured": metrics})
+    console.print(f"[yellow]{escape(message)}[/]", soft_wrap=True)
+    return EXIT_BUSY
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lepton_tune.bundle import compare_metrics, open_bundle, parse_tolerances
     from lepton_tune.config import PricesSpec, ProtocolSpec
     from lepton_tune.exceptions import EngineError
-    from lepton_tune.measure import EngineJob, run_isolated
+    from lepton_tune.measure import EngineJob, request_pool, run_isolated
 
     console = err_console()
     tolerances = parse_tolerances(args.tolerance)
@@ -78,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
         test_x, test_y = split
         if samples:
             test_x, test_y = test_x[:samples], test_y[:samples]
-        pool = np.ascontiguousarray(test_x[:64], dtype=np.float32)
+        pool = request_pool(test_x)
     else:
-        pool = np.random.default_rng(0).standard_normal((64, *bundle.input_shape)).astype(np.float32)
+        pool = request_pool(np.random.default_rng(0).standard_normal((64, *bundle.input_shape)).astype(np.float32))
     config = bundle.config
     # Same isolated process as the study's trials, so memory compares like with like.
     job = EngineJob(bundle.module, config, tuple(bundle.input_shape), pool, protocol, prices,
@@ -90,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         raise EngineError(f"verify: the bundle could not be measured: {outcome.reason}")
     metrics = dict(outcome.record["metrics"])
     spread = outcome.record["spread"]
+    noise = outcome.record.get("noise") or {}
+    if noise.get("noisy"):
+        return _busy(args, noise, metrics, console)
     checks = compare_metrics(measured_rec["metrics"], metrics, accuracy_samples=samples or len(pool),
                              tolerances=tolerances)
     outside = [c for c in checks if c.status == "outside"]
@@ -110,4 +129,4 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
         console.print("[green]within tolerance[/]" if not outside else
                       f"[red]outside tolerance:[/] {', '.join(c.name for c in outside)}")
-    return 1 if outside else 0
+    return EXIT_DRIFTED if outside else 0

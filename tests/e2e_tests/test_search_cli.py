@@ -29,6 +29,28 @@ def test_search_records_a_front(tiny_run: dict) -> None:
         assert values["throughput"] > 0 and values["memory_mb"] > 10 and values["cost_per_million"] > 0
 
 
+def test_the_baseline_is_the_in_process_call_and_every_ratio_is_against_it(tiny_run: dict) -> None:
+    import optuna
+
+    base = tiny_run["summary"]["baseline"][0]
+    assert base["baseline_kind"] == "in-process" and base["baseline_form"] in ("serial", "concurrent")
+    assert base["values"]["speedup"] == 1.0 and base["values"]["memory_ratio"] == 1.0
+    study = optuna.load_study(study_name="tiny", storage=tiny_run["summary"]["storage"])
+    baseline = next(t for t in study.trials if t.user_attrs.get("baseline"))
+    forms = baseline.user_attrs["forms"]
+    assert set(forms) == {"serial", "concurrent"}  # both plain forms were measured, the faster kept
+    kept = max(forms, key=lambda f: forms[f]["metrics"]["throughput"])
+    assert kept == base["baseline_form"]
+    assert baseline.user_attrs["torch_threads"] >= 1 and "accuracy" in base["values"]
+    for point in tiny_run["summary"]["pareto"]:
+        values = point["values"]
+        if point["trial"] != base["trial"]:
+            assert values["speedup"] == pytest.approx(values["throughput"] / base["values"]["throughput"])
+            assert values["memory_ratio"] == pytest.approx(values["memory_mb"] / base["values"]["memory_mb"])
+    shown = run_cli("show", "--run-dir", "runs", cwd=tiny_run["root"])
+    assert "ratios vs the in-process baseline" in shown.stdout and "baseline, in-process" in shown.stdout
+
+
 def test_show_json_matches_search(tiny_run: dict) -> None:
     shown = json_of(run_cli("show", "--run-dir", "runs", "--json", cwd=tiny_run["root"]))
     assert [p["trial"] for p in shown["pareto"]] == [p["trial"] for p in tiny_run["summary"]["pareto"]]
