@@ -35,11 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search model and serving layout together; measure every trial for real; export the chosen point.",
     )
     parser.add_argument("--version", action="version", version=f"lepton-tune {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors (implies --verbose)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show library log lines and warnings (MLflow, alembic, Optuna, deprecations)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in COMMANDS.items():
         importlib.import_module(f"lepton_tune._cli.{module}").add_parser(sub)
+        command = sub.choices[name]  # also after the command (`search --verbose`); SUPPRESS keeps the top-level value
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -49,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import io
     import signal
 
+    from lepton_tune._cli._noise import route_library_noise
     from lepton_tune._cli._signals import exit_code, handle_stop_signals
     from lepton_tune.exceptions import ConfigError, LeptonTuneError
 
@@ -59,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass  # stderr without a file descriptor (embedded, captured): no stack dumps then
     parser = build_parser()
     args = parser.parse_args(argv)
+    undo_noise = route_library_noise(verbose=args.verbose or args.debug)
     restore = handle_stop_signals()
     try:
         return int(args.handler(args) or 0)
@@ -76,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if bad_input else 1
     finally:
         restore()
+        undo_noise()
 
 
 if __name__ == "__main__":  # pragma: no cover

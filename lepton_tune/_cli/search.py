@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     p.add_argument("--allow-foreign-host", action="store_true", help="add trials to a study measured on another host")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress: neither the live bar (terminal) nor the per-trial lines (log)")
     p.set_defaults(handler=run)
 
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.debug:  # the progress line and the front table say it all; warnings still show
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = err_console()
-    from lepton_tune._cli._display import ProgressCallback, front_table, next_steps
+    from lepton_tune._cli._display import front_table, next_steps
     from lepton_tune.tuning import (
         SearchOptions,
         finished_count,
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     study, url, fingerprint = open_study(spec, options)
     tracker = _tracker(args, spec, run_dir, study.study_name)
     total = options.n_trials or spec.n_trials
-    progress = ProgressCallback(console, total, enabled=not args.quiet)
+    progress = _progress(args, console, total)
     options.progress = progress.training
     options.callbacks = [progress] + ([tracker] if tracker else [])
     if tracker:
@@ -112,6 +113,29 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"Report: {report}")
         console.print(next_steps(location, None if args.storage else str(run_dir)))
     return 0
+
+
+def _progress(args: argparse.Namespace, console: Any, total: int | None) -> Any:
+    """The live bar on a terminal; one line per trial (and a heartbeat) where output goes to a log.
+
+    The lines go to stdout, or to stderr with ``--json`` (stdout then holds only the JSON);
+    none where that stream is a terminal, which has the bar.
+    """
+    import sys
+
+    from lepton_tune._cli._progress import ProgressCallback
+
+    stream = sys.stderr if args.json else sys.stdout
+    bar = not args.quiet and console.is_terminal
+    logged = not args.quiet and not _is_terminal(stream)
+    return ProgressCallback(console, total, bar=bar, lines=stream if logged else None)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _write_report(args: argparse.Namespace, study: Any, run_dir: Path, console: Any) -> Path | None:
