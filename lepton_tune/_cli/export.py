@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--out", type=Path, required=True, help="bundle directory to write (must not exist or be empty)")
     p.add_argument("--force", action="store_true",
                    help="replace --out if it is a lepton-tune bundle (never another directory, a file, '.', ~ or the run dir)")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow importing the user-model factory (model.python) that the study database names")
     p.add_argument("--register", default=None, metavar="NAME", help="also register the bundle in the MLflow Model Registry")
     p.add_argument("--alias", default=None, help="alias of the registered version (with --register), e.g. 'production'")
     p.add_argument("--tracking-uri", default=None,
@@ -37,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     from lepton_tune._cli.show import open_existing
-    from lepton_tune.bundle import check_out_dir, export_bundle, read_manifest, storage_dirs
+    from lepton_tune.bundle import check_out_dir, export_bundle, manifest_digest, read_manifest, storage_dirs
     from lepton_tune.exceptions import BundleError
     from lepton_tune.tuning import redact_url, resolve_storage_url, select_trial
 
@@ -55,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
     metrics = selection.trial.user_attrs.get("metrics", {})
     console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
     out = export_bundle(study, selection.trial, args.out, reason=selection.reason, overwrite=args.force,
-                        storage=redact_url(url), protect=protect)
+                        storage=redact_url(url), protect=protect, trust_code=args.trust_code or None)
+    digest = manifest_digest(out)
     result = {"bundle": str(out), "study": study.study_name, "trial": selection.trial.number,
-              "reason": selection.reason, "metrics": metrics}
-    console.print(f"wrote bundle {out}")
+              "reason": selection.reason, "metrics": metrics, "manifest_sha256": digest}
+    console.print(f"wrote bundle {out} (lepton.yaml sha256 {digest}: pin it with load_bundle(..., digest=...))")
     if args.register:
         from lepton_tune.bundle import register_bundle
         from lepton_tune.tracking import default_tracking_uri, ensure_tracking_store

@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                                    "bundle's engine and the same preprocessing as the study's dataset.")
     p.add_argument("bundle", type=Path, metavar="DIR", help="bundle directory (from 'lepton-tune export')")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow importing the user-model factory (model_spec.python) the bundle names; "
+                        "refused by default because it runs that code")
     p.add_argument("--json", action="store_true",
                    help='print a JSON list of {"input", "label", "probability"} on stdout')
     p.set_defaults(handler=run)
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from lepton_tune.bundle import open_bundle
     from lepton_tune.data import expand_image_paths, load_image_files
 
-    bundle = open_bundle(args.bundle)
+    bundle = open_bundle(args.bundle, trust_code=args.trust_code or None)
     paths = expand_image_paths(args.inputs)
     images = load_image_files(paths, bundle.preprocessing).numpy()
     rows = []

@@ -14,6 +14,8 @@ from typing import Any
 from lepton_tune.bundle._card import model_card
 from lepton_tune.bundle._manifest import FORMAT_VERSION, file_entry, read_manifest, write_manifest
 from lepton_tune.bundle._mlmodel import write_mlmodel
+from lepton_tune.bundle._module import check_trust
+from lepton_tune.bundle._public import public_dataset, public_host, public_storage
 from lepton_tune.bundle._replace import check_out_dir, storage_dirs, swap_in
 from lepton_tune.bundle._runtimes import load_served, prepare_served, write_served
 from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
@@ -54,7 +56,8 @@ def _trial_parts(study: Any, trial: Any) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = "", overwrite: bool = False,
-                  storage: str | None = None, protect: Sequence[str | Path] = ()) -> Path:
+                  storage: str | None = None, protect: Sequence[str | Path] = (),
+                  trust_code: bool | None = None) -> Path:
     """Write the served model of ``trial`` as a production bundle in ``out_dir``.
 
     The trained weights come from the model cache (retrained if missing, from the recipe the study
@@ -65,6 +68,9 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     ``overwrite`` replaces ``out_dir`` only if it is an empty directory or a lepton-tune bundle
     holding nothing else; never the current or home directory, ``/``, their parents, the study's
     run directory or the directories in ``protect`` (see :mod:`lepton_tune.bundle._replace`).
+    A user-model factory named in the study database is imported only with ``trust_code``
+    (or ``LEPTON_TUNE_TRUST_CODE=1``). The bundle records no storage host, user or password, no
+    absolute dataset path and no host name (see :mod:`lepton_tune.bundle._public`).
 
     Example:
         >>> sel = select_trial(study, requires=["accuracy>=0.9"], prefer="latency_p95_ms")  # doctest: +SKIP
@@ -73,7 +79,8 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
 
     Raises:
         BundleError: ``out_dir`` exists and is not empty (without ``overwrite``), is not a bundle or
-            is a protected directory (with it), the trial was not measured, or this checkout would build a different model than the trial measured.
+            is a protected directory (with it), the trial was not measured, a user factory is not
+            trusted, or this checkout would build a different model than the trial measured.
     """
     from lepton_tune.data import load_dataset
     from lepton_tune.models import ADAPTATION_VERSION, ModelCache, train_model
@@ -88,6 +95,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     user = spec.get("model") or None
     model_spec = ModelSpec(**user) if user and user.get("python") else None
     ref: str | ModelSpec = model_spec if model_spec is not None else str(point["backbone"])
+    check_trust(model_spec.python if model_spec else None, f"study {study.study_name!r}: spec.model.python", trust_code)
 
     dataset = load_dataset(dataset_spec)
     cache = ModelCache()
@@ -117,7 +125,8 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
         files = [file_entry(tmp, rel, role) for rel, role in write_served(served, tmp)]
         model = {
             "backbone": trained.backbone,
-            "model_spec": model_spec.model_dump(mode="json") if model_spec is not None else None,
+            # the bundle's weights replace the user's weights file: its (absolute) path is not shared
+            "model_spec": {**model_spec.model_dump(mode="json"), "weights": None} if model_spec is not None else None,
             "recipe": recipe.model_dump(mode="json"),
             "recipe_hash": trained.recipe_hash,
             "artifact_hash": served.artifact_hash,
@@ -139,25 +148,27 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
         manifest = {
             "format_version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "study": {"name": study.study_name, "trial": trial.number, "storage": storage, "selection": reason,
+            "study": {"name": study.study_name, "trial": trial.number, "storage": public_storage(storage),
+                      "selection": reason,
                       "objectives": study.user_attrs.get("objectives"), "budgets": spec.get("budgets", {})},
             "engine": config.model_dump(mode="json"),
             "model": model,
-            "dataset": dataset_spec.model_dump(mode="json"),
+            "dataset": public_dataset(dataset_spec.model_dump(mode="json")),
             "preprocessing": dataset.preprocessing(),
             "classes": list(dataset.classes),
             "measured": {"metrics": metrics, "spread": trial.user_attrs.get("spread", {}), "protocol": protocol,
                          "prices": spec.get("prices", {}), "accuracy_samples": accuracy_samples,
                          "request_pool": "the first 64 images of the test split",
                          "host_id": trial.user_attrs.get("host_id") or study.user_attrs.get("host_id")},
-            "host": study.user_attrs.get("host", {}),
+            "host": public_host(study.user_attrs.get("host", {})),
             "libraries": _libraries(),
             "files": files,
         }
-        write_manifest(tmp, manifest)
         (tmp / "README.md").write_text(model_card(manifest, out.name))
-        write_mlmodel(tmp, manifest)
-        _self_check(tmp, served.module, dataset)
+        files.append(file_entry(tmp, "README.md", "card"))
+        files.extend(file_entry(tmp, rel, "mlflow") for rel in write_mlmodel(tmp, manifest))
+        write_manifest(tmp, manifest)  # and lepton.sha256, the digest of the manifest that lists every other file
+        _self_check(tmp, served.module, dataset, trust_code)
         swap_in(tmp, out, overwrite=overwrite, protect=protect)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -165,12 +176,12 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     return out
 
 
-def _self_check(root: Path, module: Any, dataset: Any) -> None:
+def _self_check(root: Path, module: Any, dataset: Any, trust_code: bool | None) -> None:
     """The written files rebuild a module that answers exactly like the converted one."""
     import torch
 
     manifest = read_manifest(root)
-    rebuilt = load_served(root, manifest)
+    rebuilt = load_served(root, manifest, trust_code=trust_code)
     x = dataset.test[0][:16]
     with torch.inference_mode():
         want, got = module(x).float(), rebuilt(x).float()

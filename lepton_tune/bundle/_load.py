@@ -61,8 +61,12 @@ class Bundle:
         return Engine(self.module, config, input_shape=self.input_shape)
 
 
-def open_bundle(path: str | Path) -> Bundle:
-    """Verify ``path`` (format version, every file's checksum) and rebuild its module; no engine yet.
+def open_bundle(path: str | Path, *, trust_code: bool | None = None, digest: str | None = None) -> Bundle:
+    """Verify ``path`` (manifest digest, format version, every file's checksum) and rebuild its module; no engine yet.
+
+    ``trust_code``: build a user-model factory the bundle names (``None``: only if
+    ``LEPTON_TUNE_TRUST_CODE=1``). ``digest``: the ``lepton.sha256`` printed at export; a bundle whose
+    manifest has another digest is refused.
 
     Example:
         >>> b = open_bundle("bundle/")  # doctest: +SKIP
@@ -70,28 +74,31 @@ def open_bundle(path: str | Path) -> Bundle:
         (2, ['0', '1', '2'])
 
     Raises:
-        BundleError: see :func:`read_manifest`; or the engine section is not a valid EngineConfig.
+        BundleError: see :func:`read_manifest`; the engine section is not a valid EngineConfig; or
+            the bundle names a user factory and ``trust_code`` is not set.
     """
     from pydantic import ValidationError
 
     root = Path(path)
-    manifest = read_manifest(root)
+    manifest = read_manifest(root, digest=digest)
     try:
         config = EngineConfig(**manifest["engine"])
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise BundleError(f"{root / 'lepton.yaml'}: engine.{'.'.join(map(str, first['loc']))}: "
                           f"{first['msg'].removeprefix('Value error, ')}") from None
-    module = load_served(root, manifest)
+    module = load_served(root, manifest, trust_code=trust_code)
     return Bundle(root=root, manifest=manifest, module=module, config=config)
 
 
-def load_bundle(path: str | Path, **overrides: Any) -> Engine:
+def load_bundle(path: str | Path, *, trust_code: bool | None = None, digest: str | None = None,
+                **overrides: Any) -> Engine:
     """Load a production bundle and return its Engine, started and ready to serve.
 
     The bundle's files are checked against their SHA-256 first, the weights are loaded with
     ``weights_only=True``, and the engine uses the EngineConfig the trial was measured with
     (``overrides`` replace fields, e.g. ``request_timeout_s=5``). Close it when done (or use ``with``).
+    ``trust_code`` and ``digest``: see :func:`open_bundle`.
 
     Example:
         >>> import lepton_tune
@@ -102,7 +109,7 @@ def load_bundle(path: str | Path, **overrides: Any) -> Engine:
         BundleError: missing or tampered file, newer format version, weights that do not fit.
         EngineError: the engine cannot start here (e.g. more shards x threads than usable cores).
     """
-    engine = open_bundle(path).engine(**overrides)
+    engine = open_bundle(path, trust_code=trust_code, digest=digest).engine(**overrides)
     try:
         return engine.start()
     except BaseException:

@@ -1,5 +1,12 @@
 """The MLflow side of a bundle: its ``MLmodel`` file (a pyfunc model) and Model Registry registration.
 
+Serving modes: ``mlflow models serve -m DIR --env-manager local`` (supported) runs the bundle in the
+current environment, which must have lepton-tune installed. With the default env manager
+(virtualenv) MLflow builds a new environment from ``requirements.txt``; that file pins only public
+packages (torch, torchvision, mlflow) and never ``lepton-tune``, because the public index may serve
+another project or version under that name. The new environment therefore lacks the loader module
+and MLflow stops with ``No module named 'lepton_tune'``; use ``--env-manager local``.
+
 mlflow is imported only inside these functions, so loading a bundle with
 :func:`lepton_tune.load_bundle` never pulls it in.
 """
@@ -29,23 +36,38 @@ def signature_of(manifest: dict[str, Any]) -> Any:
                           outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n), "logits")]))
 
 
+#: Said at the top of requirements.txt: why lepton-tune itself is not in it, and how to serve.
+REQUIREMENTS_NOTE = (
+    "# lepton-tune is deliberately not listed: the public package index may serve another project (or\n"
+    "# another version) under that name. Serve this bundle from an environment where the lepton-tune that\n"
+    "# exported it is installed: mlflow models serve -m DIR --env-manager local\n"
+)
+
+
 def _requirements(manifest: dict[str, Any]) -> list[str]:
+    """Exact pins of the public packages the bundle needs (never lepton-tune: see :data:`REQUIREMENTS_NOTE`)."""
     libs = manifest.get("libraries", {})
-    return [f"lepton-tune=={libs.get('lepton_tune', '')}", f"torch=={libs.get('torch', '').split('+')[0]}",
-            f"torchvision=={libs.get('torchvision', '').split('+')[0]}", f"mlflow=={libs.get('mlflow', '')}"]
+    pins = [("torch", libs.get("torch", "")), ("torchvision", libs.get("torchvision", "")),
+            ("mlflow", libs.get("mlflow", ""))]
+    return [f"{name}=={str(version).split('+')[0]}" for name, version in pins if version]
 
 
-def write_mlmodel(root: Path, manifest: dict[str, Any]) -> None:
-    """Make ``root`` an MLflow pyfunc model served by :mod:`lepton_tune.bundle._pyfunc`."""
+def write_mlmodel(root: Path, manifest: dict[str, Any]) -> list[str]:
+    """Make ``root`` an MLflow pyfunc model served by :mod:`lepton_tune.bundle._pyfunc`; return the files written."""
     import mlflow.pyfunc
     from mlflow.models import Model
 
-    (root / "requirements.txt").write_text("\n".join(_requirements(manifest)) + "\n")
+    (root / "requirements.txt").write_text(REQUIREMENTS_NOTE + "\n".join(_requirements(manifest)) + "\n")
     (root / "python_env.yaml").write_text(
         f"python: {platform.python_version()}\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n")
+    # MLflow's default env manager reads the conda entry before python_env.yaml (KeyError 'conda' without it)
+    pins = "".join(f"  - {pin}\n" for pin in _requirements(manifest))
+    (root / "conda.yaml").write_text(f"name: lepton-bundle\nchannels:\n- conda-forge\ndependencies:\n"
+                                     f"- python={platform.python_version()}\n- pip\n- pip:\n{pins}")
     model = Model(signature=signature_of(manifest))
-    mlflow.pyfunc.add_to_model(model, loader_module=LOADER_MODULE, python_env="python_env.yaml")
+    mlflow.pyfunc.add_to_model(model, loader_module=LOADER_MODULE, python_env="python_env.yaml", conda_env="conda.yaml")
     model.save(str(root / "MLmodel"))
+    return sorted(p.name for p in root.iterdir() if p.name in ("MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml"))
 
 
 def register_bundle(root: Path, name: str, *, tracking_uri: str, experiment_id: str | None = None,

@@ -10,13 +10,17 @@ How the module is rebuilt depends on the precision (``model.loader`` in ``lepton
   (weights, scales, zero points) is loaded: outputs equal the measured model's.
 
 (``onnx``, for runtime onnxruntime, is not a state dict: see ``_runtimes.py``.)
-Nothing in a bundle is unpickled beyond ``torch.load(..., weights_only=True)``.
+Nothing in a bundle is unpickled beyond ``torch.load(..., weights_only=True)``, and a bundle never
+imports a module it names: a user-model factory (``model_spec.python: pkg.mod:factory``) is built
+only when the loader is told to trust it (``trust_code=True``, ``--trust-code`` or
+``LEPTON_TUNE_TRUST_CODE=1``); otherwise loading stops before any import, saying how to allow it.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,10 @@ from lepton_tune.exceptions import BundleError, ModelError
 from lepton_tune.models import CastWrapper, build_model
 from lepton_tune.models._quantized import QuantizedModule, quiet
 
-__all__ = ["WEIGHTS", "loader_of", "rebuild_module", "served_state"]
+__all__ = ["TRUST_ENV", "WEIGHTS", "check_trust", "loader_of", "rebuild_module", "served_state", "trusted"]
+
+#: Environment variable that trusts bundle-named code where no argument can be passed (``mlflow models serve``).
+TRUST_ENV = "LEPTON_TUNE_TRUST_CODE"
 
 WEIGHTS = "weights.pt"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -54,6 +61,25 @@ def save_weights(module: nn.Module, path: Path) -> None:
     path.write_bytes(buf.getvalue())
 
 
+def trusted(trust_code: bool | None) -> bool:
+    """``trust_code`` if given, else whether ``LEPTON_TUNE_TRUST_CODE=1`` is set."""
+    return bool(trust_code) if trust_code is not None else os.environ.get(TRUST_ENV, "").strip() == "1"
+
+
+def check_trust(factory: str | None, where: str, trust_code: bool | None) -> None:
+    """Refuse to import ``factory`` (a ``pkg.mod:factory`` named by a bundle or a study database) unless trusted.
+
+    Raises:
+        BundleError: naming the factory, where it was read and the three ways to allow it.
+    """
+    if factory and not trusted(trust_code):
+        raise BundleError(
+            f"{where}: names the Python factory {factory!r}; loading it would import and run that code, and code "
+            "named by a bundle or a study database is not trusted by default. If you trust its source, pass "
+            f"--trust-code (or trust_code=True, or set {TRUST_ENV}=1 for mlflow models serve)"
+        )
+
+
 def _architecture(model: dict[str, Any]) -> nn.Module:
     shape = tuple(int(v) for v in model["image_shape"])
     if model.get("model_spec"):
@@ -62,13 +88,17 @@ def _architecture(model: dict[str, Any]) -> nn.Module:
     return build_model(str(model["backbone"]), num_classes=int(model["num_classes"]), image_shape=shape)  # type: ignore[arg-type]
 
 
-def rebuild_module(root: Path, model: dict[str, Any], weights: str = WEIGHTS) -> nn.Module:
+def rebuild_module(root: Path, model: dict[str, Any], weights: str = WEIGHTS, *,
+                   trust_code: bool | None = None) -> nn.Module:
     """Build the architecture described by ``model`` (the manifest's ``model`` section) and load its weights.
 
     Raises:
         BundleError: the weights are not a plain state dict, or do not fit the architecture
             (e.g. a bundle from another adaptation version of the backbone).
     """
+    spec = model.get("model_spec") or {}
+    check_trust(spec.get("python") if isinstance(spec, dict) else None, f"{root / 'lepton.yaml'}: model.model_spec.python",
+                trust_code)
     path = root / weights
     try:
         with quiet(), warnings.catch_warnings():

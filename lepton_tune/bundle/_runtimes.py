@@ -61,23 +61,45 @@ def write_served(served: Served, root: Path) -> list[tuple[str, str]]:
     return [(WEIGHTS, "weights")]
 
 
-def load_served(root: Path, manifest: dict[str, Any]) -> nn.Module:
-    """The module the engine serves, from the bundle's (already verified) files.
+def _no_external_data(path: Path) -> None:
+    """Refuse an ONNX graph that reads tensors from other files (they are not listed, so not checked)."""
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - onnxruntime without onnx: ORT itself keeps external data inside the dir
+        return
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - whatever onnx raises, the file is not a graph we serve
+        raise BundleError(f"{path}: not a readable ONNX graph ({type(exc).__name__}). Export the bundle again") from None
+    external = [t.name for t in graph.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise BundleError(f"{path}: the graph reads {len(external)} tensor(s) from external files (e.g. {external[0]!r}), "
+                          "which the manifest does not list or check. A bundle serves only its listed files; export it again")
+
+
+def load_served(root: Path, manifest: dict[str, Any], *, trust_code: bool | None = None) -> nn.Module:
+    """The module the engine serves, from the bundle's (already verified) files and only those.
 
     Raises:
-        BundleError: a runtime or loader this build does not know, or unreadable files.
+        BundleError: a runtime or loader this build does not know, unreadable files, a file the
+            loader needs that the manifest does not list, or a user factory not trusted.
     """
+    from lepton_tune.bundle._manifest import LOADER_ROLES
+
     model = manifest["model"]
     roles = {f.get("role"): f["path"] for f in manifest["files"]}
+    need = LOADER_ROLES.get(str(model.get("loader", "fp32")))
+    if need is None or need not in roles:
+        raise BundleError(f"{root / 'lepton.yaml'}: model.loader {model.get('loader')!r} needs a file with role "
+                          f"{need!r} listed in files, and none is. The manifest is not valid; export the bundle again")
     if model.get("loader") == "onnx":
         from lepton_tune.engine import OnnxModule
         from lepton_tune.exceptions import EngineError
 
-        if "onnx" not in roles:
-            raise BundleError(f"{root / 'lepton.yaml'}: runtime onnxruntime needs a file with role 'onnx' in files")
+        _no_external_data(root / roles["onnx"])
         try:
             return OnnxModule.from_file(root / roles["onnx"], output_shape=(int(model["num_classes"]),),
                                         precision=str(model["precision"]))
         except EngineError as exc:
             raise BundleError(f"{root / roles['onnx']}: cannot be served here: {exc}") from None
-    return rebuild_module(root, model, roles.get("weights", WEIGHTS))
+    return rebuild_module(root, model, roles["weights"], trust_code=trust_code)

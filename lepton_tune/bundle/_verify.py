@@ -56,8 +56,8 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
             value = float(text)
         except ValueError:
             raise BundleError(f"--tolerance: {item!r} is not FRACTION or METRIC=FRACTION (e.g. 0.3, memory_mb=0.2)") from None
-        if value < 0:
-            raise BundleError(f"--tolerance: {item!r}: must be >= 0")
+        if not 0 <= value < float("inf"):  # also refuses NaN
+            raise BundleError(f"--tolerance: {item!r}: must be a finite number >= 0, e.g. 0.3")
         if not name:
             out.update({k: value for k in DEFAULT_TOLERANCES})
         elif name in known:

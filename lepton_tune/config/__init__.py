@@ -15,6 +15,7 @@ from lepton_tune.config._space import (
     default_of,
     load_search_space,
 )
+from lepton_tune.config._yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, safe_load_yaml
 from lepton_tune.config._study import (
     SAMPLERS,
     DatasetSpec,
@@ -29,6 +30,10 @@ from lepton_tune.config._study import (
 )
 
 __all__ = [
+    "MAX_YAML_BYTES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
+    "safe_load_yaml",
     "BACKBONES",
     "ENGINE_FIELDS",
     "METRICS",

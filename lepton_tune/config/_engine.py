@@ -26,7 +26,7 @@ class EngineConfig(BaseModel):
         2
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     precision: Literal["fp32", "bf16", "fp16", "int8", "int8_dynamic"] = "fp32"
     runtime: Literal["eager", "compile", "onnxruntime"] = "eager"

@@ -7,9 +7,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+import reprlib
+
 from pydantic import BaseModel, ValidationError
 
+from lepton_tune.config._yaml import MAX_YAML_BYTES, safe_load_yaml
 from lepton_tune.exceptions import ConfigError
 
 __all__ = ["format_validation_error", "key_path", "load_yaml", "short_value"]
@@ -26,19 +28,18 @@ def load_yaml(path: str | Path, *, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
         hint = "it is a directory" if path.is_dir() else "it does not exist"
+        if path.exists():
+            hint = "it is not a regular file"
         raise ConfigError(f"{path}: {what} file cannot be read: {hint}. Check the path.")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: {what} file cannot be read: {exc}.") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ConfigError(f"{path}: invalid YAML at {where}: {exc.problem or exc}. Fix the syntax there.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}.") from None
+        with path.open("rb") as fh:
+            blob = fh.read(MAX_YAML_BYTES + 1)
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} file is not UTF-8 text (byte {exc.start}). Save it as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {what} file cannot be read: {exc.strerror or exc}.") from None
+    data = safe_load_yaml(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -57,8 +58,14 @@ def key_path(parts: Iterable[Any]) -> str:
     return "".join(out) or "(top level)"
 
 
+_REPR = reprlib.Repr()  # attributes, not keywords: Python 3.10 and 3.11 take no arguments here
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 3, 6, 6, 6, 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 60, 40, 60
+
+
 def short_value(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to ``limit`` characters, at bounded cost (reprlib never walks a whole structure)."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -2,17 +2,26 @@
 
 User text is parsed with :mod:`ast` and walked node by node; only numbers, strings, booleans,
 names, arithmetic, comparisons and ``and``/``or``/``not`` are accepted. Nothing is ever ``eval``-ed.
+
+Evaluation is cheap by construction: at most :data:`MAX_CHARS` characters and :data:`MAX_DEPTH`
+levels of nesting; arithmetic takes numbers only (no ``"a" * 10**9``), and every intermediate value
+must stay within :data:`MAX_MAGNITUDE` and finite, so no step builds a huge number.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Expression", "ExpressionError"]
+__all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_MAGNITUDE", "Expression", "ExpressionError"]
+
+MAX_CHARS = 500
+MAX_DEPTH = 32
+MAX_MAGNITUDE = 2**63
 
 _BINOPS = {
     ast.Add: operator.add,
@@ -36,25 +45,42 @@ class ExpressionError(ValueError):
     """The text is not an allowed expression."""
 
 
-def _check(node: ast.AST, names: set[str]) -> None:
+def _number(value: Any) -> Any:
+    """``value`` if it is a bounded finite number (bool counts as 0/1); ExpressionError otherwise."""
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) <= MAX_MAGNITUDE):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and abs(value) <= MAX_MAGNITUDE:
+        return value
+    if isinstance(value, (int, float)):
+        raise ExpressionError(f"a value leaves the allowed range (finite, magnitude <= 2**63): {str(value)[:40]}")
+    raise ExpressionError(f"arithmetic takes numbers only, got {type(value).__name__} {str(value)[:40]!r}")
+
+
+def _check(node: ast.AST, names: set[str], depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"nested deeper than {MAX_DEPTH} levels; write a flatter expression")
+    deeper = depth + 1
     if isinstance(node, ast.Expression):
-        _check(node.body, names)
+        _check(node.body, names, deeper)
     elif isinstance(node, ast.BoolOp):
         for value in node.values:
-            _check(value, names)
+            _check(value, names, deeper)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub, ast.UAdd)):
-        _check(node.operand, names)
+        _check(node.operand, names, deeper)
     elif isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        _check(node.left, names)
-        _check(node.right, names)
+        _check(node.left, names, deeper)
+        _check(node.right, names, deeper)
     elif isinstance(node, ast.Compare) and all(type(op) in _CMPOPS for op in node.ops):
-        _check(node.left, names)
+        _check(node.left, names, deeper)
         for comparator in node.comparators:
-            _check(comparator, names)
+            _check(comparator, names, deeper)
     elif isinstance(node, ast.Name):
         names.add(node.id)
-    elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
-        pass
+    elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        _number(node.value)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bool)):
+        if isinstance(node.value, str) and len(node.value) > 100:
+            raise ExpressionError("a string constant is longer than 100 characters")
     elif (
         isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
@@ -76,9 +102,10 @@ def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
         value = _eval(node.operand, env)
         if isinstance(node.op, ast.Not):
             return not value
+        value = _number(value)
         return -value if isinstance(node.op, ast.USub) else +value
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_eval(node.left, env), _eval(node.right, env))
+        return _number(_BINOPS[type(node.op)](_number(_eval(node.left, env)), _number(_eval(node.right, env))))
     if isinstance(node, ast.Compare):
         left = _eval(node.left, env)
         for op, comparator in zip(node.ops, node.comparators):
@@ -113,10 +140,17 @@ class Expression:
     @classmethod
     def parse(cls, text: str) -> Expression:
         """Parse ``text``; raise :class:`ExpressionError` if it is not an allowed expression."""
+        if not isinstance(text, str):
+            raise ExpressionError(f"must be a string expression, got {type(text).__name__}")
+        if len(text) > MAX_CHARS:
+            raise ExpressionError(f"{len(text)} characters, over the {MAX_CHARS}-character limit for one constraint; "
+                                  "split it into several constraints")
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as exc:
             raise ExpressionError(f"syntax error at column {exc.offset}: {exc.msg}") from None
+        except (RecursionError, MemoryError, ValueError) as exc:  # deep nesting, null bytes
+            raise ExpressionError(f"cannot be parsed ({type(exc).__name__}); write a flatter expression") from None
         names: set[str] = set()
         _check(tree, names)
         return cls(text=text.strip(), names=frozenset(names), _tree=tree)
@@ -127,5 +161,5 @@ class Expression:
             return bool(_eval(self._tree, env))
         except ZeroDivisionError:
             return False
-        except TypeError as exc:
+        except (TypeError, OverflowError) as exc:
             raise ExpressionError(f"'{self.text}': {exc}") from None

@@ -36,7 +36,7 @@ class TrainRecipe(BaseModel):
         'adam'
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     epochs: int = Field(10, ge=0, le=10_000)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -61,7 +61,7 @@ class ModelSpec(BaseModel):
     served as given (no training).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     python: str | None = None
     weights: str | None = None

@@ -22,8 +22,11 @@ from pydantic import (
 )
 
 from lepton_tune.config._engine import ENGINE_FIELDS, EngineConfig
-from lepton_tune.config._errors import format_validation_error, load_yaml
+from lepton_tune.config._errors import format_validation_error, load_yaml, short_value
 from lepton_tune.config._expr import Expression, ExpressionError
+
+#: More constraints than this are refused: each one is evaluated for up to 200 000 combinations.
+MAX_CONSTRAINTS = 64
 from lepton_tune.config._host import HostFacts, host_facts
 from lepton_tune.config._recipe import BACKBONES, TRAIN_FIELDS
 from lepton_tune.exceptions import ConfigError
@@ -50,7 +53,7 @@ class ParamSpec(BaseModel):
     ``high: auto`` means the usable cores of this host (for ``shards`` and ``threads_per_shard``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     choices: list[Scalar] | None = None
     low: float | int | None = None
@@ -137,7 +140,7 @@ class SearchSpaceSpec(BaseModel):
           - shards * threads_per_shard <= cores
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     params: dict[str, _Param] = Field(default_factory=dict)
     constraints: list[str] = Field(default_factory=list)
@@ -158,11 +161,14 @@ class SearchSpaceSpec(BaseModel):
                 if problem:
                     problems.append(f"params.{name}: {problem}, got {value!r}")
         parsed = []
-        for i, text in enumerate(self.constraints):
+        if len(self.constraints) > MAX_CONSTRAINTS:
+            problems.append(f"constraints: at most {MAX_CONSTRAINTS} constraints (each is checked against every "
+                            f"combination), got {len(self.constraints)}. Merge or drop some")
+        for i, text in enumerate(self.constraints[:MAX_CONSTRAINTS]):
             try:
                 expr = Expression.parse(text)
             except ExpressionError as exc:
-                problems.append(f"constraints[{i}]: {exc} in {text!r}")
+                problems.append(f"constraints[{i}]: {exc} in {short_value(text, 80)}")
                 continue
             unknown = sorted(n for n in expr.names if n not in SEARCHABLE and n not in host_names)
             if unknown:

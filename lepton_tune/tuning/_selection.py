@@ -56,7 +56,14 @@ def parse_requirement(text: str) -> Requirement:
         raise SelectionError(f"--require: {text!r} is not METRIC OP NUMBER (e.g. 'accuracy>=0.97', 'memory_mb<=800')")
     if match["name"] not in METRICS:
         raise SelectionError(f"--require: unknown metric {match['name']!r} in {text!r}; known: {', '.join(METRICS)}")
-    return Requirement(match["name"], match["op"], float(match["value"]))
+    try:
+        value = float(match["value"])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise SelectionError(f"--require: {text!r}: the limit must be a finite number, got {match['value'][:40]!r}. "
+                             "Write it as a plain decimal, e.g. 'accuracy>=0.97'")
+    return Requirement(match["name"], match["op"], value)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -93,3 +94,23 @@ def test_mlflow_models_serve_answers_over_http(study: TinyStudy, tmp_path: Path)
     with lepton_tune.load_bundle(study.bundle) as engine:
         want = engine.predict(x)
     assert got.shape == want.shape and (got.argmax(1) == want.argmax(1)).all() and np.allclose(got, want, atol=1e-4)
+
+
+def test_requirements_name_only_public_packages_pinned_exactly(study: TinyStudy) -> None:
+    """requirements.txt never names lepton-tune (the public index may serve someone else's package under it)."""
+    lines = [line.strip() for line in (study.bundle / "requirements.txt").read_text().splitlines()]
+    pins = [line for line in lines if line and not line.startswith("#")]
+    assert pins and all(re.fullmatch(r"(torch|torchvision|mlflow)==[\w.]+", pin) for pin in pins), pins
+    assert "--env-manager local" in (study.bundle / "requirements.txt").read_text()
+    assert not any("lepton" in pin.lower() for pin in pins)
+    conda = (study.bundle / "conda.yaml").read_text()
+    assert "lepton" not in conda.replace("lepton-bundle", "")
+
+
+def test_default_env_manager_reads_the_bundle_environment(study: TinyStudy) -> None:
+    """MLflow's default (virtualenv) manager reads the model's environment without crashing (it raised
+    KeyError 'conda' before conda.yaml was written); what it then installs is only the public pins."""
+    from mlflow.utils.virtualenv import _get_python_env
+
+    env = _get_python_env(study.bundle)
+    assert env.dependencies == ["-r requirements.txt"]
