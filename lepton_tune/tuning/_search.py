@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from lepton_tune import __version__
 from lepton_tune.config import StudySpec, host_facts
+from lepton_tune._redact import redact_data
 from lepton_tune.exceptions import ConfigError, HostMismatchError, StorageError
 from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id
 from lepton_tune.tuning._baseline import run_baselines
@@ -110,7 +111,7 @@ def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, s
             study.set_metric_names(list(spec.objectives))
         for key, value in {
             "objectives": list(spec.objectives), "directions": spec.directions, "budgets": dict(spec.budgets),
-            "host": fingerprint, "host_id": host_id(fingerprint), "spec": spec.model_dump(mode="json"),
+            "host": fingerprint, "host_id": host_id(fingerprint), "spec": redact_data(spec.model_dump(mode="json")),  # credentials come from the URL/env at run time
             "spec_source": spec.source, "lepton_version": __version__,
         }.items():
             study.set_user_attr(key, value)
