@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lepton_tune._cli._common import print_json
+from lepton_tune.data._images import CHUNK_FILES
 
 __all__ = ["add_parser", "run"]
 
@@ -24,29 +25,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler=run)
 
 
+def _progress(total: int):  # type: ignore[no-untyped-def]
+    """A progress bar on stderr for long inputs on a terminal; a no-op otherwise."""
+    import contextlib
+
+    from lepton_tune._cli._common import err_console
+
+    console = err_console()
+    if total <= CHUNK_FILES or not console.is_terminal:
+        return contextlib.nullcontext(None)
+    from rich.progress import Progress
+
+    return Progress(console=console, transient=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lepton_tune.bundle import open_bundle
-    from lepton_tune.data import expand_image_paths, load_image_files
+    from lepton_tune.data import expand_image_paths
+    from lepton_tune.data._images import iter_preprocessed
 
     bundle = open_bundle(args.bundle, trust_code=args.trust_code or None)
     paths = expand_image_paths(args.inputs)
-    images = load_image_files(paths, bundle.preprocessing).numpy()
+    classes = bundle.classes
     rows = []
-    if len(images):
-        with bundle.engine() as engine:
-            logits = engine.predict(np.ascontiguousarray(images, dtype=np.float32))
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-        classes = bundle.classes
-        for path, p in zip(paths, probs):
-            best = int(p.argmax())
-            rows.append({"input": str(path), "label": classes[best] if best < len(classes) else str(best),
-                         "probability": float(p[best])})
+    if paths:
+        with bundle.engine() as engine, _progress(len(paths)) as progress:
+            task = progress.add_task("classifying", total=len(paths)) if progress is not None else None
+            # CHUNK_FILES files at a time: a directory of any size is decoded and served in bounded memory
+            for part, images in iter_preprocessed(paths, bundle.preprocessing):
+                logits = engine.predict(np.ascontiguousarray(images.numpy(), dtype=np.float32))
+                shifted = logits - logits.max(axis=1, keepdims=True)
+                probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+                for path, p in zip(part, probs):
+                    best = int(p.argmax())
+                    row = {"input": str(path), "label": classes[best] if best < len(classes) else str(best),
+                           "probability": float(p[best])}
+                    if args.json:
+                        rows.append(row)
+                    else:
+                        print(f"{row['input']}\t{row['label']}\t{row['probability']:.3f}", flush=True)
+                if progress is not None:
+                    progress.advance(task, len(part))
     if args.json:
         print_json(rows)
-    else:
-        for row in rows:
-            print(f"{row['input']}\t{row['label']}\t{row['probability']:.3f}")
     return 0

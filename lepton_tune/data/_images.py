@@ -7,7 +7,9 @@ replicated to 3, RGB averaged to 1) -> ``(x - mean) / std`` per channel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import stat
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,33 +19,95 @@ import torch.nn.functional as F
 
 from lepton_tune.exceptions import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "adapt_channels", "decode_image", "expand_image_paths", "normalise", "resize"]
+__all__ = ["CHUNK_FILES", "IMAGE_EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "adapt_channels", "decode_image",
+           "expand_image_paths", "iter_preprocessed", "normalise", "resize"]
 
 #: File name endings read as images (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
+#: Limits of one image file (README "Security and limits"): a breach is a DataError, exit 2 in the CLI.
+MAX_IMAGE_BYTES = 64 << 20
+MAX_IMAGE_PIXELS = 40_000_000
+#: Files decoded at a time by :func:`iter_preprocessed` (bounded memory for directories of any size).
+CHUNK_FILES = 256
+
+
+def _regular_file(path: Path) -> int:
+    """The size of ``path`` if it is a regular file within :data:`MAX_IMAGE_BYTES`; DataError otherwise."""
+    try:
+        info = path.stat()  # follows links; a FIFO or device is refused before it is opened (no blocking read)
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file does not exist. Check the path") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}). Check the path and its permissions") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
+            "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket or other special file"
+        raise DataError(f"{path}: is {kind}, not a regular image file. Pass image files or directories of them")
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise DataError(f"{path}: {info.st_size / 2**20:.1f} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB limit for one "
+                        "image file. Downscale or re-encode it")
+    return info.st_size
+
+
+def _to_array(img: Any, channels: int) -> np.ndarray:
+    """A decoded PIL image as float32 ``[h, w, channels]`` in [0, 1]: 16-bit scaled, palette expanded, alpha on white."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit (or 32-bit int / float) greyscale
+        grey = np.asarray(img, dtype=np.float32)
+        if img.mode != "F":
+            grey = grey / (65535.0 if img.mode != "I" or grey.max(initial=0) > 255 else 255.0)
+        grey = np.clip(grey, 0.0, 1.0)[..., None]
+        return grey if channels == 1 else np.repeat(grey, 3, axis=2)
+    if img.mode == "P" or img.mode in ("LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":  # transparent pixels become white, as an image viewer shows them
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
+    array = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    return array[..., None] if channels == 1 else array
 
 
 def decode_image(path: str | Path, channels: int) -> torch.Tensor:
     """Read one PNG/JPEG/... file as a float tensor ``[channels, h, w]`` in ``[0, 1]``.
 
+    The one place lepton-tune decodes an image file, with its limits: a regular file (no FIFO or
+    device) of at most :data:`MAX_IMAGE_BYTES`, at most :data:`MAX_IMAGE_PIXELS` pixels (checked
+    from the header, before decoding), complete (a truncated file is refused). EXIF orientation is
+    applied, 16-bit greyscale is scaled by 65535, palette images are expanded, and transparent
+    pixels are composited on white.
+
     Raises:
-        DataError: the file is missing, not an image, or truncated (the message names the file).
+        DataError: the file is missing, not a regular file, too large, a decompression bomb, not
+            an image, or truncated (the message names the file, the limit and the fix).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
+    _regular_file(path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            array = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"{path}: {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,} pixels "
+                                    "per image (a decompression bomb, or far larger than any model input). Downscale it")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                array = _to_array(img, channels)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: image file does not exist. Check the path") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path}: declares more than {MAX_IMAGE_PIXELS:,} pixels (a decompression bomb). "
+                        "Downscale it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise DataError(
-            f"{path}: cannot be read as an image ({type(exc).__name__}: {exc}). Replace or remove the file"
+            f"{path}: cannot be read as an image ({type(exc).__name__}: {str(exc)[:200]}). Replace or remove the file"
         ) from None
-    tensor = torch.from_numpy(array.copy()).float().div_(255.0)
-    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.permute(2, 0, 1).contiguous()
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -114,3 +178,11 @@ def preprocess_files(paths: list[Path], settings: dict[str, Any]) -> torch.Tenso
     if not decoded:
         return torch.empty((0, channels, size, size), dtype=torch.float32)
     return normalise(torch.cat(decoded), settings["mean"], settings["std"])
+
+
+def iter_preprocessed(paths: Sequence[Path], settings: dict[str, Any], *,
+                      chunk: int = CHUNK_FILES) -> Iterator[tuple[Sequence[Path], torch.Tensor]]:
+    """Yield ``(paths, images)`` for ``chunk`` files at a time: memory stays bounded for any number of files."""
+    for start in range(0, len(paths), chunk):
+        part = paths[start:start + chunk]
+        yield part, preprocess_files(list(part), settings)

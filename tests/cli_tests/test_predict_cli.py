@@ -70,3 +70,37 @@ def test_predict_agrees_with_the_bundle_engine_and_prints_lines(study: TinyStudy
 def test_predict_missing_input_names_it(study: TinyStudy, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", str(study.bundle), str(tmp_path / "nope.png")]) == 2
     assert "nope.png: no such file or directory" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "bomb", "text", "truncated"])
+def test_bad_image_inputs_exit_2_with_one_line(study: TinyStudy, tmp_path: Path, kind: str,
+                                               capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from PIL import Image
+
+    path = tmp_path / f"{kind}.png"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "bomb":
+        Image.new("L", (7_000, 7_000)).save(path, optimize=True)
+    elif kind == "text":
+        path.write_text("hello")
+    else:
+        Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "ok.png")
+        path.write_bytes((tmp_path / "ok.png").read_bytes()[:60])
+    assert main(["predict", str(study.bundle), str(path)]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"lepton-tune predict: error: {path}: ") and err.count("\n") == 1
+
+
+def test_large_directory_streams_in_chunks(study: TinyStudy, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from lepton_tune.data._images import CHUNK_FILES
+
+    for i in range(CHUNK_FILES + 40):
+        Image.new("L", (16, 16), (i * 7) % 256).save(tmp_path / f"{i:04d}.png")
+    assert main(["predict", str(study.bundle), str(tmp_path), "--json"]) == 0
+    rows = json.loads(capfd.readouterr().out)
+    assert [r["input"] for r in rows] == sorted(str(p) for p in tmp_path.iterdir())
