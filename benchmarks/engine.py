@@ -12,6 +12,7 @@ the summed PSS of the parent and every shard, sampled at 20 Hz. Run it on a quie
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import threading
@@ -27,6 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
 from lepton_tune.config import EngineConfig, usable_cores
 from lepton_tune.engine import Engine
+from lepton_tune.measure._inprocess import FORMS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sides import Side  # noqa: E402  (benchmarks/_sides.py)
+from _stats import describe  # noqa: E402  (benchmarks/_stats.py)
+
+DEFAULT_THREADS = torch.get_num_threads()  # torch's default for this host, read before anything changes it
 
 
 @dataclass
@@ -72,7 +80,9 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def closed_loop(eng: Engine, images: np.ndarray, *, concurrency: int, seconds: float, warmup: int) -> Result:
+def closed_loop(eng, images: np.ndarray, *, concurrency: int, seconds: float, warmup: int,
+                memory: bool = True) -> Result:
+    """``concurrency`` client threads for ``seconds``; PSS sampled at 20 Hz only when ``memory`` (it costs CPU)."""
     for i in range(warmup):
         eng.submit(images[i % len(images)]).result(timeout=120)
     latencies: list[float] = []
@@ -89,7 +99,7 @@ def closed_loop(eng: Engine, images: np.ndarray, *, concurrency: int, seconds: f
         with lock:
             latencies.extend(mine)
 
-    with PeakPss(eng.pids) as memory:
+    with (PeakPss(eng.pids) if memory else contextlib.nullcontext()) as sampler:
         began = time.perf_counter()
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
         for t in threads:
@@ -98,7 +108,8 @@ def closed_loop(eng: Engine, images: np.ndarray, *, concurrency: int, seconds: f
             t.join()
         elapsed = time.perf_counter() - began
     ms = [x * 1000 for x in latencies]
-    return Result(len(latencies) / elapsed, percentile(ms, 50), percentile(ms, 95), memory.peak)
+    peak = sampler.peak if sampler is not None else float("nan")
+    return Result(len(latencies) / elapsed, percentile(ms, 50), percentile(ms, 95), peak)
 
 
 def in_process(model: torch.nn.Module, images: np.ndarray, *, threads: int, batch: int, seconds: float) -> Result:
@@ -156,22 +167,47 @@ def merge(results: list[Result]) -> Result:
                   statistics.median(r.p95_ms for r in results), max(r.pss_mib for r in results))
 
 
-def k1_vs_inprocess(args, name: str, images: np.ndarray, rounds: int = 3) -> None:
-    print(f"\n## {name}: engine K=1 vs the same model in-process, same threads, batch 1, c=1 "
-          f"({rounds} alternating rounds)")
-    model = build(name)
-    print(HEADER)
-    for threads in args.threads:
-        if threads > len(usable_cores()):
-            continue
-        base, eng = [], []
-        with Engine(model, EngineConfig(threads_per_shard=threads), input_shape=images.shape[1:]) as engine:
-            for _ in range(rounds):
-                base.append(in_process(model, images, threads=threads, batch=1, seconds=args.seconds / rounds))
-                eng.append(closed_loop(engine, images, concurrency=1, seconds=args.seconds / rounds, warmup=2))
-        b, e = merge(base), merge(eng)
-        print(row(f"in-process, {threads} thread(s)", b))
-        print(row(f"engine K=1, {threads} thread(s)", e, f"ratio {e.throughput / b.throughput:.2f} (target >= 0.95)"))
+def k1_parity(args, name: str, size: int, *, batch: int, concurrency: int) -> dict:
+    """Engine K=1 with every core as its threads vs the model called in-process: interleaved rounds.
+
+    Each side is a fresh process (benchmarks/_sides.py), as the baseline and each trial are in a
+    study. Batch 1: the in-process side is the faster of its two plain forms in each round (one
+    worker answering one request at a time, or every client calling the model), at ``concurrency``
+    requests in flight. Batch 8: the in-process side runs pre-formed batches of 8 back to back and
+    the engine's batcher gets ``concurrency`` (>= 8) requests in flight.
+    """
+    cores = len(usable_cores())
+    options = dict(threads_per_shard=cores, batch_size=batch, max_wait_ms=2.0 if batch > 1 else 0.0,
+                   pool_slots=max(16, 2 * concurrency))
+    ratios, base_tp, eng_tp, forms = [], [], [], []
+    with Side("in-process", name, size, batch=batch) as plain, Side("engine", name, size, **options) as engine:
+        for _ in range(args.rounds):
+            if batch > 1:
+                form, base = f"batches of {batch}", plain.window(form="batches", batch=batch, seconds=args.seconds)
+            else:
+                form, base = max(((f, plain.window(form=f, concurrency=concurrency, seconds=args.seconds / 2))
+                                  for f in FORMS), key=lambda pair: pair[1])
+            eng = engine.window(concurrency=concurrency, seconds=args.seconds)
+            ratios.append(eng / base)
+            base_tp.append(base)
+            eng_tp.append(eng)
+            forms.append(form)
+    print(f"| {name:<18} | {batch:>5} | {concurrency:>3} | {statistics.median(base_tp):9.1f} "
+          f"({max(set(forms), key=forms.count)}) | {statistics.median(eng_tp):9.1f} | {describe(ratios, 0.95)}",
+          flush=True)
+    return {"model": name, "batch": batch, "concurrency": concurrency, "ratios": ratios}
+
+
+def k1_section(args, images: np.ndarray) -> None:
+    cores = len(usable_cores())
+    print(f"\n## Engine K=1 x {cores} threads (all cores) vs the same model in-process at torch's default "
+          f"{DEFAULT_THREADS} threads; fp32, 3x{images.shape[-1]}x{images.shape[-1]} random images, closed loop, "
+          f"{args.rounds} interleaved rounds of {args.seconds:g} s windows, each side in its own fresh process, "
+          "no memory sampler in any window")
+    print("| model              | batch |   c | in-process img/s (form) | engine img/s | engine / in-process")
+    for name in args.parity_models:
+        for batch, concurrency in ((1, 1), (1, 4), (8, 16)):
+            k1_parity(args, name, images.shape[-1], batch=batch, concurrency=concurrency)
 
 
 def grid(args, name: str, images: np.ndarray) -> None:
@@ -226,15 +262,31 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="64x64 inputs, 1.5 s windows, 1 thread per shard, mobilenet grid only")
     parser.add_argument("--size", type=int, default=None, help="image side (default 224, 64 with --quick)")
     parser.add_argument("--seconds", type=float, default=None, help="measured window per layout")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds for the K=1 parity (default 7)")
+    parser.add_argument("--only", choices=["parity", "overhead", "agreement"], default=None,
+                        help="run one section only")
     args = parser.parse_args()
     size = args.size or (64 if args.quick else 224)
     args.seconds = args.seconds or (1.5 if args.quick else 8.0)
     args.threads = [1] if args.quick else [1, 2]
+    args.rounds = args.rounds or (3 if args.quick else 7)
+    args.parity_models = ["mobilenet_v3_small"] if args.quick else ["resnet18", "mobilenet_v3_small"]
     images = np.random.default_rng(0).random((32, 3, size, size), dtype=np.float32)
     print(f"# engine benchmark{' (QUICK: small inputs, short windows, noisy)' if args.quick else ''}")
     print(f"torch {torch.__version__}, usable cores {usable_cores()}, input 3x{size}x{size}, window {args.seconds:g} s")
+    if args.only == "parity":
+        k1_section(args, images)
+        return
+    if args.only == "overhead":
+        overhead(args)
+        return
+    if args.only == "agreement":
+        from _agreement import agreement
+
+        agreement(args)
+        return
     overhead(args)
-    k1_vs_inprocess(args, "resnet18", images)
+    k1_section(args, images)
     grid(args, "mobilenet_v3_small", images)
     if not args.quick:
         grid(args, "resnet18", images)
