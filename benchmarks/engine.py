@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import statistics
 import sys
 import threading
@@ -149,17 +150,47 @@ def row(label: str, r: Result, extra: str = "") -> str:
 HEADER = f"| {'layout':<44} | {'img/s':>8} | {'p50 ms':>8} | {'p95 ms':>8} | {'PSS MiB':>8} | note"
 
 
+def _passthrough_onnx(size: int):
+    """A model that does almost nothing with a 3 x size x size image, as an ONNX Runtime module."""
+    import tempfile
+
+    from lepton_tune.engine import OnnxModule
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 10)).eval()
+    path = Path(tempfile.mkdtemp()) / "passthrough.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 3, size, size),), str(path), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    return net, OnnxModule.from_file(path, output_shape=(10,), precision="fp32")
+
+
 def overhead(args) -> None:
-    print("\n## Per-request overhead, tiny model (1x8x8 digits-size input, Linear 64->10), batch 1, c=1")
+    print("\n## Per-request overhead, batch 1, c=1, p50 engine - p50 in-process (interleaved, median of rounds)")
     torch.manual_seed(0)
     tiny = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
-    images = np.random.default_rng(0).random((64, 1, 8, 8), dtype=np.float32)
-    base = in_process(tiny, images, threads=1, batch=1, seconds=args.seconds)
-    eng = engine_run(tiny, images, EngineConfig(), concurrency=1, seconds=args.seconds, warmup=50)
-    print(HEADER)
-    print(row("in-process, 1 thread", base))
-    print(row("engine K=1, 1 thread", eng))
-    print(f"overhead per request (p50 engine - p50 in-process): {(eng.p50_ms - base.p50_ms) * 1000:.0f} us (target < 300 us)")
+    small = np.random.default_rng(0).random((64, 1, 8, 8), dtype=np.float32)
+    print("| payload                     | isolation | runtime | in-process p50 us | engine p50 us | overhead us")
+    rows = [("1x8x8 float32 (256 B)", "process", "eager", tiny, tiny, small)]
+    if importlib.util.find_spec("onnxruntime") is not None:
+        size = 224
+        big = np.random.default_rng(0).random((16, 3, size, size), dtype=np.float32)
+        net, onnx = _passthrough_onnx(size)
+        rows += [("3x224x224 float32 (588 KiB)", "process", "eager", net, net, big),
+                 ("3x224x224 float32 (588 KiB)", "process", "onnxruntime", onnx, onnx, big),
+                 ("3x224x224 float32 (588 KiB)", "thread", "onnxruntime", onnx, onnx, big)]
+    for payload, isolation, runtime, served, plain, images in rows:
+        config = EngineConfig(isolation=isolation, runtime=runtime)
+        base_p50, eng_p50 = [], []
+        torch.set_num_threads(1)
+        with Engine(served, config, input_shape=images.shape[1:]) as eng:
+            for _ in range(max(3, args.rounds // 2)):
+                base_p50.append(in_process(plain, images, threads=1, batch=1, seconds=args.seconds / 4).p50_ms)
+                eng_p50.append(closed_loop(eng, images, concurrency=1, seconds=args.seconds / 4, warmup=20,
+                                           memory=False).p50_ms)
+        b, e = statistics.median(base_p50) * 1000, statistics.median(eng_p50) * 1000
+        print(f"| {payload:<27} | {isolation:<9} | {runtime:<7} | {b:17.0f} | {e:13.0f} | {e - b:8.0f} "
+              f"(target < 300 us)", flush=True)
+    torch.set_num_threads(DEFAULT_THREADS)
 
 
 def merge(results: list[Result]) -> Result:
