@@ -20,8 +20,8 @@ BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
     f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
 
 
-def _limited() -> None:  # the child may use 2 GiB at most: a blow-up fails fast instead of swapping the host
-    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+def _limited() -> None:  # 4 GiB of heap at most: a blow-up fails fast instead of swapping the host
+    resource.setrlimit(resource.RLIMIT_DATA, (4 << 30, 4 << 30))  # (RLIMIT_AS would stop torch's import)
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
