@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = str(exc)
         print(f"lepton-tune {args.command}: error: {text}" if "\n" not in text
               else f"lepton-tune {args.command}: error:\n{text}", file=sys.stderr)
-        return 2 if bad_input else 1
+        return int(getattr(exc, "exit_code", 0)) or (2 if bad_input else 1)
     finally:
         restore()
         undo_noise()

@@ -44,6 +44,12 @@ class HostMismatchError(LeptonTuneError, RuntimeError):
     """The study was recorded on a host with a different fingerprint."""
 
 
+class HostBusyError(LeptonTuneError, RuntimeError):
+    """Other processes kept the host busy through every re-measured window: nothing could be judged."""
+
+    exit_code = 4
+
+
 class EngineError(LeptonTuneError, RuntimeError):
     """The inference engine could not start or serve."""
 

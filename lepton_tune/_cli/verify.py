@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tolerance", action="append", default=None, metavar="[METRIC=]FRACTION",
                    help="override a tolerance: '0.5' for every timing/memory metric, 'memory_mb=0.2', "
                         "'accuracy=0.01' (absolute); repeatable")
+    p.add_argument("--noise-threshold", type=float, default=None, metavar="CORES",
+                   help="CPU (in cores) other processes may use during a window before it is re-measured and, "
+                        "past the retry budget, the run is called busy (exit 4); default: the bundle's protocol")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=run)
 
@@ -87,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
         console.print("[yellow]warning:[/] this host differs from the one the bundle was measured on "
                       f"({escape('; '.join(differences))}); expect different numbers", soft_wrap=True)
     protocol = ProtocolSpec(**measured_rec.get("protocol", {}))
+    if args.noise_threshold is not None:
+        if not 0 <= args.noise_threshold < float("inf"):
+            from lepton_tune.exceptions import ConfigError
+
+            raise ConfigError(f"--noise-threshold: must be a finite number of cores >= 0, got {args.noise_threshold}")
+        protocol = protocol.model_copy(update={"noise_threshold": args.noise_threshold})
     prices = PricesSpec(**measured_rec.get("prices", {}))
     split = _test_split(bundle)
     samples = int(measured_rec.get("accuracy_samples") or 0)

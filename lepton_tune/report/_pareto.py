@@ -96,7 +96,9 @@ def feasible_front(study: optuna.Study) -> list[FrozenTrial]:
     if not any(is_feasible(t) for t in trials):
         return []
     # A replayed duplicate (same point as an earlier trial) is listed once, as lepton-tune show does.
-    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None), key=lambda t: t.number)
+    # A confirmation (a re-measure of a chosen point before export) is that point again: not listed.
+    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None
+                   and t.user_attrs.get("confirms") is None), key=lambda t: t.number)
 
 
 def _reference(study: optuna.Study, trials: list[FrozenTrial], objectives: list[str],

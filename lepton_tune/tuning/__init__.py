@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lepton_tune.tuning._confirm import confirm_trial, confirmation_of
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._objective import (
     Infeasible,
@@ -48,6 +49,8 @@ __all__ = [
     "baseline_trials",
     "in_process_baseline",
     "budget_violations",
+    "confirm_trial",
+    "confirmation_of",
     "create_or_load_study",
     "evaluate_point",
     "finished_count",

@@ -37,8 +37,9 @@ def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The feasible Pareto front (Optuna's ``best_trials`` ignores constraint-violating trials)."""
     if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         return []
-    # A replayed duplicate (same point as an earlier trial) is the same point: list it once.
-    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None), key=lambda t: t.number)
+    # A replayed duplicate (same point as an earlier trial) or a confirmation is the same point: list it once.
+    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None
+                   and t.user_attrs.get("confirms") is None), key=lambda t: t.number)
 
 
 def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:

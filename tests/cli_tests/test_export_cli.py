@@ -157,3 +157,23 @@ def test_force_never_deletes_what_export_did_not_write(study: TinyStudy, tmp_pat
     assert f"lepton-tune export: error: {out}: " in err and rule in err and "Traceback" not in err
     assert (work / "thesis.tex").read_text() == "mine" and (tmp_path / "home" / ".bashrc").read_text() == "mine"
     assert sorted(p.name for p in study.run_dir.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_export_confirms_the_point_in_a_fresh_process_and_records_both(study: TinyStudy) -> None:
+    import optuna
+    import yaml
+
+    assert "confirming trial" in study.export_stderr and "confirmed as trial" in study.export_stderr
+    manifest = yaml.safe_load((study.bundle / "lepton.yaml").read_text())
+    measured = manifest["measured"]
+    first, confirms = measured["first_metrics"], measured["confirms"]
+    assert isinstance(confirms, int) and first and set(first) >= {"throughput", "latency_p95_ms"}
+    loaded = optuna.load_study(study_name="bundled", storage=f"sqlite:///{study.run_dir / 'study.db'}")
+    confirmation = next(t for t in loaded.trials if t.user_attrs.get("confirms") == confirms)
+    assert manifest["study"]["trial"] == confirmation.number != confirms
+    assert measured["metrics"]["throughput"] == confirmation.user_attrs["metrics"]["throughput"]
+    assert first == loaded.trials[confirms].user_attrs["metrics"]  # the search's own measurement, kept beside it
+    assert confirmation.user_attrs["point"] == loaded.trials[confirms].user_attrs["point"]
+    shown = json.loads(cli("show", "--run-dir", "runs", "--json", cwd=study.root, env=study.env).stdout)
+    assert confirmation.number not in [p["trial"] for p in shown["pareto"]]  # a re-measure never lists a point twice

@@ -48,6 +48,10 @@ def test_verify_passes_with_wide_tolerance_and_warns_of_another_host(study: Tiny
     manifest = yaml.safe_load((copy / "lepton.yaml").read_text())
     manifest["host"]["cpu_model"] = "Imaginary CPU 9000"
     (copy / "lepton.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    import hashlib  # the owner re-signs the edited manifest (lepton.sha256 covers lepton.yaml)
+
+    digest = hashlib.sha256((copy / "lepton.yaml").read_bytes()).hexdigest()
+    (copy / "lepton.sha256").write_text(f"{digest}  lepton.yaml\n")
     proc = cli("verify", str(copy), "--tolerance", "20", cwd=study.root, env=study.env)
     if proc.returncode == 4:
         pytest.skip("another process kept this host busy during every window (verify exit 4)")
@@ -59,7 +63,8 @@ def test_verify_passes_with_wide_tolerance_and_warns_of_another_host(study: Tiny
 @pytest.mark.parametrize(("tolerance", "message"), [
     ("fast", "--tolerance: 'fast' is not FRACTION or METRIC=FRACTION"),
     ("speed=0.2", "--tolerance: unknown metric 'speed'"),
-    ("-1", "--tolerance: '-1': must be >= 0"),
+    ("-1", "--tolerance: '-1': must be a finite number >= 0"),
+    ("nan", "--tolerance: 'nan': must be a finite number >= 0"),
 ])
 def test_bad_tolerance_exits_2(tmp_path: Path, tolerance: str, message: str, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(tmp_path), "--tolerance", tolerance]) == 2
@@ -80,7 +85,7 @@ def test_verify_under_a_cpu_hog_says_busy_and_exits_4(study: TinyStudy) -> None:
     from tests.measure_tests._hog import cpu_hogs
 
     with cpu_hogs(2):
-        proc = cli("verify", str(study.bundle), "--json", cwd=study.root, env=study.env)
+        proc = cli("verify", str(study.bundle), "--json", "--noise-threshold", "0.1", cwd=study.root, env=study.env)
     assert proc.returncode == 4, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     assert report["busy"] is True and report["ok"] is None

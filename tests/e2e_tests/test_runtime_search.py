@@ -32,7 +32,7 @@ objectives: [accuracy, throughput, memory_mb]
 sampler: {name: grid}
 baseline: false
 n_trials: 3
-protocol: {warmup: 2, requests: 20, repeats: 1, concurrency: 4, probe_requests: 0, accuracy_samples: 200}
+protocol: {warmup: 2, requests: 20, repeats: 1, concurrency: 4, probe_requests: 0, accuracy_samples: 200, noise_threshold: 4.0}
 """
 
 

@@ -60,7 +60,7 @@ def write_study(directory: Path, name: str, *, n_trials: int, **overrides: Any) 
         "baseline": False,
         "n_trials": n_trials,
         "protocol": {"warmup": 2, "requests": 20, "repeats": 1, "concurrency": 2, "probe_requests": 0,
-                     "accuracy_samples": 64},
+                     "accuracy_samples": 64, "noise_threshold": 4.0},  # parallel workers train while one measures
         "storage": {"heartbeat_interval": 1, "grace_period": 3, "max_retry": 2},
         "tracking": {"enabled": True},
     }
