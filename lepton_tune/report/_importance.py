@@ -10,6 +10,7 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
+from lepton_tune.front import metric_title, param_name
 from lepton_tune.report._pareto import study_directions, study_objectives
 
 __all__ = ["ImportanceInfo", "importance_info", "importance_target", "plot_importances"]
@@ -36,24 +37,41 @@ def importance_target(index: int, direction: str) -> Callable[[FrozenTrial], flo
     return lambda trial: sign * float(trial.values[index])
 
 
-def importance_info(study: optuna.Study) -> ImportanceInfo:
+def importance_info(study: optuna.Study, *, params: list[str] | None = None) -> ImportanceInfo:
     """Importance of each sampled parameter (``trial.params``) for each objective, on COMPLETE trials.
+
+    ``params`` limits it to the parameters that varied (default: every sampled one). Noisy trials
+    and confirmation re-measures are left out.
 
     Example:
         >>> # importance_info(study).importances["accuracy"]  # {"backbone": 0.7, "batch_size": 0.3}
     """
     objectives, directions = study_objectives(study), study_directions(study)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if not t.user_attrs.get("noisy") and t.user_attrs.get("confirms") is None]
+    common = set.intersection(*(set(t.params) for t in complete)) if complete else set()
+    names = sorted(k for k in common if params is None or k in params)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created in memory" line
+    try:
+        measured = optuna.create_study(directions=study.directions)  # in memory: only the trials that count
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    measured.add_trials(complete)
     importances: dict[str, dict[str, float]] = {}
     notes: dict[str, str] = {}
     for i, (name, direction) in enumerate(zip(objectives, directions)):
         if len(complete) < 2:
             notes[name] = f"needs at least 2 complete trials, got {len(complete)}"
             continue
+        if not names:
+            notes[name] = "no searched parameter varied"
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = optuna.importance.get_param_importances(study, target=importance_target(i, direction))
+                result = optuna.importance.get_param_importances(
+                    measured, params=names or None, target=importance_target(i, direction))
         except (ValueError, RuntimeError) as exc:  # too few trials, no parameter in common, ...
             notes[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             continue
@@ -71,8 +89,8 @@ def plot_importances(info: ImportanceInfo) -> go.Figure:
     for name in info.objectives:
         if name not in info.importances:
             continue
-        fig.add_trace(go.Bar(y=params, x=[info.importances[name].get(p, 0.0) for p in params],
-                             orientation="h", name=name))
+        fig.add_trace(go.Bar(y=[param_name(p) for p in params], x=[info.importances[name].get(p, 0.0) for p in params],
+                             orientation="h", name=metric_title(name)))
     notes = "; ".join(f"{k}: {v}" for k, v in info.notes.items())
     fig.update_layout(title="Parameter importance per objective" + (f" (skipped {notes})" if notes else ""),
                       xaxis_title="importance (PedAnova, normalised)", barmode="group",

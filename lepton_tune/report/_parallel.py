@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import plotly.graph_objects as go
 
+from lepton_tune.front import metric_title, param_name
 from lepton_tune.report._pareto import ParetoInfo
 
 __all__ = ["Dimension", "ParallelInfo", "parallel_info", "plot_parallel"]
@@ -32,12 +33,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def parallel_info(info: ParetoInfo) -> ParallelInfo:
-    """Axes for every ``point`` field that takes more than one value among the plotted trials.
+def parallel_info(info: ParetoInfo, *, params: list[str] | None = None) -> ParallelInfo:
+    """Axes for the ``point`` fields in ``params`` (default: all) that take more than one value among
+    the plotted trials, labelled with their short names, then the objectives with their units.
 
     Example:
         >>> # [d.label for d in parallel_info(pareto_info(study)).dimensions]
-        >>> # ['backbone', 'batch_size', 'accuracy', 'latency_p95_ms', 'memory_mb']
+        >>> # ['backbone', 'batch', 'accuracy (%, higher is better)', ...]
     """
     groups_of = {t.number: 0 for t in info.infeasible}
     groups_of.update({t.number: 1 for t in info.feasible})
@@ -46,19 +48,19 @@ def parallel_info(info: ParetoInfo) -> ParallelInfo:
     points = [t.user_attrs.get("point") or t.params for t in trials]
     keys: list[str] = []
     for point in points:
-        keys.extend(k for k in point if k not in keys)
+        keys.extend(k for k in point if k not in keys and (params is None or k in params))
     dims: list[Dimension] = []
     for key in keys:
         column = [p.get(key) for p in points]
         if len({repr(v) for v in column}) < 2:
             continue
         if all(_is_number(v) for v in column):
-            dims.append(Dimension(key, [float(v) for v in column if v is not None], None))
+            dims.append(Dimension(param_name(key), [float(v) for v in column if v is not None], None))
         else:
             labels = sorted({str(v) for v in column})
-            dims.append(Dimension(key, [float(labels.index(str(v))) for v in column], labels))
-    for j, name in enumerate(info.objectives):
-        dims.append(Dimension(name, [info.values[t.number][j] for t in trials], None))
+            dims.append(Dimension(param_name(key), [float(labels.index(str(v))) for v in column], labels))
+    for j, (name, direction) in enumerate(zip(info.objectives, info.directions)):
+        dims.append(Dimension(metric_title(name, direction), [info.values[t.number][j] for t in trials], None))
     return ParallelInfo(dims, [t.number for t in trials], [groups_of[t.number] for t in trials])
 
 

@@ -5,14 +5,26 @@ Everything here reads the study only; figures are drawn from :class:`ParetoInfo`
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lepton_tune.report._hypervolume import hypervolume, reference_point, to_loss
+from lepton_tune.front import (
+    eligible,
+    feasible_front,
+    hypervolume,
+    hypervolume_share,
+    ideal_point,
+    is_feasible,
+    objective_values,
+    study_directions,
+    study_hypervolume,
+    study_objectives,
+    study_reference,
+    to_loss,
+)
 
 __all__ = [
     "ParetoInfo",
@@ -39,11 +51,17 @@ class ParetoInfo(NamedTuple):
             or PRUNED whose recorded ``metrics`` hold every objective).
         baseline: baseline trials (``user_attrs["baseline"]``) that have objective values.
         values: trial number -> objective values, for every trial listed above.
-        counts: ``complete``, ``feasible``, ``front``, ``infeasible`` (PRUNED + budgets missed), ``failed``, ``running``.
+        counts: ``complete``, ``feasible``, ``front``, ``infeasible`` (PRUNED + budgets missed), ``noisy``,
+            ``failed``, ``running`` (confirmations excluded), then ``confirmations``.
         reference_point: the hypervolume reference, in objective units (see ``reference_point``).
         hypervolume: hypervolume of the front at the end.
         hypervolume_history: ``(trial number, hypervolume)`` after each finished trial, all with
             the final reference point (so the curve never decreases).
+        noisy: trials measured on a busy host (never on the front).
+        confirmations: re-measures of a chosen point (``confirms``), never on the front.
+        ideal_point: the best value of each objective on the front (objective units).
+        hypervolume_share: ``hypervolume`` over the volume of the box between the reference point and
+            the ideal point (1.0: one point is best on everything); None without a front.
     """
 
     study_name: str
@@ -58,73 +76,10 @@ class ParetoInfo(NamedTuple):
     reference_point: list[float] | None
     hypervolume: float
     hypervolume_history: list[tuple[int, float]]
-
-
-def study_objectives(study: optuna.Study) -> list[str]:
-    """Objective names: ``user_attrs["objectives"]``, else the metric names, else ``objective_<i>``."""
-    names = study.user_attrs.get("objectives") or study.metric_names
-    return [str(n) for n in names] if names else [f"objective_{i}" for i in range(len(study.directions))]
-
-
-def study_directions(study: optuna.Study) -> list[str]:
-    return [d.name.lower() for d in study.directions]
-
-
-def is_feasible(trial: FrozenTrial) -> bool:
-    """COMPLETE and every constraint <= 0 (Optuna's own definition for ``best_trials``)."""
-    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
-
-
-def objective_values(trial: FrozenTrial, objectives: list[str]) -> list[float] | None:
-    """The trial's objective values: ``trial.values`` when COMPLETE, else from its recorded metrics.
-
-    Returns None when some objective was never measured (e.g. pruned before the measurement).
-    """
-    if trial.state == TrialState.COMPLETE and trial.values is not None:
-        values = [float(v) for v in trial.values]
-    else:
-        metrics = trial.user_attrs.get("metrics") or {}
-        if not all(isinstance(metrics.get(o), (int, float)) for o in objectives):
-            return None
-        values = [float(metrics[o]) for o in objectives]
-    return values if all(math.isfinite(v) for v in values) else None
-
-
-def feasible_front(study: optuna.Study) -> list[FrozenTrial]:
-    """The feasible Pareto front via Optuna's public ``best_trials`` (which skips infeasible trials)."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not any(is_feasible(t) for t in trials):
-        return []
-    # A replayed duplicate (same point as an earlier trial) is listed once, as lepton-tune show does.
-    # A confirmation (a re-measure of a chosen point before export) is that point again: not listed.
-    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None
-                   and t.user_attrs.get("confirms") is None), key=lambda t: t.number)
-
-
-def _reference(study: optuna.Study, trials: list[FrozenTrial], objectives: list[str],
-               directions: list[str]) -> np.ndarray | None:
-    complete = [objective_values(t, objectives) for t in trials if t.state == TrialState.COMPLETE]
-    complete = [v for v in complete if v is not None]
-    if not complete:
-        return None
-    losses = to_loss(np.array(complete), directions)
-    ref = reference_point(losses, objectives, directions, study.user_attrs.get("budgets") or {})
-    return ref if np.all(np.isfinite(ref)) else None
-
-
-def study_hypervolume(study: optuna.Study) -> float:
-    """Hypervolume of the feasible front now, with the reference point of ``reference_point``.
-
-    Example:
-        >>> # study_hypervolume(optuna.load_study(study_name="s", storage="sqlite:///lepton-runs/study.db"))
-    """
-    objectives, directions = study_objectives(study), study_directions(study)
-    trials = study.get_trials(deepcopy=False)
-    ref = _reference(study, trials, objectives, directions)
-    if ref is None:
-        return 0.0
-    feasible = [objective_values(t, objectives) for t in trials if is_feasible(t)]
-    return hypervolume(to_loss(np.array([v for v in feasible if v is not None]), directions), ref)
+    noisy: list[FrozenTrial] = []
+    confirmations: list[FrozenTrial] = []
+    ideal_point: list[float] | None = None
+    hypervolume_share: float | None = None
 
 
 def _hv_history(trials: list[FrozenTrial], ref: np.ndarray | None, objectives: list[str],
@@ -133,9 +88,9 @@ def _hv_history(trials: list[FrozenTrial], ref: np.ndarray | None, objectives: l
     points: list[list[float]] = []
     current = 0.0
     for trial in sorted(trials, key=lambda t: t.number):
-        if not trial.state.is_finished():
+        if not trial.state.is_finished() or trial.user_attrs.get("confirms") is not None:
             continue
-        values = objective_values(trial, objectives) if is_feasible(trial) else None
+        values = objective_values(trial, objectives) if eligible(trial) else None
         if values is not None and ref is not None:
             points.append(values)
             current = hypervolume(to_loss(np.array(points), directions), ref)
@@ -155,45 +110,60 @@ def pareto_info(study: optuna.Study) -> ParetoInfo:
     front = feasible_front(study)
     on_front = {t.number for t in front}
     values: dict[int, list[float]] = {}
-    feasible, infeasible, baseline = [], [], []
+    groups: dict[str, list[FrozenTrial]] = {k: [] for k in ("feasible", "infeasible", "baseline", "noisy", "confirmations")}
     for trial in trials:
         vals = objective_values(trial, objectives)
         if vals is None or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             continue
         values[trial.number] = vals
         if trial.user_attrs.get("baseline"):
-            baseline.append(trial)
-        if is_feasible(trial):
+            groups["baseline"].append(trial)
+        if trial.user_attrs.get("confirms") is not None:
+            groups["confirmations"].append(trial)
+        elif trial.user_attrs.get("noisy"):
+            groups["noisy"].append(trial)
+        elif is_feasible(trial):
             if trial.number not in on_front:
-                feasible.append(trial)
+                groups["feasible"].append(trial)
         else:
-            infeasible.append(trial)
-    ref = _reference(study, trials, objectives, directions)
+            groups["infeasible"].append(trial)
+    ref = study_reference(study, trials)
     history = _hv_history(trials, ref, objectives, directions)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    n_feasible = sum(is_feasible(t) for t in complete)
+    measured = [t for t in trials if t.user_attrs.get("confirms") is None]
+    complete = [t for t in measured if t.state == TrialState.COMPLETE]
+    noisy = sum(bool(t.user_attrs.get("noisy")) for t in complete)
+    n_feasible = sum(is_feasible(t) and not t.user_attrs.get("noisy") for t in complete)
     counts = {
         "complete": len(complete),
         "feasible": n_feasible,
         "front": len(front),
-        "infeasible": sum(t.state == TrialState.PRUNED for t in trials) + len(complete) - n_feasible,
-        "failed": sum(t.state == TrialState.FAIL for t in trials),
-        "running": sum(t.state == TrialState.RUNNING for t in trials),
+        "infeasible": sum(t.state == TrialState.PRUNED for t in measured) + len(complete) - n_feasible - noisy,
+        "noisy": noisy,
+        "failed": sum(t.state == TrialState.FAIL for t in measured),
+        "running": sum(t.state == TrialState.RUNNING for t in measured),
+        "confirmations": len(trials) - len(measured),
     }
     sign = [-1.0 if d == "maximize" else 1.0 for d in directions]
+    volume = history[-1][1] if history else 0.0
+    reference = None if ref is None else [float(r * s) for r, s in zip(ref, sign)]
+    ideal = ideal_point([values[t.number] for t in front if t.number in values], directions)
     return ParetoInfo(
         study_name=study.study_name,
         objectives=objectives,
         directions=directions,
         front=front,
-        feasible=feasible,
-        infeasible=infeasible,
-        baseline=baseline,
+        feasible=groups["feasible"],
+        infeasible=groups["infeasible"],
+        baseline=groups["baseline"],
         values=values,
         counts=counts,
-        reference_point=None if ref is None else [float(r * s) for r, s in zip(ref, sign)],
-        hypervolume=history[-1][1] if history else 0.0,
+        reference_point=reference,
+        hypervolume=volume,
         hypervolume_history=history,
+        noisy=groups["noisy"],
+        confirmations=groups["confirmations"],
+        ideal_point=ideal,
+        hypervolume_share=hypervolume_share(volume, ideal, reference, directions),
     )
 
 

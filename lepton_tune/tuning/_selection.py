@@ -74,15 +74,10 @@ class Selection:
 
 def _knee(trials: list[FrozenTrial], names: list[str]) -> FrozenTrial:
     """The point closest to the ideal corner after scaling each objective to [0, 1] (0 = best)."""
-    scaled = []
-    for name in names:
-        values = [t.user_attrs["metrics"][name] for t in trials]
-        lo, hi = min(values), max(values)
-        span = (hi - lo) or 1.0
-        best_is_low = direction_of(name) == "minimize"
-        scaled.append([((v - lo) if best_is_low else (hi - v)) / span for v in values])
-    distances = [math.sqrt(sum(col[i] ** 2 for col in scaled)) for i in range(len(trials))]
-    return trials[distances.index(min(distances))]
+    from lepton_tune.front import knee_index
+
+    values = [[t.user_attrs["metrics"][name] for name in names] for t in trials]
+    return trials[knee_index(values, [direction_of(name) for name in names])]
 
 
 def select_trial(study: optuna.Study, *, requires: list[str], prefer: str | None = None,

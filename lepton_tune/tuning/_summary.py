@@ -34,12 +34,13 @@ def study_counts(study: optuna.Study) -> dict[str, int]:
 
 
 def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The feasible Pareto front (Optuna's ``best_trials`` ignores constraint-violating trials)."""
-    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-        return []
-    # A replayed duplicate (same point as an earlier trial) or a confirmation is the same point: list it once.
-    return sorted((t for t in study.best_trials if t.user_attrs.get("duplicate_of") is None
-                   and t.user_attrs.get("confirms") is None), key=lambda t: t.number)
+    """The feasible Pareto front: :func:`lepton_tune.front.feasible_front` (one definition for every package).
+
+    Never a noisy trial, a confirmation re-measure or a replayed duplicate.
+    """
+    from lepton_tune.front import feasible_front
+
+    return feasible_front(study)
 
 
 def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:

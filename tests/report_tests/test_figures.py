@@ -53,8 +53,11 @@ def test_two_objectives_have_no_3d_view(tmp_path: Path) -> None:
 def test_hypervolume_figure(study: optuna.Study) -> None:
     info = pareto_info(study)
     fig = plot_hypervolume(info)
-    assert list(fig.data[0].x) == list(range(len(ROWS))) and fig.data[0].y[-1] == pytest.approx(info.hypervolume)
-    assert "reference point" in fig.layout.title.text
+    assert list(fig.data[0].x) == list(range(len(ROWS)))
+    # the share of the box between the reference point (0.8, 50 ms, 530 MiB) and the best seen (0.96, 10 ms, 250 MiB)
+    assert fig.data[0].y[-1] == pytest.approx(info.hypervolume / (0.16 * 40 * 280)) == pytest.approx(0.6077, abs=1e-4)
+    assert info.hypervolume_share == pytest.approx(fig.data[0].y[-1])
+    assert "reference point: accuracy 80.00%, latency_p95_ms 50.00 ms, memory_mb 530 MiB" in fig.layout.title.text
 
 
 def test_importance_targets_rank_high_values_for_maximize() -> None:
@@ -78,7 +81,8 @@ def test_importances_need_two_complete_trials(tmp_path: Path) -> None:
 def test_parallel_coordinates(study: optuna.Study) -> None:
     data = parallel_info(pareto_info(study))
     labels = [d.label for d in data.dimensions]
-    assert labels == ["backbone", "precision", "shards", "batch_size", "accuracy", "latency_p95_ms", "memory_mb"]
+    assert labels == ["backbone", "prec", "K", "batch", "accuracy (%, higher is better)",
+                      "p95 latency (ms, lower is better)", "memory (MiB, lower is better)"]
     assert data.trial_numbers == [0, 1, 2, 3, 6] and data.groups == [2, 2, 1, 0, 2]
     backbone = data.dimensions[0]
     assert backbone.ticktext == ["resnet18", "small_cnn"] and backbone.values == [1.0, 0.0, 0.0, 0.0, 1.0]
@@ -107,6 +111,6 @@ def test_report_is_one_self_contained_file(study: optuna.Study, tmp_path: Path) 
 def test_report_of_an_empty_study(tmp_path: Path) -> None:
     report = build_report(empty_study(tmp_path))
     assert [t for t, _ in report.figures] == ["accuracy vs latency_p95_ms", "accuracy vs memory_mb",
-                                              "latency_p95_ms vs memory_mb", "3-D view", "Hypervolume over trials",
+                                              "latency_p95_ms vs memory_mb", "3-D view", "Front quality over trials",
                                               "Parameter importance"]
     assert "No feasible trial yet" in report.to_html()

@@ -30,7 +30,8 @@ def test_groups_counts_and_front(tmp_path: Path) -> None:
     assert [t.number for t in info.feasible] == [2]
     assert [t.number for t in info.infeasible] == [3]  # budget missed; the pruned trial has no values
     assert [t.number for t in info.baseline] == [0]
-    assert info.counts == {"complete": 5, "feasible": 4, "front": 3, "infeasible": 2, "failed": 1, "running": 0}
+    assert info.counts == {"complete": 5, "feasible": 4, "front": 3, "infeasible": 2, "noisy": 0, "failed": 1,
+                           "running": 0, "confirmations": 0}
     assert info.values[1] == [0.96, 20.0, 400.0] and 4 not in info.values and 5 not in info.values
 
 
