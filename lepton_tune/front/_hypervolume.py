@@ -23,9 +23,14 @@ def to_loss(values: Sequence[float] | np.ndarray, directions: Sequence[str]) -> 
     Example:
         >>> to_loss([0.9, 12.0], ["maximize", "minimize"]).tolist()
         [-0.9, 12.0]
+        >>> to_loss([], ["maximize", "minimize"]).shape
+        (0, 2)
     """
     sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    return np.asarray(values, dtype=float) * sign
+    array = np.asarray(values, dtype=float)
+    if array.size == 0:  # no point yet (e.g. every trial so far noisy or over budget): an empty set, not shape (0,)
+        return np.empty((0, len(sign)))
+    return array * sign
 
 
 def reference_point(
