@@ -92,8 +92,11 @@ def _main(conn: Any, kind: str, name: str, size: int, options: dict[str, Any]) -
     else:
         from lepton_tune.measure._inprocess import FORMS, InProcessServer
 
-        servers = {form: InProcessServer(model, form).__enter__() for form in FORMS}
-    for server in servers.values() or [engine]:  # warm up: first calls build kernels and thread pools
+        # Pre-formed batches run in this main thread alone: a served form would start an OpenMP
+        # team in its own thread, whose idle workers slow every torch op of the process's other threads.
+        if options.get("batch", 1) == 1:
+            servers = {form: InProcessServer(model, form).__enter__() for form in FORMS}
+    for server in list(servers.values()) or ([engine] if engine is not None else []):  # warm up
         _window(server, images, concurrency=2, seconds=1.0)
     if kind != "engine" and options.get("batch", 1) > 1:
         _batches(model, images, batch=options["batch"], seconds=1.0)
