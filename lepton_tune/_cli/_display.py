@@ -1,4 +1,4 @@
-"""Terminal output for search/show: a live progress line and the Pareto-front table (rich, on stderr)."""
+"""Terminal output for search/show: the Pareto-front table and the recommended picks in words."""
 
 from __future__ import annotations
 
@@ -7,108 +7,87 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lepton_tune.tuning import (
-    baseline_ratios,
-    baseline_trials,
-    in_process_baseline,
-    objectives_of,
-    pareto_trials,
-    study_counts,
+from lepton_tune.front import (
+    METRIC_NAMES,
+    Pick,
+    by_first_objective,
+    export_command,
+    format_metric,
+    format_ratio,
+    recommended_picks,
+    short_label,
+    study_directions,
+    study_objectives,
+    with_first,
 )
+from lepton_tune.tuning import baseline_ratios, baseline_trials, in_process_baseline, pareto_trials
 
-__all__ = ["ProgressCallback", "front_table", "next_steps"]
-
-_UNITS = {"accuracy": "{:.2%}", "throughput": "{:.1f}", "memory_mb": "{:.0f}", "cost_per_million": "{:.4f}"}
-
-
-def _fmt(name: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    return _UNITS.get(name, "{:.2f}").format(value)
+__all__ = ["front_table", "next_steps", "pick_lines"]
 
 
-class ProgressCallback:
-    """Optuna callback drawing trials done / budget, elapsed, ETA, feasible count, best per objective."""
+def front_table(study: optuna.Study, picks: list[Pick] | None = None) -> Any:
+    """The feasible Pareto front, then each backbone's baseline, best first on the first objective.
 
-    def __init__(self, console: Any, total: int | None, *, enabled: bool = True) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.total = total
-        self.enabled = enabled
-        self.progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
-                                 console=console, transient=False, disable=not enabled)
-        self.task = self.progress.add_task("", total=total)
-        self.stage = ""
-
-    def __enter__(self) -> ProgressCallback:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def start_at(self, study: optuna.Study) -> None:
-        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-        self.progress.update(self.task, completed=done, description=self._describe(study))
-
-    def training(self, event: dict[str, Any]) -> None:
-        """Progress hook for model training (epoch lines)."""
-        if "epoch" in event:
-            self.stage = f"training {event.get('backbone', '')} epoch {event['epoch']}/{event.get('epochs', '?')}"
-            self.progress.update(self.task, description=self.stage)
-
-    def _describe(self, study: optuna.Study) -> str:
-        counts = study_counts(study)
-        best = []
-        front = pareto_trials(study)
-        for i, (name, direction) in enumerate(zip(objectives_of(study), study.directions)):
-            values = [t.values[i] for t in front if t.values]
-            if values:
-                pick = max(values) if direction == optuna.study.StudyDirection.MAXIMIZE else min(values)
-                best.append(f"{name}={_fmt(name, pick)}")
-        return f"feasible {counts['feasible']}  best {' '.join(best) or '-'}"
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.progress.update(self.task, advance=1 if trial.state != TrialState.FAIL else 0,
-                             description=self._describe(study))
-
-
-def front_table(study: optuna.Study) -> Any:
-    """The feasible Pareto front, then each backbone's baseline, with speedup and memory ratio against it.
-
-    The baseline is the user's own model called in-process (``in-process serial`` or ``concurrent``,
-    whichever served the load faster); a study made before that rule says so in the title.
+    Each point in its short form, the objectives with units, speedup and memory ratio against the
+    in-process baseline (the user's own model called in-process, ``serial`` or ``concurrent``,
+    whichever served the load faster; a study made before that rule says so in the title), and
+    the recommended picks marked.
     """
     from rich.table import Table
 
     baselines = [t for t in baseline_trials(study) if t.state == TrialState.COMPLETE]
     older = bool(baselines) and not any(in_process_baseline(t) for t in baselines)
     against = "vs engine-hosted baseline (older study)" if older else "vs the in-process baseline"
-    metrics = ["accuracy", "latency_p50_ms", "latency_p95_ms", "throughput", "memory_mb", "cost_per_million"]
-    table = Table(title=f"Pareto front of {study.study_name!r} (feasible points; ratios {against})")
-    for col in ["trial", "backbone", "prec", "runtime", "K", "mode", "thr", "pin", "batch", *metrics, "speedup", "mem x"]:
-        table.add_column(col, justify="right")
+    objectives, directions = study_objectives(study), study_directions(study)
+    metrics = objectives + [m for m in ("throughput",) if m not in objectives]
+    roles = {p.trial.number: p.roles for p in (recommended_picks(study) if picks is None else picks)}
+    table = Table(title=f"Pareto front of {study.study_name!r} (feasible points, best {METRIC_NAMES.get(objectives[0], objectives[0]) if objectives else ''} "
+                        f"first; ratios {against})")
+    arrows = {"maximize": " ↑", "minimize": " ↓"}
+    table.add_column("trial", justify="right")
+    table.add_column("point", justify="left")
+    for name, direction in zip(metrics, directions + [""] * len(metrics)):
+        table.add_column(METRIC_NAMES.get(name, name) + arrows.get(direction, ""), justify="right")
+    table.add_column("speedup", justify="right")
+    table.add_column("mem x", justify="right")
+    table.add_column("note", justify="left")
     front = pareto_trials(study)
     shown = {t.number for t in front}
-    rows = front + [t for t in baselines if t.number not in shown]
+    rows = by_first_objective(front + [t for t in baselines if t.number not in shown], objectives, directions)
     for trial in rows:
         point, m = trial.user_attrs.get("point", {}), trial.user_attrs.get("metrics", {})
-        ratios = baseline_ratios(study, point.get("backbone"), m)
-        speed, mem = ratios.get("speedup"), ratios.get("memory_ratio")
-        table.add_row(f"{trial.number}{_mark(trial)}", str(point.get("backbone")), str(point.get("precision")),
-                      _runtime_text(point), str(point.get("shards")), str(point.get("mode")), str(point.get("threads_per_shard")),
-                      "y" if point.get("pin") else "n", str(point.get("batch_size")),
-                      *[_fmt(k, m.get(k)) for k in metrics],
-                      f"{speed:.2f}x" if speed else "-", f"{mem:.2f}x" if mem else "-")
+        ratios = {k: m[k] for k in ("speedup", "memory_ratio") if k in m} or baseline_ratios(study, point.get("backbone"), m)
+        note = _mark(trial)
+        if trial.number in roles:
+            note = "; ".join(filter(None, ["pick: " + ", ".join(roles[trial.number]), note]))
+        table.add_row(str(trial.number), short_label(point) if point else "-", *[format_metric(k, m.get(k)) for k in metrics],
+                      format_ratio(ratios.get("speedup")), format_ratio(ratios.get("memory_ratio")), note,
+                      style="bold" if trial.number in roles else None)
     return table
+
+
+def pick_lines(picks: list[Pick], objectives: list[str], location: str) -> list[str]:
+    """The recommended picks in words: numbers (confirmed, with the search's beside them), ratios, the export command.
+
+    Example:
+        >>> # pick_lines(recommended_picks(study), ["accuracy", "latency_p95_ms"], "--run-dir runs")[0]
+        >>> # 'trial 5  small_cnn int8 K2x1 b16 pipe  (knee, lowest p95 latency)'
+    """
+    if not picks:
+        return ["No recommended pick yet: the front is empty."]
+    lines = []
+    shown = list(objectives) + [m for m in ("throughput",) if m not in objectives]
+    for pick in picks:
+        lines.append(f"trial {pick.trial.number}  {pick.label}  ({', '.join(pick.roles)})")
+        numbers = ", ".join(f"{METRIC_NAMES.get(k, k)} {with_first(k, pick.metrics.get(k), pick.first_metrics.get(k))}"
+                            for k in shown if pick.metrics.get(k) is not None)
+        ratios = (f"; {format_ratio(pick.metrics.get('speedup'))} the baseline's throughput, "
+                  f"{format_ratio(pick.metrics.get('memory_ratio'))} its memory") if "speedup" in pick.metrics else ""
+        lines.append(f"    {numbers}{ratios}")
+        lines.append(f"    confirmed in a fresh process (trial {pick.confirmation.number})" if pick.confirmation is not None
+                     else "    not yet confirmed — export confirms it")
+        lines.append(f"    {export_command(pick.trial.number, location)}")
+    return lines
 
 
 def _mark(trial: FrozenTrial) -> str:
@@ -119,13 +98,7 @@ def _mark(trial: FrozenTrial) -> str:
         marks.append(f"baseline, in-process {form}" if in_process_baseline(trial) else "baseline, engine-hosted")
     if attrs.get("noisy"):
         marks.append("noisy")
-    return f" ({'; '.join(marks)})" if marks else ""
-
-
-def _runtime_text(point: dict[str, Any]) -> str:
-    """``eager``, ``compile``, ``ort``; ``/thread`` when the shards are threads of one process."""
-    text = {"onnxruntime": "ort"}.get(point.get("runtime", "eager"), str(point.get("runtime", "eager")))
-    return f"{text}/thread" if point.get("isolation") == "thread" else text
+    return "; ".join(marks)
 
 
 def next_steps(location: str, run_dir: str | None) -> str:

@@ -24,8 +24,17 @@ def open_existing(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return load_existing_study(url, args.study_name), url
 
 
+def location_of(args: argparse.Namespace, study) -> str:  # type: ignore[no-untyped-def]
+    """How an export command names this study: the options the user typed (password hidden)."""
+    from lepton_tune._redact import redact_url
+
+    where = f"--storage '{redact_url(args.storage)}'" if args.storage else f"--run-dir {args.run_dir or DEFAULT_RUN_DIR}"
+    return f"{where} --study-name {study.study_name}" if args.study_name else where
+
+
 def run(args: argparse.Namespace) -> int:
-    from lepton_tune._cli._display import front_table
+    from lepton_tune._cli._display import front_table, pick_lines
+    from lepton_tune.front import recommended_picks, study_objectives
     from lepton_tune.tuning import study_counts, study_summary
 
     study, url = open_existing(args)
@@ -36,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     out = Console() if Console().is_terminal else Console(width=220)
-    out.print(front_table(study))
+    picks = recommended_picks(study)
+    out.print(front_table(study, picks))
+    out.print("Recommended picks (the knee of the front, then the best on each objective):", highlight=False)
+    for line in pick_lines(picks, study_objectives(study), location_of(args, study)):
+        out.print(line, markup=False, highlight=False)
     counts = study_counts(study)
     console.print(", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0

@@ -20,6 +20,7 @@ from lepton_tune.front._format import (
     with_first,
 )
 from lepton_tune.front._front import (
+    by_first_objective,
     eligible,
     feasible_front,
     hypervolume_share,
@@ -51,6 +52,7 @@ __all__ = [
     "Pick",
     "REFERENCE_MARGIN",
     "budget_words",
+    "by_first_objective",
     "confirmation_for",
     "eligible",
     "export_command",

@@ -20,6 +20,7 @@ from lepton_tune.front._hypervolume import hypervolume, reference_point, to_loss
 
 __all__ = [
     "eligible",
+    "by_first_objective",
     "feasible_front",
     "hypervolume_share",
     "ideal_point",
@@ -90,16 +91,32 @@ def feasible_front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(front, key=lambda t: t.number)
 
 
+def by_first_objective(trials: Sequence[FrozenTrial], objectives: Sequence[str],
+                       directions: Sequence[str]) -> list[FrozenTrial]:
+    """``trials`` best first on the first objective, ties by trial number (the order of every front table)."""
+    if not objectives:
+        return sorted(trials, key=lambda t: t.number)
+    sign = -1.0 if directions[0] == "maximize" else 1.0
+
+    def key(trial: FrozenTrial) -> tuple[float, int]:
+        values = objective_values(trial, objectives)
+        return (sign * values[0] if values is not None else math.inf, trial.number)
+
+    return sorted(trials, key=key)
+
+
 def study_reference(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> np.ndarray | None:
     """The study's hypervolume reference point, in loss form (see ``reference_point``).
 
     One rule per study: each objective's budget, else just past the worst value among the COMPLETE
-    trials that are not confirmations (a confirmation re-measures a point already counted).
+    trials that are neither confirmations (a re-measure of a point already counted) nor noisy (numbers
+    measured on a busy host are not trusted).
     """
     objectives, directions = study_objectives(study), study_directions(study)
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     complete = [objective_values(t, objectives) for t in trials
-                if t.state == TrialState.COMPLETE and t.user_attrs.get("confirms") is None]
+                if t.state == TrialState.COMPLETE and t.user_attrs.get("confirms") is None
+                and not t.user_attrs.get("noisy")]
     complete = [v for v in complete if v is not None]
     if not complete:
         return None

@@ -10,6 +10,7 @@ from typing import Any
 from lepton_tune.front import (
     METRIC_NAMES,
     Pick,
+    by_first_objective,
     format_metric,
     format_ratio,
     format_value,
@@ -39,6 +40,7 @@ def front_rows(info: ParetoInfo, *, params: list[str] | None = None,
     shown = {t.number for t in info.front}
     trials = list(info.front) + [t for t in info.baseline if t.number not in shown and t.number in info.values
                                  and t.state.name == "COMPLETE"]
+    trials = by_first_objective(trials, info.objectives, info.directions)
     rows = []
     for trial in trials:
         point = dict(trial.user_attrs.get("point") or trial.params)
@@ -52,11 +54,7 @@ def front_rows(info: ParetoInfo, *, params: list[str] | None = None,
         row["params"] = {param_name(k): point.get(k) for k in params or []}
         row["point"] = point
         rows.append(row)
-    if not info.objectives:
-        return sorted(rows, key=lambda r: r["trial"])
-    first = info.objectives[0]
-    sign = -1.0 if info.directions[0] == "maximize" else 1.0
-    return sorted(rows, key=lambda r: (sign * r[first], r["trial"]))
+    return rows
 
 
 def _note(row: Mapping[str, Any]) -> str:
