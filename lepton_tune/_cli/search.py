@@ -98,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
         with progress:
             progress.start_at(study)
             run_search(spec, options, study=study, fingerprint=fingerprint)
-        if not args.no_confirm:
-            _confirm_picks(study, None if args.quiet else console)
+            if not args.no_confirm:
+                _confirm_picks(study, None if args.quiet else console, options.callbacks)
     except KeyboardInterrupt:
         status = "KILLED"
         if tracker:
@@ -149,9 +149,12 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
-def _confirm_picks(study: Any, console: Any) -> None:
+def _confirm_picks(study: Any, console: Any, callbacks: list[Any]) -> None:
     """Re-measure each recommended pick not yet confirmed, in a fresh process (the front's points are
     lucky on average: WAVE2 decision 13); the report and ``show`` then show the confirmed numbers.
+
+    Each confirmation is a trial of its own: ``callbacks`` (the progress line, MLflow) see it like
+    any finished trial.
 
     A pick that cannot be confirmed here (another host, a busy host, a failure) stays "not yet
     confirmed" with a one-line warning; the study is never lost over it.
@@ -171,6 +174,8 @@ def _confirm_picks(study: Any, console: Any) -> None:
             warnings.warn(f"could not confirm trial {pick.trial.number}: {str(exc).splitlines()[0] if str(exc) else exc!r}; "
                           "it is shown as not yet confirmed (export confirms it)", stacklevel=2)
             continue
+        for callback in callbacks:
+            callback(study, confirmed)
         if confirmed.user_attrs.get("noisy"):
             warnings.warn(f"trial {pick.trial.number}: the host was busy while confirming it; it is shown as not yet "
                           "confirmed (export confirms it)", stacklevel=2)

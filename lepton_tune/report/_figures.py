@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from lepton_tune.front import format_metric, metric_title, short_label
+from lepton_tune.front import METRIC_NAMES, format_metric, metric_title, short_label
 from lepton_tune.report._pareto import ParetoInfo
 
 __all__ = ["axis_title", "log_axis", "pareto_figures", "pareto_groups", "plot_hypervolume", "plot_pareto_2d",
@@ -140,7 +140,8 @@ def plot_pareto_3d(info: ParetoInfo, axes: tuple[int, int, int] = (0, 1, 2)) -> 
 
 def pareto_figures(info: ParetoInfo, *, picks: Sequence[int] = ()) -> list[tuple[str, go.Figure]]:
     """One 2-D projection per objective pair, then a 3-D view when there are three or more objectives."""
-    out = [(f"{info.objectives[a]} vs {info.objectives[b]}", plot_pareto_2d(info, a, b, picks=picks))
+    names = [METRIC_NAMES.get(o, o) for o in info.objectives]
+    out = [(f"{names[a]} vs {names[b]}", plot_pareto_2d(info, a, b, picks=picks))
            for a, b in itertools.combinations(range(len(info.objectives)), 2)]
     if len(info.objectives) >= 3:
         out.append(("3-D view", plot_pareto_3d(info)))

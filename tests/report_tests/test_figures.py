@@ -32,8 +32,8 @@ def study(tmp_path: Path) -> optuna.Study:
 
 def test_projections_for_each_pair_and_a_3d_view(study: optuna.Study) -> None:
     figures = pareto_figures(pareto_info(study))
-    assert [t for t, _ in figures] == ["accuracy vs latency_p95_ms", "accuracy vs memory_mb",
-                                       "latency_p95_ms vs memory_mb", "3-D view"]
+    assert [t for t, _ in figures] == ["accuracy vs p95 latency", "accuracy vs memory",
+                                       "p95 latency vs memory", "3-D view"]
     fig = figures[0][1]
     traces = {t.name: t for t in fig.data}
     assert set(traces) == {"infeasible", "feasible", "Pareto front", "baseline"}
@@ -110,7 +110,7 @@ def test_report_is_one_self_contained_file(study: optuna.Study, tmp_path: Path) 
 
 def test_report_of_an_empty_study(tmp_path: Path) -> None:
     report = build_report(empty_study(tmp_path))
-    assert [t for t, _ in report.figures] == ["accuracy vs latency_p95_ms", "accuracy vs memory_mb",
-                                              "latency_p95_ms vs memory_mb", "3-D view", "Front quality over trials",
+    assert [t for t, _ in report.figures] == ["accuracy vs p95 latency", "accuracy vs memory",
+                                              "p95 latency vs memory", "3-D view", "Front quality over trials",
                                               "Parameter importance"]
     assert "No feasible trial yet" in report.to_html()
