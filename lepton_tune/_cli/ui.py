@@ -1,4 +1,5 @@
-"""`lepton-tune ui`: the MLflow UI for a run directory, on 127.0.0.1 only."""
+"""`lepton-tune ui`: the MLflow UI for a run directory, on 127.0.0.1 only, with links that open each
+study's runs table (every trial, sorted by the first objective), its Pareto front and its charts."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lepton_tune._cli._common import DEFAULT_RUN_DIR, err_console
+
+if TYPE_CHECKING:
+    from lepton_tune.tracking import StudyLinks
 
 __all__ = ["add_parser", "run", "server_command"]
 
@@ -21,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                        description="Start the MLflow UI on the run directory's own MLflow store; Ctrl-C, SIGTERM or SIGHUP stops it and every process it started.")
     p.add_argument("--run-dir", type=Path, default=None, help=f"run directory holding mlflow.db (default: ./{DEFAULT_RUN_DIR})")
     p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
+    p.add_argument("--study", default=None, help="print the links of this study only (default: every study in the store)")
+    p.add_argument("--open", action="store_true",
+                   help="open the browser on the first study's runs table once the server answers")
     p.set_defaults(handler=run)
 
 
@@ -68,11 +78,15 @@ def run(args: argparse.Namespace) -> int:
     _check(run_dir, args.port)
     console = err_console()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY=os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"))
+    address = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI for {run_dir}: {address}", flush=True)
+    # the saved views are written (older stores) before the server opens the database
+    links = _print_links(run_dir, address, getattr(args, "study", None))
     # own session: a terminal's Ctrl-C reaches us once, and we stop the server and its consumers together
     server = subprocess.Popen(guarded(server_command(run_dir, args.port)), env=env, stdin=subprocess.PIPE,
                               start_new_session=True)
-    address = f"http://127.0.0.1:{args.port}"
-    print(f"MLflow UI for {run_dir}: {address}", flush=True)
+    if getattr(args, "open", False) and links:
+        threading.Thread(target=_open_when_up, args=(server, address, links[0].trials), daemon=True).start()
     console.print("Press Ctrl-C to stop it.")
     try:
         code = server.wait()
@@ -84,6 +98,43 @@ def run(args: argparse.Namespace) -> int:
     if code != 0:
         raise StorageError(f"the MLflow server for {run_dir} exited with code {code}; see its output above")
     return 0
+
+
+def _print_links(run_dir: Path, address: str, study: str | None) -> list[StudyLinks]:
+    """Print each study's links (every trial, the front, charts, parent run); a failure only warns."""
+    from lepton_tune.tracking import TrackingWarning, default_tracking_uri, study_links
+
+    try:
+        links = study_links(default_tracking_uri(run_dir), address, study=study)
+    except Exception as exc:  # noqa: BLE001 - MLflow/SQLAlchemy errors vary; the UI still starts
+        warnings.warn(f"could not read the studies in {run_dir / 'mlflow.db'}: {type(exc).__name__}: {exc}; "
+                      f"open {address} and pick the experiment by hand", TrackingWarning, stacklevel=2)
+        return []
+    if not links and study is not None:
+        print(f"  no lepton-tune study named {study!r} in {run_dir / 'mlflow.db'}", flush=True)
+    for link in links:
+        print(f"Study {link.study_name}:", flush=True)
+        print(f"  every trial, sorted by {link.first_objective}: {link.trials}", flush=True)
+        print(f'  Pareto front (tags.pareto = "true"): {link.front}', flush=True)
+        print(f"  trade-off charts: {link.charts}", flush=True)
+        print(f"  study summary (parent run): {link.parent}", flush=True)
+    return links
+
+
+def _open_when_up(server: subprocess.Popen[bytes], address: str, url: str, within: float = 120.0) -> None:
+    """Open ``url`` in the default browser once ``address`` answers ``/health`` (the SPA needs the API)."""
+    import urllib.request
+    import webbrowser
+
+    limit = time.monotonic() + within
+    while time.monotonic() < limit and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{address}/health", timeout=2) as response:
+                if response.status == 200:
+                    webbrowser.open(url)
+                    return
+        except OSError:
+            time.sleep(0.5)
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:

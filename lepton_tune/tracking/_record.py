@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["ChildRecord", "child_record", "metric_key", "run_status", "study_tags", "trial_json"]
+__all__ = ["ChildRecord", "child_record", "metric_key", "run_name", "run_status", "study_tags", "trial_json"]
 
 _BAD_KEY = re.compile(r"[^\w\-./ ]")
 _MAX_VALUE = 6000
@@ -41,6 +41,30 @@ def metric_key(name: str) -> str:
 def run_status(trial: FrozenTrial) -> str:
     """``FINISHED`` for COMPLETE and PRUNED (infeasible), ``FAILED`` for FAIL, ``KILLED`` otherwise."""
     return _STATUS.get(trial.state, "KILLED")
+
+
+def run_name(trial: FrozenTrial) -> str:
+    """What the point is, as the runs table shows it: ``t12 resnet18 int8 ort K2x1 b8``.
+
+    The trial number, the short point label, then what sets the trial apart: ``baseline``,
+    ``noisy``, ``confirms t5`` (a re-measure before export), ``duplicate of t3``.
+
+    Example:
+        >>> # run_name(study.trials[12]) -> 't12 resnet18 int8 ort K2x1 b8'
+    """
+    from lepton_tune.front import short_label
+
+    attrs = trial.user_attrs
+    words = [f"t{trial.number}", short_label(attrs.get("point") or trial.params)]
+    if attrs.get("baseline"):
+        words.append("baseline")
+    if attrs.get("noisy"):
+        words.append("noisy")
+    if attrs.get("confirms") is not None:
+        words.append(f"confirms t{attrs['confirms']}")
+    if attrs.get("duplicate_of") is not None:
+        words.append(f"duplicate of t{attrs['duplicate_of']}")
+    return " ".join(words)[:250]
 
 
 def _number(value: Any) -> float | None:
@@ -98,6 +122,7 @@ def child_record(trial: FrozenTrial, *, study_name: str, objectives: list[str],
     the budget constraints (``budget_<metric>``, > 0 means missed). Tags: ``trial_number``, ``state``,
     ``lepton_status``, ``feasible``, ``reason``, ``baseline`` (+ ``baseline_kind``/``baseline_form``), ``noisy``, ``backbone``, ``precision``, ``host_id``,
     ``host.<key>`` for the study's host fingerprint, ``study_name``. Every string passes ``redact``.
+    The run is named by :func:`run_name` (``t12 resnet18 int8 ort K2x1 b8``).
 
     Example:
         >>> # child_record(study.trials[0], study_name="s", objectives=["accuracy"]).metrics["accuracy"]
@@ -129,7 +154,9 @@ def child_record(trial: FrozenTrial, *, study_name: str, objectives: list[str],
     if "duplicate_of" in attrs:
         tags["duplicate_of"] = str(attrs["duplicate_of"])
     tags.update({metric_key(f"host.{k}"): _text(v, redact) for k, v in (host or {}).items()})
-    return ChildRecord(f"trial-{trial.number}", params, _metrics(trial, objectives), tags, trial_json(trial, redact))
+    if attrs.get("confirms") is not None:
+        tags["confirms"] = str(attrs["confirms"])
+    return ChildRecord(_text(run_name(trial), redact), params, _metrics(trial, objectives), tags, trial_json(trial, redact))
 
 
 def study_tags(user_attrs: Mapping[str, Any], *, study_name: str, objectives: list[str], directions: list[str],

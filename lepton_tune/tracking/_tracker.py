@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,9 +14,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.tracking._guard import TrackingGuard
-from lepton_tune.tracking._record import child_record, run_status, study_tags
+from lepton_tune.tracking._parent import best_values, front_table, study_note
+from lepton_tune.tracking._record import child_record, metric_key, run_status, study_tags
 from lepton_tune.tracking._redact import redact_url
 from lepton_tune.tracking._store import ensure_tracking_store, sqlite_path
+from lepton_tune.tracking._views import StudyViews, experiment_tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -70,9 +73,15 @@ class MLflowTracker:
 
     # -- public API ---------------------------------------------------------------------------
     def start(self, study: optuna.Study) -> str | None:
-        """Find or create the study's parent run (status RUNNING); return its id (None if tracking failed)."""
+        """Find or create the study's parent run (status RUNNING); return its id (None if tracking failed).
+
+        Also sets the experiment's saved views (``lepton-trials``, ``lepton-front``: see ``_views``).
+        """
         with self._lock:
-            return self.guard.run("start the parent run", lambda: self._start(study))
+            parent = self.guard.run("start the parent run", lambda: self._start(study))
+            if parent is not None:
+                self.guard.run("set the experiment's saved views", lambda: self._log_views(study))
+            return parent
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Optuna callback: log ``trial`` as a child run, then the hypervolume on the parent."""
@@ -90,12 +99,15 @@ class MLflowTracker:
 
     def finish(self, study: optuna.Study, *, report_path: str | os.PathLike[str] | None = None,
                status: str = "FINISHED") -> None:
-        """Tag children ``pareto=true/false``, log the report, summary metrics, and end the parent run."""
+        """Tag children ``pareto=true/false``; log summary and ``best_<objective>`` metrics, the front table,
+        the description and the report on the parent; refresh the saved views; end the parent run."""
         with self._lock:
             if not self._ready(study):
                 return
             self.guard.run("tag the Pareto front", lambda: self._tag_front(study))
             self.guard.run("log the study summary", lambda: self._log_summary(study))
+            self.guard.run("describe the study on its parent run", lambda: self._log_parent_page(study))
+            self.guard.run("set the experiment's saved views", lambda: self._log_views(study))
             if report_path is not None and Path(report_path).is_file():
                 self.guard.run("log the report", lambda: self._require_client().log_artifact(
                     self._require_parent(), os.fspath(report_path)))
@@ -255,6 +267,47 @@ class MLflowTracker:
         }
         self._require_client().log_batch(self._require_parent(),
                                          metrics=[Metric(k, float(v), now, step) for k, v in counts.items()])
+
+    def _log_views(self, study: optuna.Study) -> None:
+        client = self._require_client()
+        searched = _searched(study)
+        views = StudyViews(_objectives(study), [d.name.lower() for d in study.directions],
+                           [metric_key(k) for k in searched])
+        for key, value in experiment_tags(views).items():
+            client.set_experiment_tag(self.experiment_id or "", key, value)
+
+    def _log_parent_page(self, study: optuna.Study) -> None:
+        """The parent's description, ``best_<objective>`` metrics and the front as a table artifact."""
+        from mlflow.entities import Metric, RunTag
+
+        from lepton_tune.front import feasible_front, is_feasible
+
+        client, parent = self._require_client(), self._require_parent()
+        objectives, directions = _objectives(study), [d.name.lower() for d in study.directions]
+        trials = study.get_trials(deepcopy=False)
+        front, searched = feasible_front(study), _searched(study)
+        counts = {"n_trials": sum(t.state.is_finished() for t in trials), "n_feasible": sum(is_feasible(t) for t in trials),
+                  "n_failed": sum(t.state == TrialState.FAIL for t in trials)}
+        note = study_note(study_name=self.study_name, objectives=objectives, directions=directions, searched=searched,
+                          budgets=study.user_attrs.get("budgets") or {}, counts=counts, front=front)
+        now = int(time.time() * 1000)
+        step = max((t.number for t in trials), default=0)
+        best = [Metric(k, v, now, step) for k, v in best_values(front, objectives, directions).items()]
+        client.log_batch(parent, metrics=best, tags=[RunTag("mlflow.note.content", self.redact(note)),
+                                                     RunTag("searched_params", ",".join(searched))])
+        with warnings.catch_warnings():  # pandas 3's dtype notice from inside log_table, not ours to act on
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client.log_table(parent, data=front_table(front, objectives, [metric_key(k) for k in searched]),
+                             artifact_file="pareto_front.json")
+
+
+def _searched(study: optuna.Study) -> dict[str, str]:
+    """Searched point fields with their ranges (the study's space, else the fields that varied)."""
+    from lepton_tune.front import searched_params
+
+    points = [t.user_attrs.get("point") or t.params for t in study.get_trials(deepcopy=False)]
+    return searched_params(study.user_attrs, points)
 
 
 def _objectives(study: optuna.Study) -> list[str]:

@@ -71,7 +71,8 @@ def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_fa
         (experiment,) = [e for e in listed["experiments"] if e["name"] == "demo"]
         runs = json.loads(_post(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
                                 {"experiment_ids": [experiment["experiment_id"]]}))["runs"]
-        assert sorted(r["info"]["run_name"] for r in runs) == ["demo", "trial-0", "trial-1"]
+        assert sorted(r["info"]["run_name"] for r in runs) == ["demo", "t0 small_cnn fp32 K1x1 b1 baseline",
+                                                               "t1 resnet18 bf16 K2x1 b8"]
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
@@ -101,7 +102,7 @@ def test_ui_bad_port(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
 
 
 def _args(run_dir: Path, port: int) -> argparse.Namespace:
-    return argparse.Namespace(run_dir=run_dir, port=port)
+    return argparse.Namespace(run_dir=run_dir, port=port, study=None, open=False)
 
 
 def test_ui_errors_name_the_problem(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalW
 def test_complete_trial(tmp_path: Path) -> None:
     trial = make_study(tmp_path).trials[3]
     record = child_record(trial, study_name="demo", objectives=OBJECTIVES, host=HOST, redact=redact_url)
-    assert record.run_name == "trial-3"
+    assert record.run_name == "t3 resnet18 fp32 K2x1 b1"
     assert record.params == {"backbone": "resnet18", "precision": "fp32", "shards": "2", "batch_size": "1",
                              "threads_per_shard": "1", "train.epochs": "5"}
     assert record.metrics["accuracy"] == 0.97 and record.metrics["latency_p95_ms_spread"] == 1.5

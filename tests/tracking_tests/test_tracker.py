@@ -11,7 +11,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from lepton_tune.report import feasible_front
+from lepton_tune.front import feasible_front
 from lepton_tune.tracking import MLflowTracker, TrackingWarning
 from tests.report_tests._studies import ROWS, RowObjective, empty_study, enqueue_rows
 
@@ -29,7 +29,7 @@ def _runs(uri: str, name: str = "demo"):  # type: ignore[no-untyped-def]
 
 def _split(runs):  # type: ignore[no-untyped-def]
     parents = [r for r in runs if r.data.tags.get("lepton.role") == "study"]
-    children = {r.info.run_name: r for r in runs if r.data.tags.get("lepton.role") == "trial"}
+    children = {f"trial-{r.data.tags['trial_number']}": r for r in runs if r.data.tags.get("lepton.role") == "trial"}
     return parents, children
 
 
@@ -50,6 +50,9 @@ def test_search_logs_parent_and_one_child_per_trial(tmp_path: Path, mlflow_uri: 
     parents, children = _split(_runs(mlflow_uri))
     assert len(parents) == 1 and parents[0].info.run_name == "demo" and parents[0].info.status == "FINISHED"
     assert sorted(children) == [f"trial-{i}" for i in range(len(ROWS))]
+    assert {c.info.run_name for c in children.values()} == {
+        "t0 small_cnn fp32 K1x1 b1 baseline", "t1 resnet18 bf16 K2x1 b8", "t2 resnet18 fp32 K1x1 b8",
+        "t3 resnet18 fp32 K2x1 b1", "t4 small_cnn int8 K4x1 b32", "t5 resnet18 int8 K1x1 b32", "t6 small_cnn int8 K2x1 b32"}
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children.values())
     assert {n: c.info.status for n, c in children.items()} == {
         "trial-0": "FINISHED", "trial-1": "FINISHED", "trial-2": "FINISHED", "trial-3": "FINISHED",
