@@ -123,3 +123,40 @@ def test_server_command_binds_localhost_with_the_run_dir_store(tmp_path: Path) -
     assert command[command.index("--host") + 1] == "127.0.0.1" and command[command.index("--port") + 1] == "5123"
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert command[command.index("--default-artifact-root") + 1] == str(tmp_path / "mlartifacts")
+
+
+@pytest.mark.slow
+def test_ui_open_launches_the_browser_on_the_trials_table(tmp_path: Path,
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    from lepton_tune.tracking import MLflowTracker
+
+    run_dir = tmp_path / "run"
+    study = make_study(run_dir, rows=ROWS[:2])
+    tracker = MLflowTracker(fresh_store(tmp_path_factory, run_dir), "demo", run_dir=run_dir)
+    tracker.start(study)
+    for trial in study.trials:
+        tracker(study, trial)
+    tracker.finish(study)
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", BROWSER=f"{browser} %s")
+    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port),
+                             "--open"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        trials = lines[2].rsplit(": ", 1)[1]
+        assert lines[2].startswith("every trial, sorted by accuracy: ") and "viewStateShareKey=lepton-trials" in trials
+        deadline = time.monotonic() + 120
+        while not opened.exists() and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.5)
+        assert opened.read_text().split() == [trials]
+        assert _get(f"http://127.0.0.1:{port}/health") == b"OK"  # opened only once the server answers
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 130
