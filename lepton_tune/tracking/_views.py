@@ -155,6 +155,6 @@ def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
 
     Example:
         >>> run_url("http://127.0.0.1:5000", "1", "abc")
-        'http://127.0.0.1:5000/#/experiments/1/runs/abc'
+        'http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning'
     """
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"

@@ -133,6 +133,10 @@ def test_printed_links_show_every_trial_and_exactly_the_front(tmp_path: Path,
         assert _cells(dom) == set(FRONT)
         assert "<strong>3</strong> matching runs" in dom
 
+        dom = _chromium(links["study summary (parent run)"], tmp_path / "profile-parent", "--dump-dom")
+        assert "lepton-tune study" in dom and "Reading the child runs" in dom  # the description
+        assert "best_accuracy" in dom and "hypervolume" in dom and "Model training" in dom
+
         for name, url in (("trials", trials), ("front", front), ("charts", links["trade-off charts"])):
             _chromium(url, tmp_path / f"profile-shot-{name}", f"--screenshot={tmp_path / f'ui-{name}.png'}")
             assert (tmp_path / f"ui-{name}.png").stat().st_size > 10_000

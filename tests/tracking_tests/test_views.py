@@ -116,7 +116,7 @@ def test_study_links_for_this_store_and_an_older_one(tmp_path: Path, mlflow_uri:
     assert links.trials.endswith(f"/#/experiments/{tracker.experiment_id}/runs?viewStateShareKey=lepton-trials"
                                  "&workflowType=machine_learning")
     assert "viewStateShareKey=lepton-front" in links.front and links.charts.endswith("&compareRunsMode=CHART")
-    assert links.parent.endswith(f"/runs/{tracker.parent_run_id}")
+    assert links.parent.endswith(f"/runs/{tracker.parent_run_id}?workflowType=machine_learning")
     assert study_links(mlflow_uri, "http://x", study="other") == []
 
     # a store from before saved views: they are written from the store itself (params that vary)
