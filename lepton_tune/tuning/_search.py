@@ -55,7 +55,9 @@ class SearchOptions:
 
 
 def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    """Finished trials that count toward ``n_trials`` (a confirmation re-measures a point: it does not)."""
+    return sum(t.user_attrs.get("confirms") is None
+               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 def _check_host(study: optuna.Study, fingerprint: dict[str, Any], allow: bool) -> None:
