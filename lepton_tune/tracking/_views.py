@@ -91,6 +91,9 @@ def view_state(views: StudyViews, *, search_filter: str) -> dict[str, Any]:
         "orderByKey": _column("metrics", views.objectives[0]) if views.objectives else "attributes.start_time",
         "orderByAsc": first_up,
         "selectedColumns": columns,
+        # the run name says what the point is (``t12 resnet18 int8 ort K2x1 b8``): wide enough to read it
+        "columnWidths": {_column("attributes", "Run Name"): 300},
+        "columnOrder": [_column("attributes", "Run Name"), *columns],
         "runsHiddenMode": "SHOW_ALL",
         "hideEmptyCharts": True,
         "isAccordionReordered": False,
