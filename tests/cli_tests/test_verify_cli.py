@@ -91,3 +91,42 @@ def test_verify_under_a_cpu_hog_says_busy_and_exits_4(study: TinyStudy) -> None:
     assert report["busy"] is True and report["ok"] is None
     assert report["noise"]["noisy"] and report["noise"]["discarded_windows"] == report["noise"]["retries"]
     assert "host busy during measurement: foreign load" in proc.stderr and "re-run on a quiet host" in proc.stderr
+
+
+def _default_signals() -> None:  # a suite run in the background hands SIGINT/SIGHUP down ignored
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(15, 143), (1, 129)])
+def test_a_stop_signal_during_verify_ends_its_trial_process_and_exits_128_plus_signal(
+        study: TinyStudy, signum: int, code: int) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "verify", str(study.bundle)], cwd=study.root,
+                            env=study.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)
+    parent = psutil.Process(proc.pid)
+    deadline, started = time.time() + 120, []
+    while time.time() < deadline and proc.poll() is None:  # until the measuring trial process runs
+        started = parent.children(recursive=True)
+        if any(len(c.children()) > 0 for c in started):  # forkserver -> trial process (-> shards)
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, f"verify ended before it was signalled: {proc.communicate()[1][-2000:]}"
+    started = parent.children(recursive=True)
+    os.kill(proc.pid, signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err[-2000:]
+    _, alive = psutil.wait_procs(started, timeout=5)
+    for left in alive:
+        left.kill()
+    assert not alive, f"left behind after verify was stopped: {[p.pid for p in alive]}"
