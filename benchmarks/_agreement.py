@@ -14,33 +14,15 @@ from __future__ import annotations
 import statistics
 
 import numpy as np
-
-from _sides import Side, build
+from _sides import Side, build, wait_until_quiet
 from _stats import bootstrap_median
+
 from lepton_tune.config import EngineConfig, PricesSpec, ProtocolSpec, usable_cores
 from lepton_tune.measure import EngineJob, run_isolated
 
 LAYOUTS = [  # (shards, threads per shard, batch)
     (1, None, 1), (1, None, 8), (2, 1, 1), (2, 1, 8),
 ]
-
-
-def _settle(timeout: float = 15.0) -> None:
-    """Wait until the host is quiet again: a trial's processes (forkserver, trial process, shards)
-    take 0.5-1 s of CPU to exit after it answered (measured: a script window started at once ran at
-    20-60% of its speed), and they are no longer our children by then."""
-    import os
-    import time
-
-    from lepton_tune.measure import NoiseMeter
-
-    limit = time.monotonic() + timeout
-    while time.monotonic() < limit:
-        meter = NoiseMeter(lambda: [os.getpid()])
-        meter.start()
-        time.sleep(0.25)
-        if meter.stop().outside < 0.10:
-            return
 
 
 def agreement(args) -> None:  # type: ignore[no-untyped-def]
@@ -68,7 +50,7 @@ def agreement(args) -> None:  # type: ignore[no-untyped-def]
                 if outcome.kind != "ok":
                     raise RuntimeError(outcome.reason)
                 study_tp.append(outcome.record["metrics"]["throughput"])
-                _settle()  # the trial's processes end in the background: let them go before the script's windows
+                wait_until_quiet()  # the trial's processes end in the background: let them go before the script's windows
                 # the same windows as the protocol: warm-up, then the median of 3 windows of as many requests
                 script.window(concurrency=c, requests=protocol.warmup)
                 script_tp.append(statistics.median(script.window(concurrency=c, requests=protocol.requests)

@@ -40,7 +40,9 @@ def _plain_server(conn, backbone: str, num_classes: int, shape: tuple[int, ...],
     import numpy as np
     import torch
 
-    from lepton_tune.models import build_model  # the architecture only; the weights come from the file
+    from lepton_tune.models import (
+        build_model,  # the architecture only; the weights come from the file
+    )
 
     model = build_model(backbone, num_classes=num_classes, image_shape=shape)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -115,7 +117,6 @@ def main() -> None:
     import optuna
 
     from lepton_tune.config import StudySpec
-    from lepton_tune.measure import request_pool
     from lepton_tune.tuning import load_existing_study, resolve_storage_url
     from lepton_tune.tuning._prepare import ModelPreparer
 
@@ -142,8 +143,9 @@ def main() -> None:
 def _check(trial, spec, preparer, rounds: int) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
     import torch
-
+    from _sides import wait_until_quiet
     from _stats import bootstrap_median
+
     from lepton_tune.config import EngineConfig, PricesSpec
     from lepton_tune.measure import EngineJob, request_pool, run_isolated
 
@@ -167,7 +169,7 @@ def _check(trial, spec, preparer, rounds: int) -> None:  # type: ignore[no-untyp
                         serve="in-process")
         outcome = run_isolated(job)
         ours.append(outcome.record["metrics"]["throughput"])
-        _quiet()
+        wait_until_quiet()
         for form, out in (("serial", serial), ("concurrent", concurrent)):
             conn.send((form, protocol.warmup))
             conn.recv()
@@ -185,21 +187,6 @@ def _check(trial, spec, preparer, rounds: int) -> None:  # type: ignore[no-untyp
           f"({trial.user_attrs.get('baseline_form')}) | {statistics.median(ours):.0f} | "
           f"{statistics.median(serial):.0f} / {statistics.median(concurrent):.0f} ({threads} threads) | "
           f"{iv.median:.2f} [{iv.low:.2f}, {iv.high:.2f}] | {'yes' if ok else 'NO'}", flush=True)
-
-
-def _quiet(timeout: float = 15.0) -> None:
-    """Let the trial process's exit (0.5-1 s of CPU, after it answered) pass before the next window."""
-    import os
-
-    from lepton_tune.measure import NoiseMeter
-
-    limit = time.monotonic() + timeout
-    while time.monotonic() < limit:
-        meter = NoiseMeter(lambda: [os.getpid()])
-        meter.start()
-        time.sleep(0.25)
-        if meter.stop().outside < 0.10:
-            return
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from lepton_tune.engine import Engine
 from lepton_tune.measure._inprocess import FORMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _sides import Side  # noqa: E402  (benchmarks/_sides.py)
-from _stats import describe  # noqa: E402  (benchmarks/_stats.py)
+from _sides import Side
+from _stats import describe
 
 DEFAULT_THREADS = torch.get_num_threads()  # torch's default for this host, read before anything changes it
 

@@ -7,21 +7,21 @@ may catch either (``except ValueError`` still works for a bad config).
 from __future__ import annotations
 
 __all__ = [
-    "LeptonTuneError",
-    "ConfigError",
-    "HostMismatchError",
-    "EngineError",
-    "ShardCrashedError",
-    "EngineLayoutError",
-    "EngineInputError",
-    "EngineTimeoutError",
-    "DataError",
-    "ModelError",
+    "BundleError",
     "CacheError",
     "CacheRootError",
-    "StorageError",
-    "BundleError",
+    "ConfigError",
+    "DataError",
+    "EngineError",
+    "EngineInputError",
+    "EngineLayoutError",
+    "EngineTimeoutError",
+    "HostMismatchError",
+    "LeptonTuneError",
+    "ModelError",
     "SelectionError",
+    "ShardCrashedError",
+    "StorageError",
 ]
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["add_location_options", "DEFAULT_RUN_DIR", "DEFAULT_STUDY", "err_console", "not_implemented"]
+__all__ = ["DEFAULT_RUN_DIR", "DEFAULT_STUDY", "add_location_options", "err_console", "not_implemented"]
 
 DEFAULT_RUN_DIR = Path("lepton-runs")
 DEFAULT_STUDY = Path("studies/quickstart.yaml")

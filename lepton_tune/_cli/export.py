@@ -64,7 +64,13 @@ def _confirm(study, trial, console):  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     from lepton_tune._cli.show import open_existing
-    from lepton_tune.bundle import check_out_dir, export_bundle, manifest_digest, read_manifest, storage_dirs
+    from lepton_tune.bundle import (
+        check_out_dir,
+        export_bundle,
+        manifest_digest,
+        read_manifest,
+        storage_dirs,
+    )
     from lepton_tune.exceptions import BundleError
     from lepton_tune.tuning import redact_url, resolve_storage_url, select_trial
 

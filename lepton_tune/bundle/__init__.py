@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from lepton_tune.bundle._export import export_bundle
 from lepton_tune.bundle._load import Bundle, load_bundle, open_bundle
-from lepton_tune.bundle._manifest import DIGEST, FORMAT_VERSION, MANIFEST, manifest_digest, read_manifest, verify_files
-from lepton_tune.bundle._module import TRUST_ENV
+from lepton_tune.bundle._manifest import (
+    DIGEST,
+    FORMAT_VERSION,
+    MANIFEST,
+    manifest_digest,
+    read_manifest,
+    verify_files,
+)
 from lepton_tune.bundle._mlmodel import register_bundle
+from lepton_tune.bundle._module import TRUST_ENV
 from lepton_tune.bundle._replace import check_out_dir, storage_dirs
 from lepton_tune.bundle._verify import DEFAULT_TOLERANCES, Check, compare_metrics, parse_tolerances
 
 __all__ = [
     "DEFAULT_TOLERANCES",
     "DIGEST",
-    "TRUST_ENV",
     "FORMAT_VERSION",
     "MANIFEST",
+    "TRUST_ENV",
     "Bundle",
     "Check",
     "check_out_dir",

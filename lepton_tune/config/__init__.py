@@ -15,7 +15,6 @@ from lepton_tune.config._space import (
     default_of,
     load_search_space,
 )
-from lepton_tune.config._yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, safe_load_yaml
 from lepton_tune.config._study import (
     SAMPLERS,
     DatasetSpec,
@@ -28,14 +27,14 @@ from lepton_tune.config._study import (
     TrackingSpec,
     load_study,
 )
+from lepton_tune.config._yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, safe_load_yaml
 
 __all__ = [
+    "BACKBONES",
+    "ENGINE_FIELDS",
     "MAX_YAML_BYTES",
     "MAX_YAML_DEPTH",
     "MAX_YAML_NODES",
-    "safe_load_yaml",
-    "BACKBONES",
-    "ENGINE_FIELDS",
     "METRICS",
     "MODES",
     "OBJECTIVES",
@@ -66,5 +65,6 @@ __all__ = [
     "load_search_space",
     "load_study",
     "load_yaml",
+    "safe_load_yaml",
     "usable_cores",
 ]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-
-import reprlib
 
 from pydantic import BaseModel, ValidationError
 

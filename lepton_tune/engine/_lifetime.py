@@ -247,7 +247,7 @@ def guard_main(argv: list[str]) -> int:
         child.wait(2.0)
     except subprocess.TimeoutExpired:
         pass
-    return code if code > 0 else 0
+    return max(0, code)
 
 
 if __name__ == "__main__":  # pragma: no cover - run by `lepton-tune ui` as a script, see guard_main

@@ -13,7 +13,7 @@ from multiprocessing.connection import Connection, wait
 import torch
 
 from lepton_tune.engine import _protocol as proto
-from lepton_tune.engine._lifetime import die_with_parent
+from lepton_tune.engine._lifetime import _alive, die_with_parent
 from lepton_tune.engine._parcel import Parcel, unwrap
 from lepton_tune.engine._runtime import build_runner
 
@@ -49,16 +49,6 @@ def _apply_cores(spec: StageSpec) -> None:
         torch.set_num_interop_threads(spec.threads)
     except RuntimeError:  # already set once in this process; intra-op threads still apply
         pass
-
-
-def _parent_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream: Connection | None,
@@ -106,7 +96,7 @@ def _serve(spec: StageSpec, run, conn: Connection, upstream: Connection | None, 
         if not backlog:
             ready = wait(watched, timeout=_WATCH_S)
             if not ready:
-                if not _parent_alive(spec.parent_pid):
+                if not _alive(spec.parent_pid):
                     return
                 continue
             if conn in ready and source is not conn and conn.recv_bytes()[:1] == proto.QUIT:

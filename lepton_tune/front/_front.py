@@ -19,8 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 from lepton_tune.front._hypervolume import hypervolume, reference_point, to_loss
 
 __all__ = [
-    "eligible",
     "by_first_objective",
+    "eligible",
     "feasible_front",
     "hypervolume_share",
     "ideal_point",

@@ -18,7 +18,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.front._format import METRIC_NAMES
-from lepton_tune.front._front import feasible_front, objective_values, study_directions, study_objectives
+from lepton_tune.front._front import (
+    feasible_front,
+    objective_values,
+    study_directions,
+    study_objectives,
+)
 from lepton_tune.front._label import short_label
 
 __all__ = ["MAX_PICKS", "Pick", "confirmation_for", "export_command", "knee_index", "recommended_picks",

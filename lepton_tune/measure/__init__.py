@@ -33,7 +33,7 @@ __all__ = [
     "measure_engine",
     "open_loop",
     "probe_engine",
-    "request_pool",
     "pss_mib",
+    "request_pool",
     "run_isolated",
 ]

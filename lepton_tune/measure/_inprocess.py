@@ -16,7 +16,6 @@ import os
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Any
 
 import numpy as np
 import torch
@@ -88,7 +87,7 @@ class InProcessServer:
             self._worker.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join(10.0)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import html
 
-from lepton_tune.front import METRIC_NAMES, Pick, export_command, format_metric, format_ratio, with_first
+from lepton_tune.front import (
+    METRIC_NAMES,
+    Pick,
+    export_command,
+    format_metric,
+    format_ratio,
+    with_first,
+)
 from lepton_tune.report._summary import HYPERVOLUME_MEANING, SummaryInfo
 
 __all__ = ["counts_text", "picks_html", "summary_html"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import optuna
 
 from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, StudySpec, direction_of
@@ -19,8 +18,8 @@ from lepton_tune.exceptions import EngineError, LeptonTuneError
 from lepton_tune.measure import EngineJob, request_pool, run_isolated
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._prepare import ModelPreparer
-from lepton_tune.tuning._summary import baseline_ratios
 from lepton_tune.tuning._suggest import suggest_point
+from lepton_tune.tuning._summary import baseline_ratios
 
 __all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record"]
 

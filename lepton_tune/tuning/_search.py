@@ -14,8 +14,8 @@ import optuna
 from optuna.trial import TrialState
 
 from lepton_tune import __version__
-from lepton_tune.config import StudySpec, host_facts
 from lepton_tune._redact import redact_data
+from lepton_tune.config import StudySpec, host_facts
 from lepton_tune.exceptions import ConfigError, HostMismatchError, StorageError
 from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id
 from lepton_tune.tuning._baseline import run_baselines
