@@ -66,13 +66,28 @@ def front_table(study: optuna.Study, picks: list[Pick] | None = None) -> Any:
     return table
 
 
-def pick_lines(picks: list[Pick], objectives: list[str], location: str) -> list[str]:
+def baseline_on_front(study: optuna.Study) -> list[int]:
+    """Numbers of the baseline trials that stand on the feasible front."""
+    from lepton_tune.front import feasible_front
+
+    return [t.number for t in feasible_front(study) if t.user_attrs.get("baseline")]
+
+
+def pick_lines(picks: list[Pick], objectives: list[str], location: str, *,
+               baseline_front: list[int] | None = None) -> list[str]:
     """The recommended picks in words: numbers (confirmed, with the search's beside them), ratios, the export command.
+
+    ``baseline_front``: the baseline trials on the front; when there is no pick they are the whole
+    front, and the honest answer is the user's own in-process call.
 
     Example:
         >>> # pick_lines(recommended_picks(study), ["accuracy", "latency_p95_ms"], "--run-dir runs")[0]
         >>> # 'trial 5  small_cnn int8 K2x1 b16 pipe  (knee, lowest p95 latency)'
     """
+    if not picks and baseline_front:
+        return [f"No searched layout beats your in-process call (baseline trial {', '.join(map(str, baseline_front))}) "
+                "on any objective: it is the whole front. Serve the model as it is, or widen the search "
+                "(precision, batch size, runtime)."]
     if not picks:
         return ["No recommended pick yet: the front is empty."]
     lines = []

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.debug:  # the progress line and the front table say it all; warnings still show
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = err_console()
-    from lepton_tune._cli._display import front_table, next_steps, pick_lines
+    from lepton_tune._cli._display import baseline_on_front, front_table, next_steps, pick_lines
     from lepton_tune.front import recommended_picks, study_objectives
     from lepton_tune.tuning import (
         SearchOptions,
@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         picks = recommended_picks(study)
         console.print(front_table(study, picks))
         console.print("Recommended picks (the knee of the front, then the best on each objective):", highlight=False)
-        for line in pick_lines(picks, study_objectives(study), location):
+        for line in pick_lines(picks, study_objectives(study), location,
+                               baseline_front=baseline_on_front(study)):
             console.print(line, markup=False, highlight=False)
         console.print(f"{finished_count(study)} trials in the study; this run took {time.perf_counter() - started:.0f} s.")
         if report:
@@ -160,7 +161,7 @@ def _confirm_picks(study: Any, console: Any, callbacks: list[Any]) -> None:
     confirmed" with a one-line warning; the study is never lost over it.
     """
     from lepton_tune.front import recommended_picks
-    from lepton_tune.tuning import confirm_trial
+    from lepton_tune.tuning import confirm_trial, confirmed_here
 
     for pick in recommended_picks(study):
         if pick.confirmed:
@@ -174,7 +175,7 @@ def _confirm_picks(study: Any, console: Any, callbacks: list[Any]) -> None:
             warnings.warn(f"could not confirm trial {pick.trial.number}: {str(exc).splitlines()[0] if str(exc) else exc!r}; "
                           "it is shown as not yet confirmed (export confirms it)", stacklevel=2)
             continue
-        for callback in callbacks:
+        for callback in callbacks if confirmed_here(confirmed) else []:  # another worker logged its own
             callback(study, confirmed)
         if confirmed.user_attrs.get("noisy"):
             warnings.warn(f"trial {pick.trial.number}: the host was busy while confirming it; it is shown as not yet "

@@ -33,7 +33,7 @@ def location_of(args: argparse.Namespace, study) -> str:  # type: ignore[no-unty
 
 
 def run(args: argparse.Namespace) -> int:
-    from lepton_tune._cli._display import front_table, pick_lines
+    from lepton_tune._cli._display import baseline_on_front, front_table, pick_lines
     from lepton_tune.front import recommended_picks, study_objectives
     from lepton_tune.tuning import study_counts, study_summary
 
@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     picks = recommended_picks(study)
     out.print(front_table(study, picks))
     out.print("Recommended picks (the knee of the front, then the best on each objective):", highlight=False)
-    for line in pick_lines(picks, study_objectives(study), location_of(args, study)):
+    for line in pick_lines(picks, study_objectives(study), location_of(args, study),
+                          baseline_front=baseline_on_front(study)):
         out.print(line, markup=False, highlight=False)
     counts = study_counts(study)
     console.print(", ".join(f"{k} {v}" for k, v in counts.items()))

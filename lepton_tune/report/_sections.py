@@ -93,6 +93,10 @@ def baseline_note(info: SummaryInfo, objectives: list[str], directions: list[str
 
 def picks_html(info: SummaryInfo, objectives: list[str], directions: list[str]) -> str:
     """The recommended picks, each with its numbers, ratios, confirmation state and export command."""
+    if not info.picks and info.baseline_on_front and info.baseline is not None:
+        return (f"<p>No searched layout beats your in-process call (baseline trial {info.baseline.number}) on any "
+                "objective: it is the whole front. Serve the model as it is, or widen the search (precision, batch "
+                "size, runtime).</p>")
     if not info.picks:
         return "<p>No feasible point yet: nothing to recommend. Run more trials or relax a budget.</p>"
     parts = [_pick_html(p, objectives, info.location) for p in info.picks]

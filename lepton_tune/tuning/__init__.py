@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lepton_tune.tuning._confirm import confirm_trial, confirmation_of
+from lepton_tune.tuning._confirm import confirm_trial, confirmation_of, confirmed_here
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._objective import (
     Infeasible,
@@ -50,6 +50,7 @@ __all__ = [
     "budget_violations",
     "confirm_trial",
     "confirmation_of",
+    "confirmed_here",
     "create_or_load_study",
     "evaluate_point",
     "finished_count",

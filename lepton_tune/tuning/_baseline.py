@@ -22,7 +22,7 @@ from optuna.distributions import (
 
 from lepton_tune.config import HostFacts, SearchSpaceSpec, StudySpec
 from lepton_tune.config._space import ParamSpec
-from lepton_tune.tuning._lock import HostLock
+from lepton_tune.tuning._lock import HostLock, _Held
 from lepton_tune.tuning._objective import Infeasible, evaluate_point, judge_record
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import SUGGEST_ORDER
@@ -119,13 +119,3 @@ def _settled(trial: optuna.trial.FrozenTrial, backbone: str) -> bool:
         return True
     return (trial.state == optuna.trial.TrialState.COMPLETE and attrs.get("baseline_kind") == "in-process"
             and not attrs.get("noisy"))
-
-
-class _Held:
-    """The lock is already held by the caller (flock is not re-entrant across descriptors)."""
-
-    def __enter__(self) -> _Held:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -13,6 +13,7 @@ twice) and is never confirmed again.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import optuna
@@ -20,11 +21,20 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.config import StudySpec, host_facts
 from lepton_tune.exceptions import HostMismatchError
+from lepton_tune.tuning._lock import HostLock, _Held
 from lepton_tune.tuning._objective import evaluate_point, judge_record
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._summary import baseline_ratios, objectives_of
 
-__all__ = ["confirm_trial", "confirmation_of"]
+__all__ = ["confirm_trial", "confirmation_of", "confirmed_here"]
+
+#: This process's mark on the confirmations it measured (several workers may finish one study).
+_WORKER = uuid.uuid4().hex[:12]
+
+
+def confirmed_here(trial: FrozenTrial) -> bool:
+    """True if this process measured the confirmation ``trial`` (not another worker, not an earlier run)."""
+    return trial.user_attrs.get("confirmed_by") == _WORKER
 
 
 def confirmation_of(study: optuna.Study, number: int) -> FrozenTrial | None:
@@ -60,17 +70,21 @@ def confirm_trial(study: optuna.Study, trial: FrozenTrial, *, reuse: bool = True
     spec = StudySpec.model_validate(study.user_attrs["spec"])
     point = dict(trial.user_attrs["point"])
     baseline = bool(trial.user_attrs.get("baseline"))
-    record = evaluate_point(point, spec, host_facts(), ModelPreparer(spec),
-                            serve="in-process" if baseline else "engine")
-    record["metrics"].update(baseline_ratios(study, point.get("backbone"), record["metrics"]))
-    violations, status, reason = judge_record(spec, record)
-    attrs: dict[str, Any] = {
-        **record, "point": point, "confirms": trial.number, "first_metrics": trial.user_attrs.get("metrics", {}),
-        "baseline": False, "host_id": here, "protocol": spec.protocol.model_dump(), "lepton_status": status,
-        "reason": reason or f"confirmation of trial {trial.number}", "noisy": status == "noisy",
-    }
-    study.add_trial(optuna.trial.create_trial(
-        params=trial.params, distributions=trial.distributions, state=TrialState.COMPLETE,
-        values=[float(record["metrics"][name]) for name in objectives_of(study)], constraints=violations or None,
-        user_attrs=attrs))
+    with HostLock():  # several workers on this host finishing together confirm a pick once
+        if reuse and (done := confirmation_of(study, trial.number)) is not None:
+            return done
+        record = evaluate_point(point, spec, host_facts(), ModelPreparer(spec), lock=_Held(),
+                                serve="in-process" if baseline else "engine")
+        record["metrics"].update(baseline_ratios(study, point.get("backbone"), record["metrics"]))
+        violations, status, reason = judge_record(spec, record)
+        attrs: dict[str, Any] = {
+            **record, "point": point, "confirms": trial.number, "first_metrics": trial.user_attrs.get("metrics", {}),
+            "baseline": False, "host_id": here, "protocol": spec.protocol.model_dump(), "lepton_status": status,
+            "reason": reason or f"confirmation of trial {trial.number}", "noisy": status == "noisy",
+            "confirmed_by": _WORKER,
+        }
+        study.add_trial(optuna.trial.create_trial(
+            params=trial.params, distributions=trial.distributions, state=TrialState.COMPLETE,
+            values=[float(record["metrics"][name]) for name in objectives_of(study)], constraints=violations or None,
+            user_attrs=attrs))
     return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("confirms") == trial.number][-1]

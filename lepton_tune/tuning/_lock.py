@@ -38,3 +38,13 @@ class HostLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class _Held:
+    """The lock is already held by the caller (flock is not re-entrant across descriptors)."""
+
+    def __enter__(self) -> _Held:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -20,8 +20,10 @@ def _is_feasible(trial: FrozenTrial) -> bool:
 
 
 def study_counts(study: optuna.Study) -> dict[str, int]:
-    """``complete``, ``feasible``, ``failed``, ``infeasible`` (pruned-infeasible + budgets missed + noisy), ``noisy``."""
-    trials = study.get_trials(deepcopy=False)
+    """``complete``, ``feasible``, ``failed``, ``infeasible`` (pruned-infeasible + budgets missed + noisy), ``noisy``;
+    ``confirmations`` (re-measures of chosen points before export) are counted apart, in none of the others."""
+    every = study.get_trials(deepcopy=False)
+    trials = [t for t in every if t.user_attrs.get("confirms") is None]  # a confirmation re-measures a trial
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return {
         "complete": len(complete),
@@ -30,6 +32,7 @@ def study_counts(study: optuna.Study) -> dict[str, int]:
         "infeasible": sum(t.state == TrialState.PRUNED for t in trials) + sum(not _is_feasible(t) for t in complete),
         "running": sum(t.state == TrialState.RUNNING for t in trials),
         "noisy": sum(bool(t.user_attrs.get("noisy")) for t in complete),
+        "confirmations": len(every) - len(trials),
     }
 
 

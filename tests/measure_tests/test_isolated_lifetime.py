@@ -68,7 +68,8 @@ def test_a_runaway_allocation_fails_in_the_trial_not_on_the_host() -> None:
     pool = np.ones((4, 4), np.float32)
     job = EngineJob(Hog(gib=4.0), EngineConfig(shards=1), (4,), pool,
                     ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0), PricesSpec())
-    outcome = run_isolated(job, memory_limit_mb=512)
+    # the limit sits well above the trial's own footprint (~500 MiB PSS: torch + a shard), far below 4 GiB
+    outcome = run_isolated(job, memory_limit_mb=1536)
     assert outcome.kind == "error", outcome
     assert "can't allocate memory" in outcome.reason, outcome.reason
     assert run_isolated(job).kind == "ok", "without a memory limit the host's memory is the cap: 4 GiB fits"

@@ -55,9 +55,11 @@ def test_three_workers_finish_the_study_with_one_child_run_per_trial(
     study = optuna.load_study(study_name="three", storage=pg_url)
     trials = study.get_trials(deepcopy=False)
     table = _table(trials) + _warnings(workers)
-    finished = [t for t in trials if t.state in FINISHED]
+    finished = [t for t in trials if t.state in FINISHED and t.user_attrs.get("confirms") is None]
     # each worker stops once n_trials have finished; trials already running then still finish
     assert n_trials <= len(finished) <= n_trials + 2, table
+    confirmed = [t.user_attrs["confirms"] for t in trials if t.user_attrs.get("confirms") is not None]
+    assert len(confirmed) == len(set(confirmed)), f"a pick confirmed twice by several workers:\n{table}"
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], table
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     for t in trials:

@@ -24,7 +24,7 @@ def study(tmp_path: Path):
 
 
 def test_counts_and_summary(study) -> None:
-    assert study_counts(study) == {"complete": 4, "feasible": 3, "failed": 1, "infeasible": 2, "running": 0, "noisy": 0}
+    assert study_counts(study) == {"complete": 4, "feasible": 3, "failed": 1, "infeasible": 2, "running": 0, "noisy": 0, "confirmations": 0}
     summary = study_summary(study, storage="postgresql+psycopg2://u:pw@h/db")
     assert summary["storage"] == "postgresql+psycopg2://u:***@h/db"
     assert [p["trial"] for p in summary["pareto"]] == [0, 1, 2]
