@@ -85,9 +85,9 @@ def pick_lines(picks: list[Pick], objectives: list[str], location: str, *,
         >>> # 'trial 5  small_cnn int8 K2x1 b16 pipe  (knee, lowest p95 latency)'
     """
     if not picks and baseline_front:
-        return [f"No searched layout beats your in-process call (baseline trial {', '.join(map(str, baseline_front))}) "
-                "on any objective: it is the whole front. Serve the model as it is, or widen the search "
-                "(precision, batch size, runtime)."]
+        trials = ", ".join(map(str, baseline_front))
+        return [(f"No searched layout beats your in-process call (baseline trial {trials}) on any objective: it is "
+                 "the whole front. Serve the model as it is, or widen the search (precision, batch size, runtime).")]
     if not picks:
         return ["No recommended pick yet: the front is empty."]
     lines = []

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 import optuna
@@ -82,7 +83,7 @@ def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConf
 
 
 def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,
-                   *, lock: HostLock | None = None, serve: str = "engine") -> dict[str, Any]:
+                   *, lock: AbstractContextManager[Any] | None = None, serve: str = "engine") -> dict[str, Any]:
     """Run stages 1-7 for one point; return the trial record (metrics, spread, stage seconds, model).
 
     Stages 4-7 run in an isolated process (:func:`lepton_tune.measure.run_isolated`), so the
