@@ -76,10 +76,13 @@ Chosen: {s.get('selection') or 'by trial number'}.
 ## Use it
 ```bash
 lepton-tune predict {name} image.png --json     # classify files
-lepton-tune verify {name}                       # re-measure here; exit 1 if it drifted
-mlflow models serve -m {name} --env-manager local --host 127.0.0.1 --port 5001
+lepton-tune verify {name}                       # re-measure here; exit 3 if it drifted, 4 if the host was busy
+mlflow models serve -m {name} --env-manager local --host 127.0.0.1 --port 5001   # local: see below
 curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d '{{"inputs": IMAGES}}'
 ```
+Serve it with `--env-manager local` from an environment where lepton-tune is installed: MLflow's default env
+manager stops at once (`./STOP--this-lepton-tune-bundle-is-served-with--env-manager-local`), because a fresh
+environment built from the public index cannot hold the lepton-tune that exported this bundle.
 Over MLflow (`mlflow.pyfunc.load_model`, `mlflow models serve`) the model takes preprocessed float32 images
 `[N, {c}, {h}, {w}]` and returns one row of {len(classes)} logits per image (class order as above); `lepton-tune predict`
 does the preprocessing and returns class names with probabilities.

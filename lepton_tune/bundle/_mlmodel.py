@@ -2,10 +2,13 @@
 
 Serving modes: ``mlflow models serve -m DIR --env-manager local`` (supported) runs the bundle in the
 current environment, which must have lepton-tune installed. With the default env manager
-(virtualenv) MLflow builds a new environment from ``requirements.txt``; that file pins only public
-packages (torch, torchvision, mlflow) and never ``lepton-tune``, because the public index may serve
-another project or version under that name. The new environment therefore lacks the loader module
-and MLflow stops with ``No module named 'lepton_tune'``; use ``--env-manager local``.
+(virtualenv) MLflow would build a new environment from ``python_env.yaml``: ``requirements.txt`` pins
+only public packages (torch, torchvision, mlflow) and never ``lepton-tune``, because the public index
+may serve another project or version under that name, so that environment could never load the
+bundle, after minutes of downloads. ``python_env.yaml`` and ``conda.yaml`` therefore list
+:data:`ENV_GUARD` first: a local path that does not exist, which pip refuses before it downloads
+anything (measured: the default ``mlflow models serve`` stops after 6 s with
+``Invalid requirement: './STOP--this-lepton-tune-bundle-is-served-with--env-manager-local'``).
 
 mlflow is imported only inside these functions, so loading a bundle with
 :func:`lepton_tune.load_bundle` never pulls it in.
@@ -18,7 +21,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOADER_MODULE", "register_bundle", "signature_of", "write_mlmodel"]
+__all__ = ["ENV_GUARD", "LOADER_MODULE", "register_bundle", "signature_of", "write_mlmodel"]
+
+#: First dependency of the bundle's MLflow environments: a path that never exists, so that pip stops at
+#: once, naming the fix, when MLflow builds a fresh environment (default env manager) for this bundle.
+ENV_GUARD = "./STOP--this-lepton-tune-bundle-is-served-with--env-manager-local"
 
 #: The pyfunc loader: ``_load_pyfunc(path)`` returns a model whose ``predict`` runs the bundle's engine.
 LOADER_MODULE = "lepton_tune.bundle._pyfunc"
@@ -59,9 +66,10 @@ def write_mlmodel(root: Path, manifest: dict[str, Any]) -> list[str]:
 
     (root / "requirements.txt").write_text(REQUIREMENTS_NOTE + "\n".join(_requirements(manifest)) + "\n")
     (root / "python_env.yaml").write_text(
-        f"python: {platform.python_version()}\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n")
+        f"python: {platform.python_version()}\nbuild_dependencies:\n- pip\ndependencies:\n- {ENV_GUARD}\n"
+        "- -r requirements.txt\n")
     # MLflow's default env manager reads the conda entry before python_env.yaml (KeyError 'conda' without it)
-    pins = "".join(f"  - {pin}\n" for pin in _requirements(manifest))
+    pins = "".join(f"  - {pin}\n" for pin in [ENV_GUARD, *_requirements(manifest)])
     (root / "conda.yaml").write_text(f"name: lepton-bundle\nchannels:\n- conda-forge\ndependencies:\n"
                                      f"- python={platform.python_version()}\n- pip\n- pip:\n{pins}")
     model = Model(signature=signature_of(manifest))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lepton_tune.bundle._mlmodel import ENV_GUARD
 from tests.bundle_tests._study import TinyStudy
 
 
@@ -104,13 +105,33 @@ def test_requirements_name_only_public_packages_pinned_exactly(study: TinyStudy)
     assert "--env-manager local" in (study.bundle / "requirements.txt").read_text()
     assert not any("lepton" in pin.lower() for pin in pins)
     conda = (study.bundle / "conda.yaml").read_text()
-    assert "lepton" not in conda.replace("lepton-bundle", "")
+    assert "lepton" not in conda.replace("lepton-bundle", "").replace(ENV_GUARD, "")
 
 
 def test_default_env_manager_reads_the_bundle_environment(study: TinyStudy) -> None:
     """MLflow's default (virtualenv) manager reads the model's environment without crashing (it raised
-    KeyError 'conda' before conda.yaml was written); what it then installs is only the public pins."""
+    KeyError 'conda' before conda.yaml was written); the guard comes before the public pins."""
     from mlflow.utils.virtualenv import _get_python_env
 
     env = _get_python_env(study.bundle)
-    assert env.dependencies == ["-r requirements.txt"]
+    assert env.dependencies == [ENV_GUARD, "-r requirements.txt"]
+
+
+@pytest.mark.slow
+def test_default_env_manager_fails_fast_naming_env_manager_local(study: TinyStudy, tmp_path) -> None:
+    """``mlflow models serve`` with MLflow's default env manager stops within seconds, before pip downloads
+    anything, with a message naming ``--env-manager local`` (never installing torch or a 'lepton-tune')."""
+    import shutil
+
+    if shutil.which("pyenv") is None and shutil.which("uv") is None:
+        pytest.skip("MLflow's virtualenv env manager needs pyenv or uv; neither is on this machine")
+    bin_dir = Path(sys.executable).parent
+    env = {**study.env, "MLFLOW_ENV_ROOT": str(tmp_path / "envs")}
+    started = time.monotonic()
+    proc = subprocess.run([str(bin_dir / "mlflow"), "models", "serve", "-m", str(study.bundle), "--host", "127.0.0.1",
+                           "-p", "0"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "STOP--this-lepton-tune-bundle-is-served-with--env-manager-local" in output, output[-3000:]
+    assert "Processing" not in output and "Collecting" not in output, output[-3000:]  # nothing was installed
+    assert time.monotonic() - started < 120
