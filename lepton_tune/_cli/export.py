@@ -45,10 +45,15 @@ _CONFIRM_SHOWN = ("latency_p50_ms", "latency_p95_ms", "throughput", "memory_mb",
 def _confirm(study, trial, console):  # type: ignore[no-untyped-def]
     """Re-measure the chosen point in a fresh process (the front's points are lucky on average)."""
     from lepton_tune.exceptions import HostBusyError
-    from lepton_tune.tuning import confirm_trial
+    from lepton_tune.tuning import confirm_trial, confirmation_of
 
-    console.print(f"confirming trial {trial.number}: measuring it again in a fresh process with fresh windows ...")
-    confirmed = confirm_trial(study, trial)
+    earlier = confirmation_of(study, trial.number)
+    if earlier is None:
+        console.print(f"confirming trial {trial.number}: measuring it again in a fresh process with fresh windows ...")
+    else:
+        console.print(f"trial {trial.number} was already confirmed in a fresh process (trial {earlier.number}); "
+                      "using that measurement")
+    confirmed = earlier or confirm_trial(study, trial)
     if confirmed.user_attrs.get("noisy"):
         confirmed = confirm_trial(study, trial, reuse=False)  # once more: the host may have calmed down
     if confirmed.user_attrs.get("noisy"):

@@ -164,7 +164,9 @@ def test_export_confirms_the_point_in_a_fresh_process_and_records_both(study: Ti
     import optuna
     import yaml
 
-    assert "confirming trial" in study.export_stderr and "confirmed as trial" in study.export_stderr
+    assert ("confirming trial" in study.export_stderr  # or the end of search had confirmed this pick already
+            or "was already confirmed in a fresh process" in study.export_stderr)
+    assert "confirmed as trial" in study.export_stderr
     manifest = yaml.safe_load((study.bundle / "lepton.yaml").read_text())
     measured = manifest["measured"]
     first, confirms = measured["first_metrics"], measured["confirms"]
