@@ -16,12 +16,14 @@ __all__ = [
     "EngineInputError",
     "EngineLayoutError",
     "EngineTimeoutError",
+    "HostBusyError",
     "HostMismatchError",
     "LeptonTuneError",
     "ModelError",
     "SelectionError",
     "ShardCrashedError",
     "StorageError",
+    "error_from",
 ]
 
 
@@ -96,3 +98,22 @@ class BundleError(LeptonTuneError, ValueError):
 
 class SelectionError(LeptonTuneError, ValueError):
     """No study trial meets the limits given to ``export``."""
+
+
+def error_from(type_name: str, message: str) -> LeptonTuneError:
+    """Rebuild an error that crossed a process boundary as (class name, message).
+
+    A trial process sends its exception's class name and message, not a pickled exception (a
+    user model's exception class may not import in the parent); the parent gets back the
+    :class:`LeptonTuneError` subclass of that name, or an :class:`EngineError` for anything else
+    (a ``RuntimeError`` raised by torch inside the engine is an engine failure to the search).
+    """
+    cls = globals().get(type_name)
+    if isinstance(cls, type) and issubclass(cls, LeptonTuneError) and type_name in __all__:
+        if cls is ConfigError:
+            return ConfigError(message)
+        try:
+            return cls(message)
+        except TypeError:  # a subclass with another constructor
+            pass
+    return EngineError(f"{type_name}: {message}" if message else type_name)

@@ -10,6 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from lepton_tune.front import (
     METRIC_NAMES,
     Pick,
+    TrialRecord,
     by_first_objective,
     export_command,
     format_metric,
@@ -55,7 +56,7 @@ def front_table(study: optuna.Study, picks: list[Pick] | None = None) -> Any:
     shown = {t.number for t in front}
     rows = by_first_objective(front + [t for t in baselines if t.number not in shown], objectives, directions)
     for trial in rows:
-        point, m = trial.user_attrs.get("point", {}), trial.user_attrs.get("metrics", {})
+        point, m = TrialRecord.of(trial).point, TrialRecord.of(trial).metrics
         ratios = {k: m[k] for k in ("speedup", "memory_ratio") if k in m} or baseline_ratios(study, point.get("backbone"), m)
         note = _mark(trial)
         if trial.number in roles:
@@ -70,7 +71,7 @@ def baseline_on_front(study: optuna.Study) -> list[int]:
     """Numbers of the baseline trials that stand on the feasible front."""
     from lepton_tune.front import feasible_front
 
-    return [t.number for t in feasible_front(study) if t.user_attrs.get("baseline")]
+    return [t.number for t in feasible_front(study) if TrialRecord.of(t).baseline]
 
 
 def pick_lines(picks: list[Pick], objectives: list[str], location: str, *,

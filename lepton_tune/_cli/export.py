@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lepton_tune._cli._common import DEFAULT_RUN_DIR, add_location_options, err_console, print_json
+from lepton_tune.front import TrialRecord
 
 __all__ = ["add_parser", "run"]
 
@@ -54,13 +55,13 @@ def _confirm(study, trial, console):  # type: ignore[no-untyped-def]
         console.print(f"trial {trial.number} was already confirmed in a fresh process (trial {earlier.number}); "
                       "using that measurement")
     confirmed = earlier or confirm_trial(study, trial)
-    if confirmed.user_attrs.get("noisy"):
+    if TrialRecord.of(confirmed).noisy:
         confirmed = confirm_trial(study, trial, reuse=False)  # once more: the host may have calmed down
-    if confirmed.user_attrs.get("noisy"):
+    if TrialRecord.of(confirmed).noisy:
         raise HostBusyError(f"trial {trial.number}: the host was busy while confirming it "
-                            f"({confirmed.user_attrs.get('reason')}). Nothing was exported; re-run export on a quiet "
+                            f"({TrialRecord.of(confirmed).reason}). Nothing was exported; re-run export on a quiet "
                             "host, or pass --no-confirm to export the search's measurement")
-    first, now = trial.user_attrs.get("metrics", {}), confirmed.user_attrs.get("metrics", {})
+    first, now = TrialRecord.of(trial).metrics, TrialRecord.of(confirmed).metrics
     changes = ", ".join(f"{k} {first[k]:.4g} -> {now[k]:.4g}" for k in _CONFIRM_SHOWN if k in first and k in now)
     console.print(f"confirmed as trial {confirmed.number}: {changes} (the bundle records the confirmation)",
                   markup=False, highlight=False)
@@ -90,17 +91,17 @@ def run(args: argparse.Namespace) -> int:
     study, url = open_existing(args)
     selection = select_trial(study, requires=args.require or [], prefer=args.prefer, trial_number=args.trial)
     console.print(f"chose {selection.reason}", markup=False, highlight=False)
-    metrics = selection.trial.user_attrs.get("metrics", {})
+    metrics = TrialRecord.of(selection.trial).metrics
     console.print("  " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
     chosen = selection.trial if args.no_confirm else _confirm(study, selection.trial, console)
-    metrics = chosen.user_attrs.get("metrics", {})
+    metrics = TrialRecord.of(chosen).metrics
     out = export_bundle(study, chosen, args.out, reason=selection.reason, overwrite=args.force,
                         storage=redact_url(url), protect=protect, trust_code=args.trust_code or None)
     digest = manifest_digest(out)
     result = {"bundle": str(out), "study": study.study_name, "trial": selection.trial.number,
               "reason": selection.reason, "metrics": metrics, "manifest_sha256": digest,
               "confirmed_by": None if chosen is selection.trial else chosen.number,
-              "first_metrics": selection.trial.user_attrs.get("metrics", {})}
+              "first_metrics": TrialRecord.of(selection.trial).metrics}
     console.print(f"wrote bundle {out} (lepton.yaml sha256 {digest}: pin it with load_bundle(..., digest=...))")
     if args.register:
         from lepton_tune.bundle import register_bundle

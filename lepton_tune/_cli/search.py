@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_tune._cli._common import DEFAULT_RUN_DIR, DEFAULT_STUDY, err_console, print_json
+from lepton_tune.front import TrialRecord
 
 __all__ = ["add_parser", "run"]
 
@@ -177,7 +178,7 @@ def _confirm_picks(study: Any, console: Any, callbacks: list[Any]) -> None:
             continue
         for callback in callbacks if confirmed_here(confirmed) else []:  # another worker logged its own
             callback(study, confirmed)
-        if confirmed.user_attrs.get("noisy"):
+        if TrialRecord.of(confirmed).noisy:
             warnings.warn(f"trial {pick.trial.number}: the host was busy while confirming it; it is shown as not yet "
                           "confirmed (export confirms it)", stacklevel=2)
 

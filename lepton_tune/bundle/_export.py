@@ -20,6 +20,7 @@ from lepton_tune.bundle._replace import check_out_dir, storage_dirs, swap_in
 from lepton_tune.bundle._runtimes import load_served, prepare_served, write_served
 from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
 from lepton_tune.exceptions import BundleError
+from lepton_tune.front import TrialRecord
 
 __all__ = ["export_bundle"]
 
@@ -44,14 +45,14 @@ def _libraries() -> dict[str, str]:
 
 def _trial_parts(study: Any, trial: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     spec = study.user_attrs.get("spec")
-    point = trial.user_attrs.get("point")
-    metrics = trial.user_attrs.get("metrics")
+    point = TrialRecord.of(trial).point
+    metrics = TrialRecord.of(trial).metrics
     if not isinstance(spec, dict) or not isinstance(point, dict):
         raise BundleError(f"study {study.study_name!r}: trial {trial.number} lacks the 'spec'/'point' attributes a "
                           "lepton-tune study records; export only works on studies run by 'lepton-tune search'")
-    if not metrics or trial.user_attrs.get("lepton_status") == "failed":
+    if not metrics or TrialRecord.of(trial).status == "failed":
         raise BundleError(f"study {study.study_name!r}: trial {trial.number} was not measured "
-                          f"({trial.user_attrs.get('reason') or trial.state.name}); choose a COMPLETE trial")
+                          f"({TrialRecord.of(trial).reason or trial.state.name}); choose a COMPLETE trial")
     return spec, point, metrics
 
 
@@ -100,7 +101,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     dataset = load_dataset(dataset_spec)
     cache = ModelCache()
     trained = train_model(ref, recipe, dataset, cache=cache)
-    recorded = trial.user_attrs.get("model", {}) or {}
+    recorded = TrialRecord.of(trial).model or {}
     if recorded.get("recipe_hash") and recorded["recipe_hash"] != trained.recipe_hash:
         raise BundleError(
             f"trial {trial.number}: this lepton-tune builds recipe {trained.recipe_hash}, but the trial measured "
@@ -142,7 +143,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
             "lepton_tune": _libraries()["lepton_tune"],
         }
         accuracy_samples = len(dataset.test[1])
-        protocol = trial.user_attrs.get("protocol") or spec.get("protocol", {})
+        protocol = TrialRecord.of(trial).protocol or spec.get("protocol", {})
         if protocol.get("accuracy_samples"):
             accuracy_samples = min(accuracy_samples, int(protocol["accuracy_samples"]))
         manifest = {
@@ -156,13 +157,13 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
             "dataset": public_dataset(dataset_spec.model_dump(mode="json")),
             "preprocessing": dataset.preprocessing(),
             "classes": list(dataset.classes),
-            "measured": {"metrics": metrics, "spread": trial.user_attrs.get("spread", {}), "protocol": protocol,
+            "measured": {"metrics": metrics, "spread": TrialRecord.of(trial).spread, "protocol": protocol,
                          "prices": spec.get("prices", {}), "accuracy_samples": accuracy_samples,
                          "request_pool": "the first 8-64 images of the test split (at most 8 MiB)",
                          "host_id": trial.user_attrs.get("host_id") or study.user_attrs.get("host_id"),
-                         "confirms": trial.user_attrs.get("confirms"),
-                         "first_metrics": trial.user_attrs.get("first_metrics"),
-                         "noise": trial.user_attrs.get("noise", {})},
+                         "confirms": TrialRecord.of(trial).confirms,
+                         "first_metrics": TrialRecord.of(trial).first_metrics,
+                         "noise": TrialRecord.of(trial).noise},
             "host": public_host(study.user_attrs.get("host", {})),
             "libraries": _libraries(),
             "files": files,

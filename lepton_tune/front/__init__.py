@@ -43,6 +43,7 @@ from lepton_tune.front._picks import (
     recommended_picks,
     study_location,
 )
+from lepton_tune.front._record import STATUSES, Status, TrialRecord
 
 __all__ = [
     "MAX_PICKS",
@@ -50,6 +51,9 @@ __all__ = [
     "METRIC_UNITS",
     "PARAM_NAMES",
     "REFERENCE_MARGIN",
+    "STATUSES",
+    "Status",
+    "TrialRecord",
     "Pick",
     "budget_words",
     "by_first_objective",
@@ -78,4 +82,5 @@ __all__ = [
     "study_objectives",
     "study_reference",
     "to_loss",
+    "with_first",
 ]

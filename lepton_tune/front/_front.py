@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.front._hypervolume import hypervolume, reference_point, to_loss
+from lepton_tune.front._record import TrialRecord
 
 __all__ = [
     "by_first_objective",
@@ -64,7 +65,7 @@ def objective_values(trial: FrozenTrial, objectives: Sequence[str]) -> list[floa
     if trial.state == TrialState.COMPLETE and trial.values is not None:
         values = [float(v) for v in trial.values]
     else:
-        metrics = trial.user_attrs.get("metrics") or {}
+        metrics = TrialRecord.of(trial).metrics or {}
         if not all(isinstance(metrics.get(o), (int, float)) for o in objectives):
             return None
         values = [float(metrics[o]) for o in objectives]
@@ -115,8 +116,8 @@ def study_reference(study: optuna.Study, trials: Sequence[FrozenTrial] | None = 
     objectives, directions = study_objectives(study), study_directions(study)
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     complete = [objective_values(t, objectives) for t in trials
-                if t.state == TrialState.COMPLETE and t.user_attrs.get("confirms") is None
-                and not t.user_attrs.get("noisy")]
+                if t.state == TrialState.COMPLETE and TrialRecord.of(t).confirms is None
+                and not TrialRecord.of(t).noisy]
     complete = [v for v in complete if v is not None]
     if not complete:
         return None

@@ -25,6 +25,7 @@ from lepton_tune.front._front import (
     study_objectives,
 )
 from lepton_tune.front._label import short_label
+from lepton_tune.front._record import TrialRecord
 
 __all__ = ["MAX_PICKS", "Pick", "confirmation_for", "export_command", "knee_index", "recommended_picks",
            "study_location"]
@@ -82,7 +83,7 @@ def _knee_distances(values: Sequence[Sequence[float]], directions: Sequence[str]
 def confirmation_for(study: optuna.Study, number: int) -> FrozenTrial | None:
     """The newest quiet confirmation (``confirms == number``, not noisy) of trial ``number``, if any."""
     found = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if t.user_attrs.get("confirms") == number and not t.user_attrs.get("noisy")]
+             if TrialRecord.of(t).confirms == number and not TrialRecord.of(t).noisy]
     return found[-1] if found else None
 
 
@@ -103,7 +104,7 @@ def recommended_picks(study: optuna.Study, *, limit: int = MAX_PICKS) -> list[Pi
         >>> # [(5, ['knee', 'best accuracy', 'lowest p95 latency']), (7, ['lowest memory'])]
     """
     objectives, directions = study_objectives(study), study_directions(study)
-    front = [t for t in feasible_front(study) if not t.user_attrs.get("baseline")]
+    front = [t for t in feasible_front(study) if not TrialRecord.of(t).baseline]
     values = [objective_values(t, objectives) for t in front]
     front = [t for t, v in zip(front, values) if v is not None]
     values = [v for v in values if v is not None]
@@ -129,10 +130,10 @@ def recommended_picks(study: optuna.Study, *, limit: int = MAX_PICKS) -> list[Pi
 
 
 def _pick(study: optuna.Study, trial: FrozenTrial, roles: list[str]) -> Pick:
-    point = trial.user_attrs.get("point") or dict(trial.params)
-    first = dict(trial.user_attrs.get("metrics") or {})
+    point = TrialRecord.of(trial).point or dict(trial.params)
+    first = dict(TrialRecord.of(trial).metrics or {})
     confirmation = confirmation_for(study, trial.number)
-    metrics = dict(confirmation.user_attrs.get("metrics") or {}) if confirmation is not None else first
+    metrics = dict(TrialRecord.of(confirmation).metrics or {}) if confirmation is not None else first
     return Pick(trial, roles, short_label(point), confirmation, metrics, first)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lepton_tune.config import EngineConfig, PricesSpec, ProtocolSpec
+from lepton_tune.exceptions import LeptonTuneError, error_from
 from lepton_tune.measure._memory import pss_mib, rss_mib
 from lepton_tune.measure._noise import tree_pids
 
@@ -63,6 +64,12 @@ class JobOutcome:
     kind: str
     record: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    error_type: str = ""  # "error": the exception's class name in the trial process
+
+    def error(self) -> LeptonTuneError:
+        """The trial process's error as the same :class:`LeptonTuneError` subclass, re-raisable here."""
+        message = self.reason.split(": ", 1)[1] if self.error_type and ": " in self.reason else self.reason
+        return error_from(self.error_type or "EngineError", message)
 
 
 _SEND_TEST = "send-test-split"
@@ -165,7 +172,8 @@ def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None) -> N
         outcome = _serve_in_process(job, conn) if job.serve == "in-process" else _serve_engine(job, conn)
         conn.send(outcome)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
-        conn.send(JobOutcome("error", {"traceback": traceback.format_exc(limit=8)}, f"{type(exc).__name__}: {exc}"))
+        conn.send(JobOutcome("error", {"traceback": traceback.format_exc(limit=8)}, f"{type(exc).__name__}: {exc}",
+                             error_type=type(exc).__name__))
     finally:
         conn.close()
 

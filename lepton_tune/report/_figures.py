@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from lepton_tune.front import METRIC_NAMES, format_metric, metric_title, short_label
+from lepton_tune.front import METRIC_NAMES, TrialRecord, format_metric, metric_title, short_label
 from lepton_tune.report._pareto import ParetoInfo
 
 __all__ = ["axis_title", "log_axis", "pareto_figures", "pareto_groups", "plot_hypervolume", "plot_pareto_2d",
@@ -54,7 +54,7 @@ def pareto_groups(info: ParetoInfo) -> dict[str, list[FrozenTrial]]:
 
 
 def _hover(trial: FrozenTrial, info: ParetoInfo) -> str:
-    point = trial.user_attrs.get("point") or trial.params
+    point = TrialRecord.of(trial).point or trial.params
     attrs = trial.user_attrs
     head = f"trial {trial.number}: {short_label(point)}" if point else f"trial {trial.number}"
     if attrs.get("baseline"):

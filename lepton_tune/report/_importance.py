@@ -10,7 +10,7 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from lepton_tune.front import metric_title, param_name
+from lepton_tune.front import TrialRecord, metric_title, param_name
 from lepton_tune.report._pareto import study_directions, study_objectives
 
 __all__ = ["ImportanceInfo", "importance_info", "importance_target", "plot_importances"]
@@ -48,7 +48,7 @@ def importance_info(study: optuna.Study, *, params: list[str] | None = None) -> 
     """
     objectives, directions = study_objectives(study), study_directions(study)
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if not t.user_attrs.get("noisy") and t.user_attrs.get("confirms") is None]
+                if not TrialRecord.of(t).noisy and TrialRecord.of(t).confirms is None]
     common = set.intersection(*(set(t.params) for t in complete)) if complete else set()
     names = sorted(k for k in common if params is None or k in params)
     verbosity = optuna.logging.get_verbosity()

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import plotly.graph_objects as go
 
-from lepton_tune.front import metric_title, param_name
+from lepton_tune.front import TrialRecord, metric_title, param_name
 from lepton_tune.report._pareto import ParetoInfo
 
 __all__ = ["Dimension", "ParallelInfo", "parallel_info", "plot_parallel"]
@@ -45,7 +45,7 @@ def parallel_info(info: ParetoInfo, *, params: list[str] | None = None) -> Paral
     groups_of.update({t.number: 1 for t in info.feasible})
     groups_of.update({t.number: 2 for t in info.front})
     trials = sorted([*info.infeasible, *info.feasible, *info.front], key=lambda t: t.number)
-    points = [t.user_attrs.get("point") or t.params for t in trials]
+    points = [TrialRecord.of(t).point or t.params for t in trials]
     keys: list[str] = []
     for point in points:
         keys.extend(k for k in point if k not in keys and (params is None or k in params))

@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.front import (
+    TrialRecord,
     eligible,
     feasible_front,
     hypervolume,
@@ -88,7 +89,7 @@ def _hv_history(trials: list[FrozenTrial], ref: np.ndarray | None, objectives: l
     points: list[list[float]] = []
     current = 0.0
     for trial in sorted(trials, key=lambda t: t.number):
-        if not trial.state.is_finished() or trial.user_attrs.get("confirms") is not None:
+        if not trial.state.is_finished() or TrialRecord.of(trial).confirms is not None:
             continue
         values = objective_values(trial, objectives) if eligible(trial) else None
         if values is not None and ref is not None:
@@ -116,11 +117,11 @@ def pareto_info(study: optuna.Study) -> ParetoInfo:
         if vals is None or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             continue
         values[trial.number] = vals
-        if trial.user_attrs.get("baseline"):
+        if TrialRecord.of(trial).baseline:
             groups["baseline"].append(trial)
-        if trial.user_attrs.get("confirms") is not None:
+        if TrialRecord.of(trial).confirms is not None:
             groups["confirmations"].append(trial)
-        elif trial.user_attrs.get("noisy"):
+        elif TrialRecord.of(trial).noisy:
             groups["noisy"].append(trial)
         elif is_feasible(trial):
             if trial.number not in on_front:
@@ -129,10 +130,10 @@ def pareto_info(study: optuna.Study) -> ParetoInfo:
             groups["infeasible"].append(trial)
     ref = study_reference(study, trials)
     history = _hv_history(trials, ref, objectives, directions)
-    measured = [t for t in trials if t.user_attrs.get("confirms") is None]
+    measured = [t for t in trials if TrialRecord.of(t).confirms is None]
     complete = [t for t in measured if t.state == TrialState.COMPLETE]
-    noisy = sum(bool(t.user_attrs.get("noisy")) for t in complete)
-    n_feasible = sum(is_feasible(t) and not t.user_attrs.get("noisy") for t in complete)
+    noisy = sum(bool(TrialRecord.of(t).noisy) for t in complete)
+    n_feasible = sum(is_feasible(t) and not TrialRecord.of(t).noisy for t in complete)
     counts = {
         "complete": len(complete),
         "feasible": n_feasible,
@@ -171,9 +172,9 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
     """Point, metrics and status of one trial, as the front table and hover texts show them."""
     return {
         "trial": trial.number,
-        "point": dict(trial.user_attrs.get("point") or trial.params),
-        "metrics": dict(trial.user_attrs.get("metrics") or {}),
-        "status": trial.user_attrs.get("lepton_status", trial.state.name.lower()),
-        "reason": trial.user_attrs.get("reason", ""),
-        "baseline": bool(trial.user_attrs.get("baseline")),
+        "point": dict(TrialRecord.of(trial).point or trial.params),
+        "metrics": dict(TrialRecord.of(trial).metrics or {}),
+        "status": (TrialRecord.of(trial).status or trial.state.name.lower()),
+        "reason": TrialRecord.of(trial).reason,
+        "baseline": bool(TrialRecord.of(trial).baseline),
     }

@@ -7,6 +7,7 @@ import html
 from lepton_tune.front import (
     METRIC_NAMES,
     Pick,
+    TrialRecord,
     export_command,
     format_metric,
     format_ratio,
@@ -76,7 +77,7 @@ def _pick_html(pick: Pick, objectives: list[str], location: str) -> str:
 
 def baseline_note(info: SummaryInfo, objectives: list[str], directions: list[str]) -> str:
     """When the in-process baseline is on the front: where it beats every pick, in words."""
-    base = info.baseline.user_attrs.get("metrics") or {} if info.baseline is not None else {}
+    base = TrialRecord.of(info.baseline).metrics if info.baseline is not None else {}
     wins = []
     for name, direction in zip(objectives, directions):
         value, picked = base.get(name), [p.metrics.get(name) for p in info.picks if p.metrics.get(name) is not None]

@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.front import (
     Pick,
+    TrialRecord,
     budget_words,
     metric_title,
     param_name,
@@ -59,10 +60,10 @@ class SummaryInfo(NamedTuple):
 
 
 def _baseline(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    found = [t for t in trials if t.user_attrs.get("baseline") and t.state == TrialState.COMPLETE]
+    found = [t for t in trials if TrialRecord.of(t).baseline and t.state == TrialState.COMPLETE]
     if not found:
         return None
-    return max(found, key=lambda t: (t.user_attrs.get("baseline_kind") == "in-process", not t.user_attrs.get("noisy"),
+    return max(found, key=lambda t: (TrialRecord.of(t).baseline_kind == "in-process", not TrialRecord.of(t).noisy,
                                      -t.number))
 
 
@@ -89,8 +90,8 @@ def summary_info(study: optuna.Study, info: ParetoInfo, *, location: str | None 
         >>> # ({'backbone': 'small_cnn, resnet18', 'K': '1-2'}, [5, 7])
     """
     trials = study.get_trials(deepcopy=False)
-    measured = [t for t in trials if t.user_attrs.get("confirms") is None]
-    points = [t.user_attrs.get("point") or t.params for t in measured]
+    measured = [t for t in trials if TrialRecord.of(t).confirms is None]
+    points = [TrialRecord.of(t).point or t.params for t in measured]
     searched = {param_name(k): v for k, v in searched_params(study.user_attrs, points).items()}
     counts = {
         "measured": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in measured),
@@ -99,7 +100,7 @@ def summary_info(study: optuna.Study, info: ParetoInfo, *, location: str | None 
         "failed": info.counts["failed"],
         "noisy": info.counts["noisy"],
         "running": info.counts["running"],
-        "baselines": sum(bool(t.user_attrs.get("baseline")) for t in measured),
+        "baselines": sum(bool(TrialRecord.of(t).baseline) for t in measured),
         "confirmations": info.counts["confirmations"],
     }
     baseline = _baseline(measured)
@@ -112,7 +113,7 @@ def summary_info(study: optuna.Study, info: ParetoInfo, *, location: str | None 
         hypervolume_share=info.hypervolume_share,
         picks=recommended_picks(study),
         baseline=baseline,
-        baseline_on_front=any(t.user_attrs.get("baseline") for t in info.front if t.number in on_front),
+        baseline_on_front=any(TrialRecord.of(t).baseline for t in info.front if t.number in on_front),
         location=study_location(study) if location is None else location,
         host=_host(study.user_attrs),
     )

@@ -10,6 +10,7 @@ from typing import Any
 from lepton_tune.front import (
     METRIC_NAMES,
     Pick,
+    TrialRecord,
     by_first_objective,
     format_metric,
     format_ratio,
@@ -43,13 +44,13 @@ def front_rows(info: ParetoInfo, *, params: list[str] | None = None,
     trials = by_first_objective(trials, info.objectives, info.directions)
     rows = []
     for trial in trials:
-        point = dict(trial.user_attrs.get("point") or trial.params)
-        row: dict[str, Any] = {"trial": trial.number, "baseline": bool(trial.user_attrs.get("baseline")),
+        point = dict(TrialRecord.of(trial).point or trial.params)
+        row: dict[str, Any] = {"trial": trial.number, "baseline": bool(TrialRecord.of(trial).baseline),
                                "label": short_label(point), "pick": roles.get(trial.number, [])}
         if row["baseline"]:
-            row["baseline_form"] = trial.user_attrs.get("baseline_form")
+            row["baseline_form"] = TrialRecord.of(trial).baseline_form
         row.update(zip(info.objectives, info.values[trial.number]))
-        for key, value in (trial.user_attrs.get("metrics") or {}).items():
+        for key, value in (TrialRecord.of(trial).metrics or {}).items():
             row.setdefault(key, value)
         row["params"] = {param_name(k): point.get(k) for k in params or []}
         row["point"] = point

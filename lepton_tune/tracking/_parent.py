@@ -12,6 +12,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from lepton_tune.front import TrialRecord
 from lepton_tune.tracking._record import metric_key, run_name
 
 __all__ = ["best_values", "front_table", "study_note"]
@@ -46,8 +47,8 @@ def front_table(front: Sequence[FrozenTrial], objectives: Sequence[str], params:
     for name in [*objectives, *(e for e in _EXTRA if e not in objectives), *params]:
         columns.setdefault(name, [])
     for trial in front:
-        metrics = trial.user_attrs.get("metrics") or {}
-        point = trial.user_attrs.get("point") or trial.params
+        metrics = TrialRecord.of(trial).metrics or {}
+        point = TrialRecord.of(trial).point or trial.params
         columns["trial"].append(trial.number)
         columns["run_name"].append(run_name(trial))
         for i, name in enumerate(objectives):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lepton_tune.front import TrialRecord
 from lepton_tune.tracking._guard import TrackingGuard
 from lepton_tune.tracking._parent import best_values, front_table, study_note
 from lepton_tune.tracking._record import child_record, metric_key, run_status, study_tags
@@ -306,7 +307,7 @@ def _searched(study: optuna.Study) -> dict[str, str]:
     """Searched point fields with their ranges (the study's space, else the fields that varied)."""
     from lepton_tune.front import searched_params
 
-    points = [t.user_attrs.get("point") or t.params for t in study.get_trials(deepcopy=False)]
+    points = [TrialRecord.of(t).point or t.params for t in study.get_trials(deepcopy=False)]
     return searched_params(study.user_attrs, points)
 
 

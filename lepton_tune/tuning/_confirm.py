@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.config import StudySpec, host_facts
 from lepton_tune.exceptions import HostMismatchError
+from lepton_tune.front import TrialRecord
 from lepton_tune.tuning._lock import HostLock, _Held
 from lepton_tune.tuning._objective import evaluate_point, judge_record
 from lepton_tune.tuning._prepare import ModelPreparer
@@ -34,13 +35,13 @@ _WORKER = uuid.uuid4().hex[:12]
 
 def confirmed_here(trial: FrozenTrial) -> bool:
     """True if this process measured the confirmation ``trial`` (not another worker, not an earlier run)."""
-    return trial.user_attrs.get("confirmed_by") == _WORKER
+    return TrialRecord.of(trial).confirmed_by == _WORKER
 
 
 def confirmation_of(study: optuna.Study, number: int) -> FrozenTrial | None:
     """The newest quiet confirmation of trial ``number`` already in the study, if any."""
     found = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if t.user_attrs.get("confirms") == number and not t.user_attrs.get("noisy")]
+             if TrialRecord.of(t).confirms == number and not TrialRecord.of(t).noisy]
     return found[-1] if found else None
 
 
@@ -49,7 +50,7 @@ def confirm_trial(study: optuna.Study, trial: FrozenTrial, *, reuse: bool = True
 
     Example:
         >>> # confirmed = confirm_trial(study, selection.trial)
-        >>> # confirmed.user_attrs["metrics"]["latency_p95_ms"], confirmed.user_attrs["first_metrics"][...]
+        >>> # TrialRecord.of(confirmed).metrics["latency_p95_ms"], TrialRecord.of(confirmed).first_metrics[...]
 
     Raises:
         HostMismatchError: this host's fingerprint differs from the study's (a confirmation measured
@@ -57,7 +58,7 @@ def confirm_trial(study: optuna.Study, trial: FrozenTrial, *, reuse: bool = True
     """
     from lepton_tune.measure import host_fingerprint, host_id
 
-    if trial.user_attrs.get("confirms") is not None:
+    if TrialRecord.of(trial).confirms is not None:
         return trial
     if reuse and (done := confirmation_of(study, trial.number)) is not None:
         return done
@@ -68,8 +69,8 @@ def confirm_trial(study: optuna.Study, trial: FrozenTrial, *, reuse: bool = True
             f"study {study.study_name!r} was measured on host {recorded}, this is {here}: a confirmation measured here "
             "would not compare. Export on the study's host, or pass --no-confirm to export the search's measurement")
     spec = StudySpec.model_validate(study.user_attrs["spec"])
-    point = dict(trial.user_attrs["point"])
-    baseline = bool(trial.user_attrs.get("baseline"))
+    point = dict(TrialRecord.of(trial).point)
+    baseline = bool(TrialRecord.of(trial).baseline)
     with HostLock():  # several workers on this host finishing together confirm a pick once
         if reuse and (done := confirmation_of(study, trial.number)) is not None:
             return done
@@ -78,7 +79,7 @@ def confirm_trial(study: optuna.Study, trial: FrozenTrial, *, reuse: bool = True
         record["metrics"].update(baseline_ratios(study, point.get("backbone"), record["metrics"]))
         violations, status, reason = judge_record(spec, record)
         attrs: dict[str, Any] = {
-            **record, "point": point, "confirms": trial.number, "first_metrics": trial.user_attrs.get("metrics", {}),
+            **record, "point": point, "confirms": trial.number, "first_metrics": TrialRecord.of(trial).metrics,
             "baseline": False, "host_id": here, "protocol": spec.protocol.model_dump(), "lepton_status": status,
             "reason": reason or f"confirmation of trial {trial.number}", "noisy": status == "noisy",
             "confirmed_by": _WORKER,
@@ -87,4 +88,4 @@ def confirm_trial(study: optuna.Study, trial: FrozenTrial, *, reuse: bool = True
             params=trial.params, distributions=trial.distributions, state=TrialState.COMPLETE,
             values=[float(record["metrics"][name]) for name in objectives_of(study)], constraints=violations or None,
             user_attrs=attrs))
-    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("confirms") == trial.number][-1]
+    return [t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).confirms == trial.number][-1]

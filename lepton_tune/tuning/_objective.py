@@ -15,7 +15,8 @@ from typing import Any
 import optuna
 
 from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, StudySpec, direction_of
-from lepton_tune.exceptions import EngineError, LeptonTuneError
+from lepton_tune.exceptions import EngineError, EngineLayoutError, LeptonTuneError
+from lepton_tune.front import TrialRecord
 from lepton_tune.measure import EngineJob, request_pool, run_isolated
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._prepare import ModelPreparer
@@ -124,9 +125,12 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     if outcome.kind == "limit":
         raise TrialLimitError(outcome.reason)
     if outcome.kind == "error":
-        if outcome.reason.startswith("EngineLayoutError"):
-            raise Infeasible(outcome.reason.split(": ", 1)[-1])
-        raise EngineError(f"{outcome.reason}\n{outcome.record.get('traceback', '')}".rstrip())
+        error = outcome.error()
+        if isinstance(error, EngineLayoutError):  # the layout cannot be built for this model: not a failure
+            raise Infeasible(str(error))
+        if type(error) is EngineError and outcome.record.get("traceback"):
+            raise EngineError(f"{error}\n{outcome.record['traceback']}".rstrip())
+        raise error
     stages.update(outcome.record["stage_seconds"])
     stages["total"] = time.monotonic() - t0
     record.update(outcome.record, stage_seconds=stages)
@@ -162,7 +166,7 @@ class Objective:
 
 def finish_record(trial: optuna.Trial, record: dict[str, Any], spec: StudySpec) -> list[float]:
     """Store the record on the trial, set budget constraints, return the objective values."""
-    point = trial.user_attrs.get("point", {})
+    point = TrialRecord.of(trial).point
     record["metrics"].update(baseline_ratios(trial.study, point.get("backbone"), record["metrics"]))
     violations, status, reason = judge_record(spec, record)
     _set_attrs(trial, {**{k: v for k, v in record.items() if k != "windows"}, "windows": record.get("windows", []),
@@ -201,8 +205,8 @@ def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 def _find_duplicate(study: optuna.Study, point: dict[str, Any], number: int) -> optuna.trial.FrozenTrial | None:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for past in study.get_trials(deepcopy=False, states=states):
-        if past.number != number and past.user_attrs.get("point") == point and not past.user_attrs.get("baseline"):
-            if past.user_attrs.get("lepton_status") in ("ok", "infeasible"):  # never a noisy or failed one
+        if past.number != number and TrialRecord.of(past).point == point and not TrialRecord.of(past).baseline:
+            if TrialRecord.of(past).status in ("ok", "infeasible"):  # never a noisy or failed one
                 return past
     return None
 

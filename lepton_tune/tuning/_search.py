@@ -17,6 +17,7 @@ from lepton_tune import __version__
 from lepton_tune._redact import redact_data
 from lepton_tune.config import StudySpec, host_facts
 from lepton_tune.exceptions import ConfigError, HostMismatchError, StorageError
+from lepton_tune.front import TrialRecord
 from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id
 from lepton_tune.tuning._baseline import run_baselines
 from lepton_tune.tuning._objective import Objective
@@ -56,7 +57,7 @@ class SearchOptions:
 
 def finished_count(study: optuna.Study) -> int:
     """Finished trials that count toward ``n_trials`` (a confirmation re-measures a point: it does not)."""
-    return sum(t.user_attrs.get("confirms") is None
+    return sum(TrialRecord.of(t).confirms is None
                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 

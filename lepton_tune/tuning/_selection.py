@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial
 
 from lepton_tune.config import METRICS, direction_of
 from lepton_tune.exceptions import SelectionError
+from lepton_tune.front import TrialRecord
 from lepton_tune.tuning._summary import objectives_of, pareto_trials
 
 __all__ = ["Requirement", "Selection", "parse_requirement", "select_trial"]
@@ -76,7 +77,7 @@ def _knee(trials: list[FrozenTrial], names: list[str]) -> FrozenTrial:
     """The point closest to the ideal corner after scaling each objective to [0, 1] (0 = best)."""
     from lepton_tune.front import knee_index
 
-    values = [[t.user_attrs["metrics"][name] for name in names] for t in trials]
+    values = [[TrialRecord.of(t).metrics[name] for name in names] for t in trials]
     return trials[knee_index(values, [direction_of(name) for name in names])]
 
 
@@ -97,13 +98,13 @@ def select_trial(study: optuna.Study, *, requires: list[str], prefer: str | None
     prefer = prefer or "knee"
     if prefer != "knee" and prefer not in METRICS:
         raise SelectionError(f"--prefer: must be an objective ({', '.join(METRICS)}) or 'knee', got {prefer!r}")
-    front = [t for t in pareto_trials(study) if t.user_attrs.get("metrics")]
+    front = [t for t in pareto_trials(study) if TrialRecord.of(t).metrics]
     if not front:
         raise SelectionError(f"study {study.study_name!r} has no feasible Pareto front yet; run 'lepton-tune search'")
-    meeting = [t for t in front if all(r.holds(t.user_attrs["metrics"]) for r in reqs)]
+    meeting = [t for t in front if all(r.holds(TrialRecord.of(t).metrics) for r in reqs)]
     if not meeting:
-        closest = sorted(front, key=lambda t: sum(r.miss(t.user_attrs["metrics"]) for r in reqs))[:3]
-        lines = [f"  trial {t.number}: " + ", ".join(f"{r.name}={t.user_attrs['metrics'].get(r.name, float('nan')):.4g}"
+        closest = sorted(front, key=lambda t: sum(r.miss(TrialRecord.of(t).metrics) for r in reqs))[:3]
+        lines = [f"  trial {t.number}: " + ", ".join(f"{r.name}={TrialRecord.of(t).metrics.get(r.name, float('nan')):.4g}"
                                                     for r in reqs) for t in closest]
         raise SelectionError("no front point meets " + " and ".join(map(str, reqs)) + "; closest:\n" + "\n".join(lines))
     if prefer == "knee":
@@ -111,7 +112,7 @@ def select_trial(study: optuna.Study, *, requires: list[str], prefer: str | None
         why = f"the knee of the {len(meeting)} front point(s) meeting the limits (closest to the ideal corner)"
     else:
         pick = max if direction_of(prefer) == "maximize" else min
-        chosen = pick(meeting, key=lambda t: t.user_attrs["metrics"][prefer])
-        why = f"best {prefer} ({chosen.user_attrs['metrics'][prefer]:.4g}) among {len(meeting)} front point(s) meeting the limits"
+        chosen = pick(meeting, key=lambda t: TrialRecord.of(t).metrics[prefer])
+        why = f"best {prefer} ({TrialRecord.of(chosen).metrics[prefer]:.4g}) among {len(meeting)} front point(s) meeting the limits"
     limits = " and ".join(map(str, reqs)) or "no limits"
     return Selection(chosen, f"trial {chosen.number}: {why} [{limits}]")

@@ -7,6 +7,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lepton_tune.front import TrialRecord
+
 __all__ = ["baseline_metrics", "baseline_ratios", "baseline_trials", "in_process_baseline", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
 
 
@@ -23,7 +25,7 @@ def study_counts(study: optuna.Study) -> dict[str, int]:
     """``complete``, ``feasible``, ``failed``, ``infeasible`` (pruned-infeasible + budgets missed + noisy), ``noisy``;
     ``confirmations`` (re-measures of chosen points before export) are counted apart, in none of the others."""
     every = study.get_trials(deepcopy=False)
-    trials = [t for t in every if t.user_attrs.get("confirms") is None]  # a confirmation re-measures a trial
+    trials = [t for t in every if TrialRecord.of(t).confirms is None]  # a confirmation re-measures a trial
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return {
         "complete": len(complete),
@@ -31,7 +33,7 @@ def study_counts(study: optuna.Study) -> dict[str, int]:
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "infeasible": sum(t.state == TrialState.PRUNED for t in trials) + sum(not _is_feasible(t) for t in complete),
         "running": sum(t.state == TrialState.RUNNING for t in trials),
-        "noisy": sum(bool(t.user_attrs.get("noisy")) for t in complete),
+        "noisy": sum(bool(TrialRecord.of(t).noisy) for t in complete),
         "confirmations": len(every) - len(trials),
     }
 
@@ -47,12 +49,12 @@ def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("baseline")]
+    return [t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).baseline]
 
 
 def in_process_baseline(trial: FrozenTrial) -> bool:
     """True for a baseline measured as the user's own in-process call (studies before 0.2 hosted it in the engine)."""
-    return trial.user_attrs.get("baseline_kind") == "in-process"
+    return TrialRecord.of(trial).baseline_kind == "in-process"
 
 
 def baseline_metrics(study: optuna.Study, backbone: Any) -> dict[str, float]:
@@ -62,11 +64,11 @@ def baseline_metrics(study: optuna.Study, backbone: Any) -> dict[str, float]:
     engine-hosted one from a study made before in-process baselines.
     """
     found = [t for t in baseline_trials(study)
-             if t.state == TrialState.COMPLETE and (t.user_attrs.get("point") or {}).get("backbone") == backbone]
+             if t.state == TrialState.COMPLETE and (TrialRecord.of(t).point or {}).get("backbone") == backbone]
     if not found:
         return {}
-    best = max(found, key=lambda t: (in_process_baseline(t), not t.user_attrs.get("noisy"), t.number))
-    return dict(best.user_attrs.get("metrics") or {})
+    best = max(found, key=lambda t: (in_process_baseline(t), not TrialRecord.of(t).noisy, t.number))
+    return dict(TrialRecord.of(best).metrics or {})
 
 
 def baseline_ratios(study: optuna.Study, backbone: Any, metrics: dict[str, float]) -> dict[str, float]:
@@ -87,16 +89,16 @@ def baseline_ratios(study: optuna.Study, backbone: Any, metrics: dict[str, float
 
 def point_json(trial: FrozenTrial) -> dict[str, Any]:
     """``{"trial", "params", "values", "status", "reason"}``; values hold every measured metric."""
-    point = trial.user_attrs.get("point") or dict(trial.params)
+    point = TrialRecord.of(trial).point or dict(trial.params)
     return {
         "trial": trial.number,
         "params": point,
-        "values": dict(trial.user_attrs.get("metrics") or {}),
-        "status": trial.user_attrs.get("lepton_status", trial.state.name.lower()),
-        "reason": trial.user_attrs.get("reason", ""),
-        **({"baseline_kind": trial.user_attrs.get("baseline_kind", "engine-hosted (older study)"),
-            "baseline_form": trial.user_attrs.get("baseline_form")} if trial.user_attrs.get("baseline") else {}),
-        **({"noisy": True} if trial.user_attrs.get("noisy") else {}),
+        "values": dict(TrialRecord.of(trial).metrics or {}),
+        "status": (TrialRecord.of(trial).status or trial.state.name.lower()),
+        "reason": TrialRecord.of(trial).reason,
+        **({"baseline_kind": (TrialRecord.of(trial).baseline_kind or "engine-hosted (older study)"),
+            "baseline_form": TrialRecord.of(trial).baseline_form} if TrialRecord.of(trial).baseline else {}),
+        **({"noisy": True} if TrialRecord.of(trial).noisy else {}),
     }
 
 
