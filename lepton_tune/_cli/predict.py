@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from lepton_tune._cli._common import print_json
-from lepton_tune.data._images import CHUNK_FILES
+from lepton_tune.data import CHUNK_FILES
 
 __all__ = ["add_parser", "run"]
 
@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lepton_tune.bundle import open_bundle
-    from lepton_tune.data import expand_image_paths
-    from lepton_tune.data._images import iter_preprocessed
+    from lepton_tune.data import expand_image_paths, iter_preprocessed
 
     bundle = open_bundle(args.bundle, trust_code=args.trust_code or None)
     paths = expand_image_paths(args.inputs)

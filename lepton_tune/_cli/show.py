@@ -33,7 +33,7 @@ def location_of(args: argparse.Namespace, study) -> str:  # type: ignore[no-unty
 
 
 def run(args: argparse.Namespace) -> int:
-    from lepton_tune._cli._display import baseline_on_front, front_table, pick_lines
+    from lepton_tune._api import baseline_on_front, front_table, pick_lines
     from lepton_tune.front import recommended_picks, study_objectives
     from lepton_tune.tuning import study_counts, study_summary
 

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from lepton_tune.exceptions import BundleError
-from lepton_tune.models._cache import sha256_file
+from lepton_tune.models import sha256_file
 
 __all__ = ["DIGEST", "FORMAT_VERSION", "MANIFEST", "file_entry", "manifest_digest", "read_manifest", "sha256_of",
            "verify_files", "write_manifest"]

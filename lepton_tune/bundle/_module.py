@@ -30,8 +30,7 @@ from torch import nn
 
 from lepton_tune.config import ModelSpec
 from lepton_tune.exceptions import BundleError, ModelError
-from lepton_tune.models import CastWrapper, build_model
-from lepton_tune.models._quantized import QuantizedModule, quiet
+from lepton_tune.models import CastWrapper, QuantizedModule, build_model, quiet
 
 __all__ = ["TRUST_ENV", "WEIGHTS", "check_trust", "loader_of", "rebuild_module", "served_state", "trusted"]
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from lepton_tune.data._dataset import PREPROCESSING_VERSION, Dataset, load_dataset, load_image_files
-from lepton_tune.data._images import IMAGE_EXTENSIONS, expand_image_paths
+from lepton_tune.data._images import (
+    CHUNK_FILES,
+    IMAGE_EXTENSIONS,
+    expand_image_paths,
+    iter_preprocessed,
+    preprocess_files,
+)
 
 __all__ = [
+    "CHUNK_FILES",
     "IMAGE_EXTENSIONS",
     "PREPROCESSING_VERSION",
     "Dataset",
     "expand_image_paths",
+    "iter_preprocessed",
     "load_dataset",
     "load_image_files",
+    "preprocess_files",
 ]

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from lepton_tune.engine._engine import Engine, EngineStats
+from lepton_tune.engine._lane import mp_context, start_process
+from lepton_tune.engine._lifetime import cap_memory, die_with_parent
 from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._runtime import build_runner, runtime_support
 from lepton_tune.engine._runtime_onnx import OnnxModule
 from lepton_tune.engine._split import split_model
 
-__all__ = ["Engine", "EngineStats", "OnnxModule", "build_runner", "plan_cores", "runtime_support", "split_model"]
+__all__ = [
+    "Engine",
+    "EngineStats",
+    "OnnxModule",
+    "build_runner",
+    "cap_memory",
+    "die_with_parent",
+    "mp_context",
+    "plan_cores",
+    "runtime_support",
+    "split_model",
+    "start_process",
+]

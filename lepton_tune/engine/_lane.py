@@ -50,7 +50,7 @@ def _preparation_data(name: str) -> dict[str, Any]:
     return data
 
 
-def _start(proc: Any, *, with_main: bool) -> None:
+def start_process(proc: Any, *, with_main: bool) -> None:
     """Start ``proc``; without ``with_main`` the child does not re-run ``__main__``."""
     if multiprocessing.spawn.get_preparation_data is not _preparation_data:
         multiprocessing.spawn.get_preparation_data = _preparation_data
@@ -129,7 +129,7 @@ class Lane:
                 target=shard_main, name=f"lepton-shard-{plan.spec.index}", daemon=True,
                 args=(plan.spec, [parcels[s]], child_end, upstream, downstream, self.pools[s], self.pools[s + 1]),
             )
-            _start(proc, with_main=b"__main__" in parcels[s].data)
+            start_process(proc, with_main=b"__main__" in parcels[s].data)
             self.procs.append(proc)
             self.conns.append(parent_end)
             child_ends.append(child_end)

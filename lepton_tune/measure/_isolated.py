@@ -164,7 +164,7 @@ def _serve_in_process(job: EngineJob, conn: Any) -> JobOutcome:
 
 def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None) -> None:
     """Runs in the isolated process."""
-    from lepton_tune.engine._lifetime import cap_memory, die_with_parent
+    from lepton_tune.engine import cap_memory, die_with_parent
 
     die_with_parent(conn)  # the search died: end now, without touching the study (shards follow)
     cap_memory(memory_limit_mb)  # a real cap (RLIMIT_DATA), inherited by the shards, besides the polling below
@@ -188,12 +188,12 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
     Example:
         >>> # outcome = run_isolated(EngineJob(model, EngineConfig(), (3, 32, 32), pool, ProtocolSpec(), PricesSpec()))
     """
-    from lepton_tune.engine._lane import _start, mp_context
+    from lepton_tune.engine import mp_context, start_process
 
     ctx = mp_context(job.model)
     receive, send = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_child, args=(job, send, memory_limit_mb), name="lepton-trial", daemon=False)
-    _start(proc, with_main=False)
+    start_process(proc, with_main=False)
     send.close()
     answered = False
     try:

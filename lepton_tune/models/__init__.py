@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lepton_tune.models._cache import ModelCache, content_key
+from lepton_tune.models._cache import ModelCache, content_key, sha256_file
 from lepton_tune.models._evaluate import accuracy, predict
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
 from lepton_tune.models._precision import (
@@ -13,6 +13,7 @@ from lepton_tune.models._precision import (
     precision_support,
 )
 from lepton_tune.models._profile import model_profile
+from lepton_tune.models._quantized import QuantizedModule, quiet
 from lepton_tune.models._registry import (
     ADAPTATION_VERSION,
     REGISTRY,
@@ -30,6 +31,7 @@ __all__ = [
     "ConvertedModel",
     "ModelCache",
     "OnnxArtifact",
+    "QuantizedModule",
     "SmallCNN",
     "TrainedModel",
     "accuracy",
@@ -41,6 +43,8 @@ __all__ = [
     "model_profile",
     "precision_support",
     "predict",
+    "quiet",
     "recipe_hash",
+    "sha256_file",
     "train_model",
 ]

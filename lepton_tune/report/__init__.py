@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lepton_tune.front import hypervolume, reference_point
 from lepton_tune.report._figures import (
     pareto_figures,
     pareto_groups,
@@ -10,7 +11,6 @@ from lepton_tune.report._figures import (
     plot_pareto_3d,
 )
 from lepton_tune.report._html import Report, build_report, write_report
-from lepton_tune.report._hypervolume import hypervolume, reference_point
 from lepton_tune.report._importance import ImportanceInfo, importance_info, plot_importances
 from lepton_tune.report._parallel import ParallelInfo, parallel_info, plot_parallel
 from lepton_tune.report._pareto import (

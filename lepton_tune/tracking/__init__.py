@@ -6,7 +6,12 @@ from lepton_tune.tracking._guard import TrackingGuard, TrackingWarning
 from lepton_tune.tracking._links import StudyLinks, study_links
 from lepton_tune.tracking._record import ChildRecord, child_record
 from lepton_tune.tracking._redact import redact_url
-from lepton_tune.tracking._store import default_tracking_uri, ensure_tracking_store
+from lepton_tune.tracking._store import (
+    default_tracking_uri,
+    ensure_tracking_store,
+    resolve_tracking_uri,
+    study_tracking_uri,
+)
 from lepton_tune.tracking._tracker import MLflowTracker
 from lepton_tune.tracking._views import StudyViews, experiment_tags, run_url, runs_url
 
@@ -22,7 +27,9 @@ __all__ = [
     "ensure_tracking_store",
     "experiment_tags",
     "redact_url",
+    "resolve_tracking_uri",
     "run_url",
     "runs_url",
     "study_links",
+    "study_tracking_uri",
 ]

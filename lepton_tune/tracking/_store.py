@@ -11,7 +11,7 @@ from pathlib import Path
 from lepton_tune.exceptions import StorageError
 from lepton_tune.tracking._redact import redact_url
 
-__all__ = ["default_tracking_uri", "ensure_tracking_store", "sqlite_path"]
+__all__ = ["default_tracking_uri", "ensure_tracking_store", "resolve_tracking_uri", "sqlite_path", "study_tracking_uri"]
 
 
 def default_tracking_uri(run_dir: str | os.PathLike[str]) -> str:
@@ -22,6 +22,25 @@ def default_tracking_uri(run_dir: str | os.PathLike[str]) -> str:
         'sqlite:////tmp/runs/mlflow.db'
     """
     return f"sqlite:///{(Path(run_dir) / 'mlflow.db').resolve()}"
+
+
+def resolve_tracking_uri(flag: str | None, run_dir: str | os.PathLike[str], study_uri: str | None = None) -> str:
+    """The MLflow tracking URI every command uses, in one order: the ``--tracking-uri`` flag, then
+    ``$MLFLOW_TRACKING_URI``, then the study's ``tracking.uri``, then the run directory's mlflow.db.
+
+    Example:
+        >>> resolve_tracking_uri("http://127.0.0.1:5000", "/tmp/runs", "sqlite:////tmp/other.db")
+        'http://127.0.0.1:5000'
+    """
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or study_uri or default_tracking_uri(run_dir)
+
+
+def study_tracking_uri(study_attrs: dict[str, object]) -> str | None:
+    """The ``tracking.uri`` a study was searched with (its recorded spec), if any."""
+    spec = study_attrs.get("spec")
+    tracking = spec.get("tracking") if isinstance(spec, dict) else None
+    uri = tracking.get("uri") if isinstance(tracking, dict) else None
+    return uri if isinstance(uri, str) and uri else None
 
 
 def sqlite_path(uri: str) -> Path | None:

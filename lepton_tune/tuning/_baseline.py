@@ -20,8 +20,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from lepton_tune.config import HostFacts, SearchSpaceSpec, StudySpec
-from lepton_tune.config._space import ParamSpec
+from lepton_tune.config import HostFacts, ParamSpec, SearchSpaceSpec, StudySpec
 from lepton_tune.tuning._lock import HostLock, _Held
 from lepton_tune.tuning._objective import Infeasible, evaluate_point, judge_record
 from lepton_tune.tuning._prepare import ModelPreparer

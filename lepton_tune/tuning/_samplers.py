@@ -6,8 +6,7 @@ import warnings
 
 import optuna
 
-from lepton_tune.config import HostFacts, SamplerSpec, SearchSpaceSpec
-from lepton_tune.config._space import ParamSpec
+from lepton_tune.config import HostFacts, ParamSpec, SamplerSpec, SearchSpaceSpec
 from lepton_tune.exceptions import ConfigError
 
 __all__ = ["make_sampler"]

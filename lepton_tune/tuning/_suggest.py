@@ -6,8 +6,7 @@ from typing import Any
 
 import optuna
 
-from lepton_tune.config import SEARCHABLE, HostFacts, SearchSpaceSpec, default_of
-from lepton_tune.config._space import ParamSpec
+from lepton_tune.config import SEARCHABLE, HostFacts, ParamSpec, SearchSpaceSpec, default_of
 
 __all__ = ["SUGGEST_ORDER", "suggest_point"]
 

@@ -9,9 +9,9 @@ import time
 import optuna
 from optuna.distributions import IntDistribution
 
-from lepton_tune._cli._progress import ProgressCallback, trial_line
+from lepton_tune._api import ProgressCallback, trial_line
 from lepton_tune._cli.search import _progress
-from lepton_tune.tuning._label import short_label
+from lepton_tune.front import short_label
 
 POINT = {"backbone": "resnet18", "precision": "int8", "runtime": "onnxruntime", "isolation": "process", "shards": 2,
          "threads_per_shard": 1, "batch_size": 8, "mode": "replica", "pin": False, "max_wait_ms": 0.0,
@@ -74,7 +74,7 @@ def test_progress_mode_follows_the_outputs(monkeypatch) -> None:
         monkeypatch.setattr("sys.stdout", out)
         monkeypatch.setattr("sys.stderr", err)
         console = Console(file=err, force_terminal=stderr_tty)
-        progress = _progress(argparse.Namespace(json=json, quiet=quiet), console, 4)
+        progress = _progress(argparse.Namespace(json=json, quiet=quiet, n_trials=4), console)
         return (not progress.progress.disable, progress.lines is not None)
 
     assert mode(stdout_tty=True, stderr_tty=True) == (True, False)      # a terminal: the bar only

@@ -17,7 +17,6 @@ from lepton_tune.front import (
     with_first,
 )
 from lepton_tune.tuning import pareto_trials, select_trial
-from lepton_tune.tuning._label import short_label as old_short_label
 from tests.front_tests._picks_study import picks_study
 from tests.report_tests._studies import make_study
 
@@ -63,6 +62,3 @@ def test_location_and_export_command(tmp_path: Path) -> None:
     assert location == f"--run-dir {tmp_path / 'runs'}"
     assert export_command(6, location) == f"lepton-tune export --run-dir {tmp_path / 'runs'} --trial 6 --out bundle/"
 
-
-def test_short_label_moved_with_an_alias() -> None:
-    assert old_short_label is short_label

@@ -16,7 +16,8 @@ from lepton_tune.report import (
     reference_point,
     study_hypervolume,
 )
-from lepton_tune.report._hypervolume import _slice_hypervolume, to_loss
+from lepton_tune.front import to_loss
+from lepton_tune.front._hypervolume import _slice_hypervolume
 from tests.report_tests._studies import ROWS, empty_study, make_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

@@ -17,8 +17,8 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lepton_tune.front import TrialRecord, short_label
 from lepton_tune.tuning import objectives_of, pareto_trials, study_counts
-from lepton_tune.tuning._label import short_label
 
 __all__ = ["ProgressCallback", "trial_line"]
 
@@ -43,19 +43,19 @@ def trial_line(trial: FrozenTrial, objectives: list[str]) -> str:
         >>> # trial_line(study.trials[3], ["accuracy", "latency_p95_ms"])
         >>> # 'trial 3  small_cnn bf16 K2x1 b4  accuracy=91.20% latency_p95_ms=1.23  ok  12.4 s'
     """
-    attrs = trial.user_attrs
-    point = attrs.get("point") or dict(trial.params)
-    metrics = attrs.get("metrics") or {}
+    record = TrialRecord.of(trial)
+    point = record.point or dict(trial.params)
+    metrics = record.metrics
     values = "  " + " ".join(f"{name}={_fmt(name, metrics.get(name))}" for name in objectives) if metrics else ""
-    status = str(attrs.get("lepton_status") or trial.state.name.lower())
-    reason = attrs.get("reason") or trial.system_attrs.get("fail_reason") or ""
+    status = str(record.status or trial.state.name.lower())
+    reason = record.reason or trial.system_attrs.get("fail_reason") or ""
     if reason:
         status += f": {str(reason).strip().splitlines()[0]}"
     if status == "ok" and any(v > 0 for v in trial.constraints.values()):
         status = "ok, misses a budget"
     seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
     elapsed = f"  {seconds:.1f} s" if seconds >= 0.05 else ""
-    mark = " (baseline)" if attrs.get("baseline") else ""
+    mark = " (baseline)" if record.baseline else ""
     label = short_label(point) if point else "-"
     return f"trial {trial.number}{mark}  {label}{values}  {status}{elapsed}"
 
@@ -91,6 +91,16 @@ class ProgressCallback:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._ticker: threading.Thread | None = None
+
+    def set_total(self, total: int | None) -> None:
+        """The trial budget, once the study file is read (``n_trials`` may come from it)."""
+        self.total = total
+        self.progress.update(self.task, total=total)
+
+    @property
+    def silent(self) -> bool:
+        """Neither the bar nor lines (``--quiet``): other messages of the search stay quiet too."""
+        return bool(self.progress.disable) and self.lines is None
 
     def __enter__(self) -> ProgressCallback:
         self.progress.start()
