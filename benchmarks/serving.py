@@ -25,7 +25,7 @@ The search picks the layout; then a **head-to-head** phase measures every conten
 interleaved (naive, lepton-tune, ORT serving, ORT batches, naive, ...) in ``--rounds`` rounds of
 equal-length windows, so that the shared machine's drift hits all of them alike. Throughput
 ratios are ratios of those medians; the spread (max - min over rounds) is printed beside each.
-Latency follows DESIGN.md: warm-up, then R windows, medians over windows.
+Latency follows docs/architecture.md (definitions): warm-up, then R windows, medians over windows.
 
 Usage: ``python benchmarks/serving.py [--quick] [--models resnet18,mobilenet_v3_small] [--trials N]``
 """

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Point", "SearchResult"]
 
+_SHOWN = ("accuracy", "latency_p95_ms", "throughput", "memory_mb", "speedup")
+
 
 @dataclass(frozen=True)
 class Point:
@@ -74,10 +76,16 @@ class Point:
                    dict(metrics), dict(record.metrics), None if confirmation is None else confirmation.number,
                    record.baseline, roles, reason, record)
 
+    def _shown(self) -> str:
+        return ", ".join(f"{k}={self.metrics[k]:.4g}" for k in _SHOWN if isinstance(self.metrics.get(k), (int, float)))
+
     def __str__(self) -> str:
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items()
-                          if k in ("accuracy", "latency_p95_ms", "throughput", "memory_mb") and isinstance(v, float))
-        return f"trial {self.trial} {self.label}: {shown}"
+        return f"trial {self.trial} {self.label}: {self._shown()}"
+
+    def __repr__(self) -> str:
+        extra = ", baseline" if self.baseline else ", confirmed" if self.confirmed_by is not None else ""
+        roles = f", roles={list(self.roles)}" if self.roles else ""
+        return f"Point(trial={self.trial}, {self.label!r}, {self._shown()}{extra}{roles})"
 
 
 @dataclass
@@ -190,4 +198,4 @@ class SearchResult:
 
     def __repr__(self) -> str:
         return (f"SearchResult(study={self.study.study_name!r}, trials={self.n_trials}, "
-                f"front={[str(p) for p in self.pareto]})")
+                f"front={self.pareto})")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_tune._cli._common import DEFAULT_RUN_DIR, DEFAULT_STUDY, err_console, print_json
+from lepton_tune.config import SAMPLERS
 
 __all__ = ["add_parser", "run"]
 
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--run-dir", type=Path, default=None, help=f"where study.db, mlflow.db and reports go (default: ./{DEFAULT_RUN_DIR})")
     p.add_argument("--storage", default=None, help="Optuna storage URL for scale-out (postgresql+psycopg2://..., sqlite:///..., PATH.journal)")
     p.add_argument("--study-name", default=None, help="study name in the storage (default: the file's name)")
-    p.add_argument("--sampler", choices=["tpe", "nsga2", "random", "grid", "qmc"], default=None, help="override the file's sampler (default qmc, chosen by benchmarks/search.py)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None, help="override the file's sampler (default qmc, chosen by benchmarks/search.py)")
     p.add_argument("--seed", type=int, default=None, help="sampler seed")
     p.add_argument("--n-jobs", type=int, default=1, help="trials in parallel threads (measurements never overlap)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the run dir's mlflow.db)")

@@ -39,8 +39,9 @@ def escape(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from lepton_tune._api import host_differences, verify
-    from lepton_tune.bundle import read_manifest
+    from lepton_tune.bundle import parse_tolerances, read_manifest
 
+    parse_tolerances(args.tolerance)  # bad input exits 2 before the bundle is even read
     console = err_console()
     differences = host_differences(read_manifest(args.bundle, verify=False).get("host", {}))
     if differences:

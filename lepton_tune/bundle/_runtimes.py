@@ -37,19 +37,13 @@ class Served:
 
 
 def prepare_served(trained: Any, config: EngineConfig, dataset: Any, cache: Any) -> Served:
-    """Rebuild what the trial served from its trained model, as the study's preparer did."""
-    if config.runtime == "onnxruntime":
-        from lepton_tune.engine import OnnxModule
-        from lepton_tune.models import export_onnx
+    """Rebuild what the trial served from its trained model, with the study's own step (``served_artifact``)."""
+    from lepton_tune.models import served_artifact
 
-        art = export_onnx(trained, tuple(dataset.image_shape), precision=config.precision, dataset=dataset,
-                          cache=cache, key=trained.recipe_hash)
-        module = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision=config.precision)
-        return Served(module, art.key, "onnx", None)
-    from lepton_tune.models import convert_precision
-
-    converted = convert_precision(trained, config.precision, dataset, device=config.device, cache=cache)
-    return Served(converted.module, converted.artifact_hash, loader_of(config.precision), converted.val_accuracy)
+    art = served_artifact(trained, precision=config.precision, runtime=config.runtime, device=config.device,
+                          dataset=dataset, cache=cache)
+    loader = "onnx" if art.kind == "onnx" else loader_of(config.precision)
+    return Served(art.module, art.artifact_hash, loader, art.val_accuracy)
 
 
 def write_served(served: Served, root: Path) -> list[tuple[str, str]]:

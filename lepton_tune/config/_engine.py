@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "EngineConfig"]
+__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "EngineConfig", "Mode", "Precision", "Runtime"]
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8_dynamic")
-MODES = ("replica", "pipeline")
-RUNTIMES = ("eager", "compile", "onnxruntime")
+# Each choice list is declared once, as the type; the tuples are derived from it.
+Precision = Literal["fp32", "bf16", "fp16", "int8", "int8_dynamic"]
+Runtime = Literal["eager", "compile", "onnxruntime"]
+Mode = Literal["replica", "pipeline"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+MODES: tuple[str, ...] = get_args(Mode)
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 
 
 class EngineConfig(BaseModel):
@@ -28,10 +32,10 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    precision: Literal["fp32", "bf16", "fp16", "int8", "int8_dynamic"] = "fp32"
-    runtime: Literal["eager", "compile", "onnxruntime"] = "eager"
+    precision: Precision = "fp32"
+    runtime: Runtime = "eager"
     shards: int = Field(1, ge=1, le=256)
-    mode: Literal["replica", "pipeline"] = "replica"
+    mode: Mode = "replica"
     isolation: Literal["process", "thread"] = "process"
     threads_per_shard: int = Field(1, ge=1, le=1024)
     pin: bool = False

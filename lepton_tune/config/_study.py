@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -28,7 +28,8 @@ __all__ = [
     "load_study",
 ]
 
-SAMPLERS = ("tpe", "nsga2", "random", "grid", "qmc")
+SamplerName = Literal["tpe", "nsga2", "random", "grid", "qmc"]
+SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 
 
 class _Strict(BaseModel):
@@ -63,7 +64,7 @@ class DatasetSpec(_Strict):
 
 
 class ProtocolSpec(_Strict):
-    """How latency, throughput and memory are measured (DESIGN.md's definitions).
+    """How latency, throughput and memory are measured (docs/architecture.md, definitions).
 
     ``loop: closed`` keeps ``concurrency`` requests in flight; ``loop: open`` sends at ``rate``
     requests per second whatever the answers do. Each of ``repeats`` windows sends ``requests``
@@ -100,7 +101,7 @@ class PricesSpec(_Strict):
 
 class SamplerSpec(_Strict):
     # qmc is the default by measurement: benchmarks/search.py (see benchmarks/README.md#search).
-    name: Literal["tpe", "nsga2", "random", "grid", "qmc"] = "qmc"
+    name: SamplerName = "qmc"
     seed: int | None = 0
     n_startup_trials: int | None = Field(None, ge=0)
 

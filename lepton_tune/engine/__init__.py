@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lepton_tune.engine._engine import Engine, EngineStats
+from lepton_tune.engine._feasible import feasibility, precision_support
 from lepton_tune.engine._lane import mp_context, start_process
 from lepton_tune.engine._lifetime import cap_memory, die_with_parent
 from lepton_tune.engine._plan import plan_cores
@@ -17,8 +18,10 @@ __all__ = [
     "build_runner",
     "cap_memory",
     "die_with_parent",
+    "feasibility",
     "mp_context",
     "plan_cores",
+    "precision_support",
     "runtime_support",
     "split_model",
     "start_process",

@@ -16,11 +16,12 @@ import torch
 from lepton_tune.config import EngineConfig, usable_cores
 from lepton_tune.engine._cache import ResultCache, input_key
 from lepton_tune.engine._dispatch import Dispatcher
+from lepton_tune.engine._feasible import feasibility
 from lepton_tune.engine._lane import mp_context
 from lepton_tune.engine._layout import build_lanes
 from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._request import Request, as_images, fail, settle
-from lepton_tune.engine._runtime import model_runtime_error, runtime_support
+from lepton_tune.engine._runtime import model_runtime_error
 from lepton_tune.engine._threads import ThreadDispatcher
 from lepton_tune.exceptions import EngineError, EngineInputError
 
@@ -111,14 +112,11 @@ class Engine:
             raise EngineError(_CLOSED)
         if self._started:
             return self
-        self._core_plan = plan_cores(self.config, usable_cores())
-        reason = (runtime_support(self.config.runtime, self.config.precision, self.config.mode, self.config.device)
-                  or model_runtime_error(self.model, self.config.runtime))
+        usable = usable_cores()
+        self._core_plan = plan_cores(self.config, usable)
+        reason = feasibility(self.config, len(usable)) or model_runtime_error(self.model, self.config.runtime)
         if reason:
-            raise EngineError(f"engine: {reason}")
-        if self.config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise EngineError(f"engine: device {self.config.device!r} needs CUDA, which this host does not have. "
-                              "Use device: cpu")
+            raise EngineError(f"engine: {reason}" + (". Use device: cpu" if "needs CUDA" in reason else ""))
         self._started = True
         if self.input_shape is not None:
             self._launch(self.input_shape)

@@ -1,6 +1,6 @@
 """The feasible Pareto front of a study and its hypervolume: one definition for every package.
 
-Who may stand on the front (WAVE2 decision 3): a COMPLETE trial whose constraints all hold, that is
+Who may stand on the front (docs/trial-record.md, states): a COMPLETE trial whose constraints all hold, that is
 not a noisy measurement (``user_attrs["noisy"]``), not a confirmation re-measure of another trial
 (``confirms``) and not a replayed duplicate (``duplicate_of``). The front is the non-dominated set
 of those; it is computed here rather than taken from ``study.best_trials`` because a confirmation
@@ -52,9 +52,8 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 def eligible(trial: FrozenTrial) -> bool:
     """May stand on the front: feasible, not noisy, not a confirmation, not a replayed duplicate."""
-    attrs = trial.user_attrs
-    return (is_feasible(trial) and not attrs.get("noisy") and attrs.get("confirms") is None
-            and attrs.get("duplicate_of") is None)
+    record = TrialRecord.of(trial)
+    return is_feasible(trial) and not record.noisy and record.confirms is None and record.duplicate_of is None
 
 
 def objective_values(trial: FrozenTrial, objectives: Sequence[str]) -> list[float] | None:

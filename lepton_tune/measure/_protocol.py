@@ -2,7 +2,7 @@
 
 Timed windows carry no memory sampler: reading ``smaps_rollup`` costs about 10 ms of CPU per
 process, so a 50 Hz sampler alone took a core of this 2-core host and crushed all-core layouts
-(FACTS.md: the same layout at 205-273 img/s sampled at 50 Hz, 443-619 at 20 Hz, ~1040 unsampled).
+(docs/architecture.md, facts: the same layout at 205-273 img/s sampled at 50 Hz, 443-619 at 20 Hz, ~1040 unsampled).
 Memory is measured in its own untimed window under the same load. Each timed window is bracketed
 by a :class:`~lepton_tune.measure._noise.NoiseMeter`; a window in which other processes used more
 than ``protocol.noise_threshold`` of a core is discarded and measured again, up to
@@ -35,7 +35,7 @@ _POOL_BYTES = 8 << 20  # request images held by the measured process: at most 8 
 
 @dataclass(frozen=True)
 class Measurement:
-    """What one protocol run measured (DESIGN.md's definitions).
+    """What one protocol run measured (docs/architecture.md, definitions).
 
     ``windows`` lists every timed window, discarded ones included (``discarded: 1.0``), each with
     its ``foreign_load`` (cores used outside the measured tree, steal included) and

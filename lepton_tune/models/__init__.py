@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from lepton_tune.engine import (
+    precision_support,  # re-exported: a model's precision is served by the engine
+)
 from lepton_tune.models._cache import ModelCache, content_key, sha256_file
 from lepton_tune.models._evaluate import accuracy, predict
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
@@ -10,7 +13,6 @@ from lepton_tune.models._precision import (
     ConvertedModel,
     artifact_key,
     convert_precision,
-    precision_support,
 )
 from lepton_tune.models._profile import model_profile
 from lepton_tune.models._quantized import QuantizedModule, quiet
@@ -21,6 +23,7 @@ from lepton_tune.models._registry import (
     SmallCNN,
     build_model,
 )
+from lepton_tune.models._served import ServedArtifact, served_artifact
 from lepton_tune.models._train import TrainedModel, recipe_hash, train_model
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "ModelCache",
     "OnnxArtifact",
     "QuantizedModule",
+    "ServedArtifact",
     "SmallCNN",
     "TrainedModel",
     "accuracy",
@@ -45,6 +49,7 @@ __all__ = [
     "predict",
     "quiet",
     "recipe_hash",
+    "served_artifact",
     "sha256_file",
     "train_model",
 ]

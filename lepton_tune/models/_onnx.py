@@ -2,7 +2,7 @@
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): on this torch it exports a
 torchvision backbone in about 2 s against about 11 s for ``dynamo=True`` and both agree with torch
-to 1e-6 (FACTS.md). It is deprecated, so when it fails (or is gone) the ``dynamo=True`` exporter
+to 1e-6 (docs/architecture.md, facts). It is deprecated, so when it fails (or is gone) the ``dynamo=True`` exporter
 (needs onnxscript) is used instead. The batch dimension is dynamic.
 
 int8 is ONNX Runtime's own static quantization (``quantize_static``, QDQ format, per-channel int8

@@ -1,7 +1,7 @@
 """Precision conversion: fp32, bf16, fp16 (CUDA), int8 static (FX, calibrated), int8 dynamic.
 
 int8 static uses FX graph mode post-training quantization (``prepare_fx`` / ``convert_fx`` with
-the ``x86`` qconfig): on this torch it is the fast eager int8 path (FACTS.md: resnet18 12 ms vs
+the ``x86`` qconfig): on this torch it is the fast eager int8 path (docs/architecture.md, facts: resnet18 12 ms vs
 56 ms fp32), while PT2E is only fast under ``torch.compile``. Calibration runs on a fixed,
 seeded subset of the *training* split. Cached artifacts are state dicts only: a cache hit
 rebuilds the graph (prepare on the fp32 model, one tiny calibration pass, convert) and then loads
@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lepton_tune.config import PRECISIONS
 from lepton_tune.data import Dataset
+from lepton_tune.engine import precision_support
 from lepton_tune.exceptions import ModelError
 from lepton_tune.models._cache import ModelCache, content_key
 from lepton_tune.models._evaluate import predict
 from lepton_tune.models._quantized import QuantizedModule, quantize, quiet
 from lepton_tune.models._train import TrainedModel
 
-__all__ = ["CONVERT_VERSION", "CastWrapper", "ConvertedModel", "convert_precision", "precision_support"]
+__all__ = ["CONVERT_VERSION", "CastWrapper", "ConvertedModel", "convert_precision"]
 
 CONVERT_VERSION = 1
 #: Training images used to calibrate int8 static quantization (a seeded subset of the train split).
@@ -66,50 +66,6 @@ class ConvertedModel:
     backbone: str = ""
     recipe_hash: str = ""
     device: str = "cpu"
-
-
-def _cuda_ok(device: str) -> str | None:
-    if not torch.cuda.is_available():
-        return f"device '{device}' needs CUDA, and torch sees no CUDA device here"
-    return None
-
-
-def precision_support(precision: str, device: str = "cpu") -> str | None:
-    """Return None if ``precision`` can run on ``device`` here, else the reason why not.
-
-    Example:
-        >>> precision_support("fp16", "cpu")[:20]
-        'fp16 runs on CUDA on'
-
-    Raises:
-        ModelError: ``precision`` is not one of ``PRECISIONS`` or ``device`` is not cpu/cuda.
-    """
-    if precision not in PRECISIONS:
-        raise ModelError(f"precision: unknown value '{precision}'; choose one of {', '.join(PRECISIONS)}")
-    kind = device.split(":")[0]
-    if kind not in ("cpu", "cuda"):
-        raise ModelError(f"device: must be 'cpu' or 'cuda[:N]', got '{device}'")
-    if kind == "cuda":
-        if (reason := _cuda_ok(device)) is not None:
-            return reason
-        if precision in ("int8", "int8_dynamic"):
-            return f"{precision} quantized kernels (fbgemm/x86) run on CPU only, not on '{device}'"
-        if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            return f"bf16 is not supported by the CUDA device '{device}'"
-        return None
-    if precision == "fp16":
-        return "fp16 runs on CUDA only: this CPU has no fast fp16 kernels (about 20x slower than fp32)"
-    if precision == "bf16":
-        try:
-            supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            supported = False
-        return None if supported else "bf16 needs a CPU with bf16 support (AVX512-BF16/AMX) via oneDNN; not found"
-    if precision in ("int8", "int8_dynamic"):
-        engines = torch.backends.quantized.supported_engines
-        if "x86" not in engines and "fbgemm" not in engines:
-            return f"{precision} needs the x86/fbgemm quantized engine; this torch has {engines}"
-    return None
 
 
 def _calibration(dataset: Dataset) -> torch.Tensor:

@@ -25,7 +25,7 @@ __all__ = ["QuantizedModule", "quantize", "quiet"]
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence torch.ao's deprecation chatter (FACTS.md: the API still works on this torch)."""
+    """Silence torch.ao's deprecation chatter (docs/architecture.md, facts: the API still works on this torch)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.ao")

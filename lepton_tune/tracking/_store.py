@@ -70,7 +70,7 @@ def ensure_tracking_store(uri: str, experiment_name: str, artifact_location: str
     """Create the MLflow schema and the study's experiment once; return the experiment id.
 
     Call it before any worker starts: several processes opening a fresh MLflow SQLite file at once
-    corrupt it (FACTS.md). On SQLite a file lock next to the database makes later concurrent calls
+    corrupt it (docs/architecture.md, facts). On SQLite a file lock next to the database makes later concurrent calls
     safe; they find the experiment and return its id. A deleted experiment of that name is restored.
 
     Args:

@@ -67,7 +67,7 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
     """Evaluate the naive baseline of each backbone not yet in the study; return how many were added.
 
     Baselines are evaluated outside Optuna's queue and added with ``study.add_trial`` (the queue
-    is unsafe with SQLite and several processes, FACTS.md); the host lock is held and the study
+    is unsafe with SQLite and several processes, docs/architecture.md, facts); the host lock is held and the study
     re-read under it, so two workers on one host do not both run the same baseline.
     """
     defaults = {f"train.{k}": v for k, v in spec.train.model_dump().items()}

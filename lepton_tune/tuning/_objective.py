@@ -59,28 +59,11 @@ def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConf
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         return None, first["msg"].removeprefix("Value error, ")
-    reason = config.check_cores(host.cores)
-    if reason:
-        return config, reason
-    if config.device.startswith("cuda"):
-        import torch
+    from lepton_tune.engine import (
+        feasibility,  # the engine refuses the same layouts at start, with the same words
+    )
 
-        if not torch.cuda.is_available():
-            return config, f"device {config.device!r} needs CUDA, which this host does not have"
-    from lepton_tune.models import precision_support
-
-    reason = precision_support(config.precision, device=config.device)
-    if reason:
-        return config, reason
-    if config.runtime != "eager":
-        import lepton_tune.engine as engine_pkg
-
-        support = getattr(engine_pkg, "runtime_support", None)
-        reason = support(config.runtime, config.precision, config.mode, config.device) if support else (
-            f"runtime {config.runtime!r} is not supported by this engine build")
-        if reason:
-            return config, reason
-    return config, None
+    return config, feasibility(config, host.cores)
 
 
 def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,

@@ -52,12 +52,13 @@ class ModelPreparer:
         return str(point["backbone"])
 
     def prepare(self, point: dict[str, Any]) -> PreparedModel:
-        from lepton_tune.models import ModelCache, convert_precision, train_model
+        from lepton_tune.models import ModelCache, served_artifact, train_model
 
         recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
         ref = self._model_ref(point)
         ref_key = ref if isinstance(ref, str) else ref.model_dump_json()
-        onnx = point.get("runtime") == "onnxruntime"
+        runtime = str(point.get("runtime", "eager"))
+        onnx = runtime == "onnxruntime"
         key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}" + ("/onnx" if onnx else ""))
         with self._lock:
             if key in self._memo:
@@ -67,48 +68,22 @@ class ModelPreparer:
             started = time.perf_counter()
             trained = self._trained.get(key[:2])
             if trained is None:
-                trained = train_model(ref, recipe, self.dataset,
-                                      cache=cache, progress=self._progress)
+                trained = train_model(ref, recipe, self.dataset, cache=cache, progress=self._progress)
                 self._trained[key[:2]] = trained
             train_seconds = time.perf_counter() - started
-            if onnx:
-                prepared = self._onnx(trained, point["precision"], cache, train_seconds)
-                self._memo[key] = prepared
-                return prepared
-            started = time.perf_counter()
-            converted = convert_precision(trained, point["precision"], self.dataset, device=point["device"], cache=cache)
-            convert_seconds = time.perf_counter() - started
+            served = served_artifact(trained, precision=point["precision"], runtime=runtime, device=point["device"],
+                                     dataset=self.dataset, cache=cache)
             info = {
                 "recipe_hash": trained.recipe_hash,
-                "artifact_hash": getattr(converted, "artifact_hash", ""),
+                "artifact_hash": served.artifact_hash,
                 "params": getattr(trained, "params", None),
                 "flops": getattr(trained, "flops", None),
                 "from_cache": bool(trained.from_cache),
                 "val_accuracy": getattr(trained, "val_accuracy", None),
-                "converted_val_accuracy": getattr(converted, "val_accuracy", None),
+                "converted_val_accuracy": served.val_accuracy,
                 "trained_seconds_when_built": getattr(trained, "train_seconds", None),
+                **({"onnx_from_cache": served.from_cache} if onnx else {}),
             }
-            prepared = PreparedModel(converted.module, info, train_seconds, convert_seconds)
+            prepared = PreparedModel(served.module, info, train_seconds, served.convert_seconds, served.export_seconds)
             self._memo[key] = prepared
             return prepared
-
-    def _onnx(self, trained: Any, precision: str, cache: Any, train_seconds: float) -> PreparedModel:
-        """runtime onnxruntime: the fp32 model exported once (int8: ORT static quantization), cached."""
-        from lepton_tune.engine import OnnxModule
-        from lepton_tune.models import export_onnx
-
-        art = export_onnx(trained, tuple(self.dataset.image_shape), precision=precision, dataset=self.dataset,
-                          cache=cache, key=trained.recipe_hash)
-        info = {
-            "recipe_hash": trained.recipe_hash,
-            "artifact_hash": art.key,
-            "params": getattr(trained, "params", None),
-            "flops": getattr(trained, "flops", None),
-            "from_cache": bool(trained.from_cache),
-            "val_accuracy": getattr(trained, "val_accuracy", None),
-            "converted_val_accuracy": None,
-            "trained_seconds_when_built": getattr(trained, "train_seconds", None),
-            "onnx_from_cache": art.from_cache,
-        }
-        module = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision=precision)
-        return PreparedModel(module, info, train_seconds, 0.0, art.export_seconds)

@@ -234,7 +234,7 @@ def create_or_load_study(
 ) -> optuna.Study:
     """Create the study once, or load it; safe when several workers start at the same moment.
 
-    Schema creation from several processes at once fails on SQLite and PostgreSQL (FACTS.md): on
+    Schema creation from several processes at once fails on SQLite and PostgreSQL (docs/architecture.md, facts): on
     local files a lock serialises it; on servers a failed attempt is retried after a short random
     back-off (the winner's schema is then simply loaded). A server that cannot be reached at all is
     reported at once, not retried.

@@ -7,18 +7,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lepton_tune.front import TrialRecord
+from lepton_tune.front import TrialRecord, feasible_front, is_feasible, study_objectives
 
 __all__ = ["baseline_metrics", "baseline_ratios", "baseline_trials", "in_process_baseline", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
 
 
-def objectives_of(study: optuna.Study) -> list[str]:
-    names = study.user_attrs.get("objectives") or study.metric_names
-    return list(names) if names else [f"objective_{i}" for i in range(len(study.directions))]
-
-
-def _is_feasible(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
+# The front, feasibility and objective names are read through lepton_tune.front, one module for all.
+objectives_of = study_objectives
+pareto_trials = feasible_front
+_is_feasible = is_feasible
 
 
 def study_counts(study: optuna.Study) -> dict[str, int]:
@@ -36,16 +33,6 @@ def study_counts(study: optuna.Study) -> dict[str, int]:
         "noisy": sum(bool(TrialRecord.of(t).noisy) for t in complete),
         "confirmations": len(every) - len(trials),
     }
-
-
-def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The feasible Pareto front: :func:`lepton_tune.front.feasible_front` (one definition for every package).
-
-    Never a noisy trial, a confirmation re-measure or a replayed duplicate.
-    """
-    from lepton_tune.front import feasible_front
-
-    return feasible_front(study)
 
 
 def baseline_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -1,4 +1,4 @@
-"""DESIGN.md's rule for the bundle package: config, data, models, engine only; mlflow only inside the pyfunc side."""
+"""docs/architecture.md's rule for the bundle package: config, data, models, engine only; mlflow only inside the pyfunc side."""
 
 from __future__ import annotations
 

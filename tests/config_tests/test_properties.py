@@ -125,7 +125,7 @@ def _loads_or_config_error(loader: Any, path: Path) -> None:
         loader(path, host=HOST)
     except ConfigError as exc:
         assert exc.problems, "a ConfigError must say what is wrong"
-        for line in exc.problems:  # STYLE.md: config errors start with the file (then the key path)
+        for line in exc.problems:  # config errors start with the file (then the key path)
             named_file = line.split(": ", 1)[0]
             assert named_file in (str(path), STUDY["search_space"]) or "search space file" in line, line
 

@@ -46,7 +46,7 @@ def test_three_workers_finish_the_study_with_one_child_run_per_trial(
     n_trials = 5
     study_file = write_study(tmp_path, "three", n_trials=n_trials)
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ensure_tracking_store(tracking, "three", tmp_path / "mlartifacts")  # once, before the workers (FACTS.md)
+    ensure_tracking_store(tracking, "three", tmp_path / "mlartifacts")  # once, before the workers (docs/architecture.md, facts)
     for _ in range(3):
         workers.start(study_file, pg_url, tracking_uri=tracking)
     codes = workers.wait_all(timeout=240)
