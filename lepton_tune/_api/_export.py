@@ -136,15 +136,10 @@ def _register(study: optuna.Study, bundle: Path, run_dir: Path, name: str, alias
               flag: str | None) -> dict[str, Any]:
     """Register ``bundle`` in the Model Registry of the tracking URI every command resolves the same way."""
     from lepton_tune.bundle import register_bundle
-    from lepton_tune.tracking import (
-        default_tracking_uri,
-        ensure_tracking_store,
-        resolve_tracking_uri,
-        study_tracking_uri,
-    )
+    from lepton_tune.tracking import ensure_tracking_store, resolve_tracking_uri, study_tracking_uri
 
     uri = resolve_tracking_uri(flag, run_dir, study_tracking_uri(study.user_attrs))
-    location = run_dir / "mlartifacts" if uri == default_tracking_uri(run_dir) else None
+    location = run_dir / "mlartifacts" if uri.startswith("sqlite:") else None  # a server keeps its own artifacts
     experiment = ensure_tracking_store(uri, study.study_name, location)
     version = register_bundle(bundle, name, tracking_uri=uri, experiment_id=experiment, alias=alias)
     where = f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}"

@@ -67,18 +67,32 @@ def manifest_digest(bundle: str | Path) -> str:
 
 def _problems(manifest: dict[str, Any]) -> list[str]:
     """Every type/shape problem of the sections a load builds from (collected, not first-only)."""
-    out: list[str] = []
-
-    def is_int(v: Any, lo: int, hi: int) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-
-    def is_num(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
     files = manifest.get("files")
+    out = _file_problems(files)
+    files = files if isinstance(files, list) else []
+    out += _model_problems(manifest.get("model"), [f.get("role") for f in files if isinstance(f, dict)])
+    out += _preprocessing_problems(manifest.get("preprocessing"))
+    engine = manifest.get("engine")
+    if not isinstance(engine, dict) or not all(isinstance(k, str) for k in engine):
+        out.append(f"engine: must be a mapping of EngineConfig fields, got {_short(engine)}")
+    classes = manifest.get("classes", [])
+    if not isinstance(classes, list) or len(classes) > 100_000:
+        out.append(f"classes: must be a list of names, got {_short(classes)}")
+    return out
+
+
+def _is_int(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _file_problems(files: Any) -> list[str]:
     if not isinstance(files, list) or not files:
-        out.append(f"files: must list the bundle's files (a non-empty list), got {_short(files)}")
-        files = []
+        return [f"files: must list the bundle's files (a non-empty list), got {_short(files)}"]
+    out: list[str] = []
     for i, entry in enumerate(files):
         if not isinstance(entry, dict):
             out.append(f"files[{i}]: must be a mapping with path, role, size and sha256, got {_short(entry)}")
@@ -88,53 +102,51 @@ def _problems(manifest: dict[str, Any]) -> list[str]:
             out.append(f"files[{i}].path: must be a relative path inside the bundle, got {_short(rel)}")
         if not isinstance(entry.get("role"), str):
             out.append(f"files[{i}].role: must be a string, got {_short(entry.get('role'))}")
-        if not is_int(entry.get("size"), 0, 1 << 45):
+        if not _is_int(entry.get("size"), 0, 1 << 45):
             out.append(f"files[{i}].size: must be a non-negative integer, got {_short(entry.get('size'))}")
         if not isinstance(entry.get("sha256"), str) or not _HEX64.fullmatch(entry["sha256"]):
             out.append(f"files[{i}].sha256: must be 64 lower-case hex digits, got {_short(entry.get('sha256'))}")
-    model = manifest.get("model")
+    return out
+
+
+def _model_problems(model: Any, roles: list[Any]) -> list[str]:
     if not isinstance(model, dict):
-        out.append(f"model: must be a mapping, got {_short(model)}")
-    else:
-        shape = model.get("image_shape")
-        if not (isinstance(shape, list) and len(shape) == 3 and is_int(shape[0], 1, 3)
-                and all(is_int(v, 1, 4096) for v in shape[1:])):
-            out.append(f"model.image_shape: must be [channels 1-3, height, width] with sides 1-4096, got {_short(shape)}")
-        if not is_int(model.get("num_classes"), 1, 100_000):
-            out.append(f"model.num_classes: must be an integer 1-100000, got {_short(model.get('num_classes'))}")
-        loader = model.get("loader", "fp32")
-        if loader not in LOADER_ROLES:
-            out.append(f"model.loader: must be one of {', '.join(LOADER_ROLES)}, got {_short(loader)}")
-        else:
-            roles = [f.get("role") for f in files if isinstance(f, dict)]
-            if roles.count(LOADER_ROLES[loader]) != 1:
-                out.append(f"files: loader {loader!r} serves from exactly one file with role "
-                           f"{LOADER_ROLES[loader]!r}, the list has {roles.count(LOADER_ROLES[loader])}")
-        spec = model.get("model_spec")
-        if spec is not None and not isinstance(spec, dict):
-            out.append(f"model.model_spec: must be a mapping or null, got {_short(spec)}")
-        if not isinstance(model.get("backbone"), str):
-            out.append(f"model.backbone: must be a string, got {_short(model.get('backbone'))}")
-    pre = manifest.get("preprocessing")
+        return [f"model: must be a mapping, got {_short(model)}"]
+    out: list[str] = []
+    shape = model.get("image_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and _is_int(shape[0], 1, 3)
+            and all(_is_int(v, 1, 4096) for v in shape[1:])):
+        out.append(f"model.image_shape: must be [channels 1-3, height, width] with sides 1-4096, got {_short(shape)}")
+    if not _is_int(model.get("num_classes"), 1, 100_000):
+        out.append(f"model.num_classes: must be an integer 1-100000, got {_short(model.get('num_classes'))}")
+    loader = model.get("loader", "fp32")
+    if loader not in LOADER_ROLES:
+        out.append(f"model.loader: must be one of {', '.join(LOADER_ROLES)}, got {_short(loader)}")
+    elif roles.count(LOADER_ROLES[loader]) != 1:
+        out.append(f"files: loader {loader!r} serves from exactly one file with role "
+                   f"{LOADER_ROLES[loader]!r}, the list has {roles.count(LOADER_ROLES[loader])}")
+    spec = model.get("model_spec")
+    if spec is not None and not isinstance(spec, dict):
+        out.append(f"model.model_spec: must be a mapping or null, got {_short(spec)}")
+    if not isinstance(model.get("backbone"), str):
+        out.append(f"model.backbone: must be a string, got {_short(model.get('backbone'))}")
+    return out
+
+
+def _preprocessing_problems(pre: Any) -> list[str]:
     if not isinstance(pre, dict):
-        out.append(f"preprocessing: must be a mapping, got {_short(pre)}")
-    else:
-        if not is_int(pre.get("image_size"), 1, 4096):
-            out.append(f"preprocessing.image_size: must be an integer 1-4096, got {_short(pre.get('image_size'))}")
-        if pre.get("channels") not in (1, 3):
-            out.append(f"preprocessing.channels: must be 1 or 3, got {_short(pre.get('channels'))}")
-        for key in ("mean", "std"):
-            values = pre.get(key)
-            if not (isinstance(values, list) and 1 <= len(values) <= 3 and all(is_num(v) for v in values)
-                    and (key == "mean" or all(v > 0 for v in values))):
-                rule = "finite numbers" if key == "mean" else "finite numbers > 0"
-                out.append(f"preprocessing.{key}: must be 1-3 {rule}, got {_short(values)}")
-    engine = manifest.get("engine")
-    if not isinstance(engine, dict) or not all(isinstance(k, str) for k in engine):
-        out.append(f"engine: must be a mapping of EngineConfig fields, got {_short(engine)}")
-    classes = manifest.get("classes", [])
-    if not isinstance(classes, list) or len(classes) > 100_000:
-        out.append(f"classes: must be a list of names, got {_short(classes)}")
+        return [f"preprocessing: must be a mapping, got {_short(pre)}"]
+    out: list[str] = []
+    if not _is_int(pre.get("image_size"), 1, 4096):
+        out.append(f"preprocessing.image_size: must be an integer 1-4096, got {_short(pre.get('image_size'))}")
+    if pre.get("channels") not in (1, 3):
+        out.append(f"preprocessing.channels: must be 1 or 3, got {_short(pre.get('channels'))}")
+    for key in ("mean", "std"):
+        values = pre.get(key)
+        if not (isinstance(values, list) and 1 <= len(values) <= 3 and all(_is_num(v) for v in values)
+                and (key == "mean" or all(v > 0 for v in values))):
+            rule = "finite numbers" if key == "mean" else "finite numbers > 0"
+            out.append(f"preprocessing.{key}: must be 1-3 {rule}, got {_short(values)}")
     return out
 
 

@@ -153,63 +153,75 @@ def train_model(
         >>> tm.epochs_run, tm.from_cache
         (1, False)
     """
-    name = backbone_name(backbone)
-    key = recipe_hash(backbone, recipe, dataset)
-    base = {"backbone": name, "recipe_hash": key}
-
-    def emit(event: dict[str, Any]) -> None:
-        if progress is not None:
-            progress({**base, **event})
-
-    def build() -> nn.Module:
-        return build_model(backbone, num_classes=len(dataset.classes), image_shape=dataset.image_shape)
-
-    def result(module: nn.Module, meta: dict[str, Any], hit: bool) -> TrainedModel:
-        module.eval()
-        return TrainedModel(module=module, backbone=name, recipe_hash=key, val_accuracy=float(meta["val_accuracy"]),
-                            train_seconds=0.0 if hit else float(meta["train_seconds"]), from_cache=hit,
-                            epochs_run=int(meta["epochs_run"]), params=int(meta["params"]), flops=int(meta["flops"]),
-                            image_shape=dataset.image_shape, num_classes=len(dataset.classes), source=backbone,
-                            history=list(meta.get("history", [])))
-
-    def from_cache() -> TrainedModel | None:
-        if cache is None:
-            return None
-        found = cache.load(key)
-        if found is None:
-            return None
-        module = build()
-        module.load_state_dict(found[0])
-        emit({"event": "cache_hit", "path": str(cache.path_for(key))})
-        return result(module, found[1], hit=True)
-
-    hit = from_cache()
+    job = _TrainJob(backbone, recipe, dataset, cache, progress)
+    hit = job.from_cache()
     if hit is not None:
         return hit
     waiting = {"event": "waiting", "reason": "another process is training this recipe"}
-    with cache.lock(key, on_wait=lambda: emit(waiting)) if cache is not None else contextlib.nullcontext():
-        hit = from_cache()  # another process may have trained it while we waited
-        if hit is not None:
-            return hit
+    with cache.lock(job.key, on_wait=lambda: job.emit(waiting)) if cache is not None else contextlib.nullcontext():
+        hit = job.from_cache()  # another process may have trained it while we waited
+        return hit if hit is not None else job.train()
+
+
+@dataclass
+class _TrainJob:
+    """One ``train_model`` call: the cache key, progress events, the cache lookup and the training run."""
+
+    backbone: str | ModelSpec
+    recipe: TrainRecipe
+    dataset: Dataset
+    cache: ModelCache | None
+    progress: Progress | None
+
+    def __post_init__(self) -> None:
+        self.name = backbone_name(self.backbone)
+        self.key = recipe_hash(self.backbone, self.recipe, self.dataset)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress({"backbone": self.name, "recipe_hash": self.key, **event})
+
+    def build(self) -> nn.Module:
+        return build_model(self.backbone, num_classes=len(self.dataset.classes), image_shape=self.dataset.image_shape)
+
+    def result(self, module: nn.Module, meta: dict[str, Any], hit: bool) -> TrainedModel:
+        module.eval()
+        return TrainedModel(module=module, backbone=self.name, recipe_hash=self.key,
+                            val_accuracy=float(meta["val_accuracy"]),
+                            train_seconds=0.0 if hit else float(meta["train_seconds"]), from_cache=hit,
+                            epochs_run=int(meta["epochs_run"]), params=int(meta["params"]), flops=int(meta["flops"]),
+                            image_shape=self.dataset.image_shape, num_classes=len(self.dataset.classes),
+                            source=self.backbone, history=list(meta.get("history", [])))
+
+    def from_cache(self) -> TrainedModel | None:
+        found = self.cache.load(self.key) if self.cache is not None else None
+        if found is None:
+            return None
+        module = self.build()
+        module.load_state_dict(found[0])
+        self.emit({"event": "cache_hit", "path": str(self.cache.path_for(self.key))})  # type: ignore[union-attr]
+        return self.result(module, found[1], hit=True)
+
+    def train(self) -> TrainedModel:
+        """Train on every usable core (the thread count is restored after), store in the cache."""
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         try:
             start = time.perf_counter()
-            torch.manual_seed(recipe.seed)
-            module = build()
-            emit({"event": "start", "epochs": recipe.epochs})
-            trains = not (isinstance(backbone, ModelSpec) and not backbone.train)
-            epochs_run, history = _fit(module, recipe, dataset, emit) if trains else (0, [])
+            torch.manual_seed(self.recipe.seed)
+            module = self.build()
+            self.emit({"event": "start", "epochs": self.recipe.epochs})
+            trains = not (isinstance(self.backbone, ModelSpec) and not self.backbone.train)
+            epochs_run, history = _fit(module, self.recipe, self.dataset, self.emit) if trains else (0, [])
             seconds = time.perf_counter() - start
             module.eval()
-            meta = {"kind": "trained", "backbone": name, "recipe_hash": key, "precision": "fp32",
-                    "dataset": dataset.fingerprint, "recipe": recipe.model_dump(mode="json"),
-                    "val_accuracy": accuracy(module, dataset.val), "train_seconds": seconds,
-                    "epochs_run": epochs_run, "history": history,
-                    **model_profile(module, dataset.image_shape)}
+            meta = {"kind": "trained", "backbone": self.name, "recipe_hash": self.key, "precision": "fp32",
+                    "dataset": self.dataset.fingerprint, "recipe": self.recipe.model_dump(mode="json"),
+                    "val_accuracy": accuracy(module, self.dataset.val), "train_seconds": seconds,
+                    "epochs_run": epochs_run, "history": history, **model_profile(module, self.dataset.image_shape)}
         finally:
             torch.set_num_threads(previous_threads)
-        if cache is not None:
-            cache.store(key, module.state_dict(), meta)
-        emit({"event": "done", "val_accuracy": meta["val_accuracy"], "seconds": seconds})
-        return result(module, meta, hit=False)
+        if self.cache is not None:
+            self.cache.store(self.key, module.state_dict(), meta)
+        self.emit({"event": "done", "val_accuracy": meta["val_accuracy"], "seconds": seconds})
+        return self.result(module, meta, hit=False)

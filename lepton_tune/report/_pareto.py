@@ -109,7 +109,25 @@ def pareto_info(study: optuna.Study) -> ParetoInfo:
     objectives, directions = study_objectives(study), study_directions(study)
     trials = study.get_trials(deepcopy=False)
     front = feasible_front(study)
-    on_front = {t.number for t in front}
+    values, groups = _grouped(trials, objectives, {t.number for t in front})
+    ref = study_reference(study, trials)
+    history = _hv_history(trials, ref, objectives, directions)
+    sign = [-1.0 if d == "maximize" else 1.0 for d in directions]
+    volume = history[-1][1] if history else 0.0
+    reference = None if ref is None else [float(r * s) for r, s in zip(ref, sign)]
+    ideal = ideal_point([values[t.number] for t in front if t.number in values], directions)
+    return ParetoInfo(
+        study_name=study.study_name, objectives=objectives, directions=directions, front=front,
+        feasible=groups["feasible"], infeasible=groups["infeasible"], baseline=groups["baseline"], values=values,
+        counts=_counts(trials, len(front)), reference_point=reference, hypervolume=volume,
+        hypervolume_history=history, noisy=groups["noisy"], confirmations=groups["confirmations"], ideal_point=ideal,
+        hypervolume_share=hypervolume_share(volume, ideal, reference, directions),
+    )
+
+
+def _grouped(trials: list[FrozenTrial], objectives: list[str],
+             on_front: set[int]) -> tuple[dict[int, list[float]], dict[str, list[FrozenTrial]]]:
+    """Objective values by trial number, and the finished trials off the front by kind."""
     values: dict[int, list[float]] = {}
     groups: dict[str, list[FrozenTrial]] = {k: [] for k in ("feasible", "infeasible", "baseline", "noisy", "confirmations")}
     for trial in trials:
@@ -117,55 +135,37 @@ def pareto_info(study: optuna.Study) -> ParetoInfo:
         if vals is None or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             continue
         values[trial.number] = vals
-        if TrialRecord.of(trial).baseline:
+        record = TrialRecord.of(trial)
+        if record.baseline:
             groups["baseline"].append(trial)
-        if TrialRecord.of(trial).confirms is not None:
+        if record.confirms is not None:
             groups["confirmations"].append(trial)
-        elif TrialRecord.of(trial).noisy:
+        elif record.noisy:
             groups["noisy"].append(trial)
         elif is_feasible(trial):
             if trial.number not in on_front:
                 groups["feasible"].append(trial)
         else:
             groups["infeasible"].append(trial)
-    ref = study_reference(study, trials)
-    history = _hv_history(trials, ref, objectives, directions)
+    return values, groups
+
+
+def _counts(trials: list[FrozenTrial], front: int) -> dict[str, int]:
+    """Trials by outcome; confirmations (re-measures of chosen points) are counted apart."""
     measured = [t for t in trials if TrialRecord.of(t).confirms is None]
     complete = [t for t in measured if t.state == TrialState.COMPLETE]
-    noisy = sum(bool(TrialRecord.of(t).noisy) for t in complete)
-    n_feasible = sum(is_feasible(t) and not TrialRecord.of(t).noisy for t in complete)
-    counts = {
+    noisy = sum(TrialRecord.of(t).noisy for t in complete)
+    feasible = sum(is_feasible(t) and not TrialRecord.of(t).noisy for t in complete)
+    return {
         "complete": len(complete),
-        "feasible": n_feasible,
-        "front": len(front),
-        "infeasible": sum(t.state == TrialState.PRUNED for t in measured) + len(complete) - n_feasible - noisy,
+        "feasible": feasible,
+        "front": front,
+        "infeasible": sum(t.state == TrialState.PRUNED for t in measured) + len(complete) - feasible - noisy,
         "noisy": noisy,
         "failed": sum(t.state == TrialState.FAIL for t in measured),
         "running": sum(t.state == TrialState.RUNNING for t in measured),
         "confirmations": len(trials) - len(measured),
     }
-    sign = [-1.0 if d == "maximize" else 1.0 for d in directions]
-    volume = history[-1][1] if history else 0.0
-    reference = None if ref is None else [float(r * s) for r, s in zip(ref, sign)]
-    ideal = ideal_point([values[t.number] for t in front if t.number in values], directions)
-    return ParetoInfo(
-        study_name=study.study_name,
-        objectives=objectives,
-        directions=directions,
-        front=front,
-        feasible=groups["feasible"],
-        infeasible=groups["infeasible"],
-        baseline=groups["baseline"],
-        values=values,
-        counts=counts,
-        reference_point=reference,
-        hypervolume=volume,
-        hypervolume_history=history,
-        noisy=groups["noisy"],
-        confirmations=groups["confirmations"],
-        ideal_point=ideal,
-        hypervolume_share=hypervolume_share(volume, ideal, reference, directions),
-    )
 
 
 def trial_summary(trial: FrozenTrial) -> dict[str, Any]:

@@ -85,16 +85,19 @@ def test_fresh_process_serves_what_the_trial_measured(study: TinyStudy) -> None:
 
 
 def test_register_with_alias_loads_from_the_registry(study: TinyStudy, tmp_path: Path) -> None:
+    """The registry is the MLflow store every command resolves: here MLFLOW_TRACKING_URI's, not the run dir's."""
     out = tmp_path / "reg"
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
     proc = cli("export", "--run-dir", str(study.run_dir), "--require", "accuracy>=0.5", "--out", str(out),
-               "--register", "digits-clf", "--alias", "production", "--json", cwd=study.root, env=study.env)
+               "--register", "digits-clf", "--alias", "production", "--json", cwd=study.root,
+               env={**study.env, "MLFLOW_TRACKING_URI": registry})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["registered"] == {"name": "digits-clf", "version": "1", "alias": "production",
                                     "uri": "models:/digits-clf@production"}
     assert "registered digits-clf version 1" in proc.stderr
-    got = _fresh(study, "models:/digits-clf@production",
-                 {"MLFLOW_TRACKING_URI": f"sqlite:///{study.run_dir / 'mlflow.db'}"})
+    assert (tmp_path / "registry.db").is_file()
+    got = _fresh(study, "models:/digits-clf@production", {"MLFLOW_TRACKING_URI": registry})
     import numpy as np
 
     assert (np.asarray(got["pyfunc"]).argmax(1) == np.asarray(got["trial"]).argmax(1)).all()
