@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from lepton_tune.data._dataset import PREPROCESSING_VERSION, Dataset, load_dataset, load_image_files
-from lepton_tune.data._images import IMAGE_EXTENSIONS, expand_image_paths
+from lepton_tune.data._images import (
+    IMAGE_EXTENSIONS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    EncodedImage,
+    PixelArray,
+    expand_image_paths,
+    iter_preprocessed,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
     "PREPROCESSING_VERSION",
     "Dataset",
+    "EncodedImage",
+    "PixelArray",
     "expand_image_paths",
+    "iter_preprocessed",
     "load_dataset",
     "load_image_files",
 ]
