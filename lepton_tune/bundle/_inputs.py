@@ -64,7 +64,7 @@ def parse_input(model_input: Any, input_shape: tuple[int, ...]) -> ParsedInput:
         return _frame(name, value, input_shape)
     if isinstance(value, (bytes, bytearray, memoryview, str)):
         value = [value]
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (bytes, bytearray, memoryview, str)) for v in value):
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (bytes, bytearray, memoryview, str)) for v in value):
         return _files(name or "files", list(value))
     try:
         array = np.asarray(value)
@@ -73,6 +73,8 @@ def parse_input(model_input: Any, input_shape: tuple[int, ...]) -> ParsedInput:
                         "per request, or send them as 'files'") from None
     if array.dtype.kind in "USO" and array.ndim <= 1:
         return _files(name or "files", list(array.reshape(-1)))
+    if name == "files" and array.size == 0:
+        return ParsedInput("files")
     if name == "files":
         raise DataError(f"files: must be a column of base64 strings or bytes, got {array.dtype} {list(array.shape)}")
     if name == "pixels" or (name is None and array.dtype.kind in "ui"):

@@ -75,7 +75,12 @@ class BundlePyfunc:
             return np.zeros((0, int(self.bundle.manifest["model"]["num_classes"])), dtype=np.float32)
         return np.concatenate(parts)
 
+    def get_raw_model(self) -> BundlePyfunc:
+        """What ``PyFuncModel.get_raw_model()`` returns: this object, with its ``engine``, ``bundle`` and ``close``."""
+        return self
+
     def close(self) -> None:
+        """Stop the engine's shards and release the serving lock (also done at interpreter exit)."""
         self._close()
 
 
