@@ -17,11 +17,11 @@ def input_examples(manifest: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("files", "encoded image files (PNG, JPEG, WebP, ... any size and mode) as base64 strings",
          f"printf '{{\"inputs\": {{\"files\": [\"%s\"]}}}}' \"$(base64 -w0 image.png)\" | {_POST}"),
         ("pixels", "uint8 pixels [N, H, W] (grey) or [N, H, W, C] (C = 1, 3 or 4), any size",
-         f"curl -s {_URL} -H 'Content-Type: application/json' "
-         "-d '{\"inputs\": {\"pixels\": [[[0, 255, 0], [255, 0, 255], [0, 255, 0]]]}}'"),
+         (f"curl -s {_URL} -H 'Content-Type: application/json' "
+          "-d '{\"inputs\": {\"pixels\": [[[0, 255, 0], [255, 0, 255], [0, 255, 0]]]}}'")),
         ("images", f"the preprocessed float32 tensor [N, {c}, {h}, {w}] (no preprocessing here)",
-         "python -c 'import json; print(json.dumps({\"inputs\": {\"images\": "
-         f"[[[[0.0] * {w}] * {h}] * {c}]}}, \"params\": {{\"return_logits\": True}}}}))' | {_POST}"),
+         ("python -c 'import json; print(json.dumps({\"inputs\": {\"images\": "
+          f"[[[[0.0] * {w}] * {h}] * {c}]}}, \"params\": {{\"return_logits\": True}}}}))' | {_POST}")),
     ]
 
 _UNITS = {"accuracy": "", "latency_p50_ms": " ms", "latency_p95_ms": " ms", "latency_p99_ms": " ms",

@@ -111,7 +111,7 @@ def _owner(path: Path) -> str:
 def _wait_for(fh: IO[str]) -> None:
     """Poll for the lock; SIGTERM/SIGINT end the wait (uvicorn's own handlers only take note, so a blocked
     standby would otherwise never exit when the server stops)."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, _leave)
