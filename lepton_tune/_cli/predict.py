@@ -42,7 +42,7 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lepton_tune.bundle import open_bundle
+    from lepton_tune.bundle import labels_of, open_bundle
     from lepton_tune.data import expand_image_paths, iter_preprocessed
 
     bundle = open_bundle(args.bundle, trust_code=args.trust_code or None)
@@ -55,12 +55,9 @@ def run(args: argparse.Namespace) -> int:
             # CHUNK_FILES files at a time: a directory of any size is decoded and served in bounded memory
             for part, images in iter_preprocessed(paths, bundle.preprocessing):
                 logits = engine.predict(np.ascontiguousarray(images.numpy(), dtype=np.float32))
-                shifted = logits - logits.max(axis=1, keepdims=True)
-                probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-                for path, p in zip(part, probs):
-                    best = int(p.argmax())
-                    row = {"input": str(path), "label": classes[best] if best < len(classes) else str(best),
-                           "probability": float(p[best])}
+                labels, probs = labels_of(logits, classes)  # the served model's answer too
+                for path, label, prob in zip(part, labels, probs):
+                    row = {"input": str(path), "label": label, "probability": float(prob)}
                     if args.json:
                         rows.append(row)
                     else:

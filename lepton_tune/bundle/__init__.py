@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lepton_tune.bundle._answer import labels_of
 from lepton_tune.bundle._export import export_bundle
 from lepton_tune.bundle._load import Bundle, load_bundle, open_bundle
 from lepton_tune.bundle._manifest import (
@@ -28,6 +29,7 @@ __all__ = [
     "check_out_dir",
     "compare_metrics",
     "export_bundle",
+    "labels_of",
     "load_bundle",
     "manifest_digest",
     "open_bundle",

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["model_card"]
+__all__ = ["input_examples", "model_card"]
+
+_URL = "127.0.0.1:5001/invocations"
+_POST = f"curl -s {_URL} -H 'Content-Type: application/json' -d @-"
+
+
+def input_examples(manifest: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(form, what it holds, a copy-paste shell example)`` for each input form the served model takes."""
+    c, h, w = (int(v) for v in manifest["model"]["image_shape"])
+    return [
+        ("files", "encoded image files (PNG, JPEG, WebP, ... any size and mode) as base64 strings",
+         f"printf '{{\"inputs\": {{\"files\": [\"%s\"]}}}}' \"$(base64 -w0 image.png)\" | {_POST}"),
+        ("pixels", "uint8 pixels [N, H, W] (grey) or [N, H, W, C] (C = 1, 3 or 4), any size",
+         (f"curl -s {_URL} -H 'Content-Type: application/json' "
+          "-d '{\"inputs\": {\"pixels\": [[[0, 255, 0], [255, 0, 255], [0, 255, 0]]]}}'")),
+        ("images", f"the preprocessed float32 tensor [N, {c}, {h}, {w}] (no preprocessing here)",
+         ("python -c 'import json; print(json.dumps({\"inputs\": {\"images\": "
+          f"[[[[0.0] * {w}] * {h}] * {c}]}}, \"params\": {{\"return_logits\": True}}}}))' | {_POST}")),
+    ]
 
 _UNITS = {"accuracy": "", "latency_p50_ms": " ms", "latency_p95_ms": " ms", "latency_p99_ms": " ms",
           "throughput": " images/s", "memory_mb": " MiB", "cost_per_million": " USD per million images",
@@ -32,6 +50,10 @@ _NAMES = {"accuracy": "accuracy (top-1)", "latency_p50_ms": "latency, median", "
 
 def _numbers(values: Any) -> str:
     return ", ".join(f"{float(v):.4f}" for v in values)
+
+
+def _examples(manifest: dict[str, Any]) -> str:
+    return "\n".join(f"- `{form}`: {holds}\n  ```bash\n  {example}\n  ```" for form, holds, example in input_examples(manifest))
 
 
 def model_card(manifest: dict[str, Any], name: str = "BUNDLE_DIR") -> str:
@@ -78,14 +100,24 @@ Chosen: {s.get('selection') or 'by trial number'}.
 lepton-tune predict {name} image.png --json     # classify files
 lepton-tune verify {name}                       # re-measure here; exit 3 if it drifted, 4 if the host was busy
 mlflow models serve -m {name} --env-manager local --host 127.0.0.1 --port 5001   # local: see below
-curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d '{{"inputs": IMAGES}}'
+printf '{{"inputs": {{"files": ["%s"]}}}}' "$(base64 -w0 image.png)" | curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d @-
 ```
 Serve it with `--env-manager local` from an environment where lepton-tune is installed: MLflow's default env
 manager stops at once (`./STOP--this-lepton-tune-bundle-is-served-with--env-manager-local`), because a fresh
 environment built from the public index cannot hold the lepton-tune that exported this bundle.
-Over MLflow (`mlflow.pyfunc.load_model`, `mlflow models serve`) the model takes preprocessed float32 images
-`[N, {c}, {h}, {w}]` and returns one row of {len(classes)} logits per image (class order as above); `lepton-tune predict`
-does the preprocessing and returns class names with probabilities.
+
+Over MLflow (`mlflow models serve`, `mlflow.pyfunc.load_model`) the model takes any one of these inputs and
+preprocesses files and pixels exactly as `lepton-tune predict` does (same limits; a breach is HTTP 400 with the
+same message). It answers one row per image, `{{"label": ..., "probability": ...}}`, plus `"logits"` (class order
+as above) with `"params": {{"return_logits": true}}`:
+
+{_examples(manifest)}
+
+Serve with one worker (`--workers 1`, the default): the engine already runs {e['shards']} shard(s) on the cores it
+was measured on, and concurrent requests share its batcher. An extra worker on this host starts no engine: it
+warns and waits as a standby, taking over if the serving worker exits.
+
+In Python, without MLflow (preprocessed tensors in, logits out):
 ```python
 import lepton_tune
 with lepton_tune.load_bundle("{name}") as engine:    # a started engine

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_GUARD", "LOADER_MODULE", "register_bundle", "signature_of", "write_mlmodel"]
+__all__ = ["ENV_GUARD", "LOADER_MODULE", "metadata_of", "register_bundle", "signature_of", "write_mlmodel"]
 
 #: First dependency of the bundle's MLflow environments: a path that never exists, so that pip stops at
 #: once, naming the fix, when MLflow builds a fresh environment (default env manager) for this bundle.
@@ -32,15 +32,30 @@ LOADER_MODULE = "lepton_tune.bundle._pyfunc"
 
 
 def signature_of(manifest: dict[str, Any]) -> Any:
-    """Tensor signature: float32 ``[-1, C, H, W]`` in, float32 ``[-1, classes]`` (logits) out."""
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
+    """Outputs ``label``, ``probability`` (and ``logits`` on request) per image, the ``return_logits`` param; no
+    input schema.
 
-    c, h, w = (int(v) for v in manifest["model"]["image_shape"])
-    n = int(manifest["model"]["num_classes"])
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, c, h, w), "images")]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n), "logits")]))
+    The model takes three input forms (files, uint8 pixels, the preprocessed tensor; see
+    :mod:`lepton_tune.bundle._inputs`), and an MLflow schema describes exactly one: enforcing it would
+    make MLflow reject the other two before ``predict`` sees them. The forms are described, with a
+    ``curl`` example each, in the ``MLmodel`` metadata (:func:`metadata_of`) and the model card.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
+
+    label = "string" if manifest.get("classes") else "long"
+    outputs = Schema([ColSpec(label, "label"), ColSpec("double", "probability"),
+                      ColSpec(Array("float"), "logits", required=False)])
+    return ModelSignature(inputs=None, outputs=outputs, params=ParamSchema([ParamSpec("return_logits", "boolean", False)]))
+
+
+def metadata_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The ``MLmodel`` metadata: each accepted input form with a copy-paste ``curl`` example."""
+    from lepton_tune.bundle._card import input_examples
+
+    return {"lepton_tune": {"inputs": {form: {"holds": holds, "example": example}
+                                       for form, holds, example in input_examples(manifest)},
+                            "answer": "one row per image: label, probability (logits with params.return_logits)"}}
 
 
 #: Said at the top of requirements.txt: why lepton-tune itself is not in it, and how to serve.
@@ -72,7 +87,7 @@ def write_mlmodel(root: Path, manifest: dict[str, Any]) -> list[str]:
     pins = "".join(f"  - {pin}\n" for pin in [ENV_GUARD, *_requirements(manifest)])
     (root / "conda.yaml").write_text(f"name: lepton-bundle\nchannels:\n- conda-forge\ndependencies:\n"
                                      f"- python={platform.python_version()}\n- pip\n- pip:\n{pins}")
-    model = Model(signature=signature_of(manifest))
+    model = Model(signature=signature_of(manifest), metadata=metadata_of(manifest))
     mlflow.pyfunc.add_to_model(model, loader_module=LOADER_MODULE, python_env="python_env.yaml", conda_env="conda.yaml")
     model.save(str(root / "MLmodel"))
     return sorted(p.name for p in root.iterdir() if p.name in ("MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml"))
@@ -102,6 +117,7 @@ def register_bundle(root: Path, name: str, *, tracking_uri: str, experiment_id: 
                 info = mlflow.pyfunc.log_model(
                     name="bundle", loader_module=LOADER_MODULE, data_path=str(root), signature=signature_of(manifest),
                     pip_requirements=_requirements(manifest), registered_model_name=name,
+                    metadata=metadata_of(manifest),
                 )
         version = str(info.registered_model_version)
         if alias:

@@ -6,6 +6,10 @@ from lepton_tune.data._dataset import PREPROCESSING_VERSION, Dataset, load_datas
 from lepton_tune.data._images import (
     CHUNK_FILES,
     IMAGE_EXTENSIONS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    EncodedImage,
+    PixelArray,
     expand_image_paths,
     iter_preprocessed,
     preprocess_files,
@@ -14,8 +18,12 @@ from lepton_tune.data._images import (
 __all__ = [
     "CHUNK_FILES",
     "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
     "PREPROCESSING_VERSION",
     "Dataset",
+    "EncodedImage",
+    "PixelArray",
     "expand_image_paths",
     "iter_preprocessed",
     "load_dataset",

@@ -7,9 +7,11 @@ replicated to 3, RGB averaged to 1) -> ``(x - mean) / std`` per channel.
 
 from __future__ import annotations
 
+import io
 import stat
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,9 @@ import torch.nn.functional as F
 
 from lepton_tune.exceptions import DataError
 
-__all__ = ["CHUNK_FILES", "IMAGE_EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "adapt_channels", "decode_image",
-           "expand_image_paths", "iter_preprocessed", "normalise", "resize"]
+__all__ = ["CHUNK_FILES", "IMAGE_EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "EncodedImage", "ImageSource",
+           "PixelArray", "adapt_channels", "decode_image", "expand_image_paths", "iter_preprocessed", "normalise",
+           "resize"]
 
 #: File name endings read as images (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
@@ -29,6 +32,36 @@ MAX_IMAGE_BYTES = 64 << 20
 MAX_IMAGE_PIXELS = 40_000_000
 #: Files decoded at a time by :func:`iter_preprocessed` (bounded memory for directories of any size).
 CHUNK_FILES = 256
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """The bytes of an image file received in memory (e.g. base64 over HTTP); ``name`` stands in for a path in
+    messages, so that a breach reads exactly like the same file given to ``lepton-tune predict``."""
+
+    data: bytes
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class PixelArray:
+    """Decoded ``uint8`` pixels ``[h, w]`` or ``[h, w, 1|3|4]`` (grey, RGB, RGBA), named for messages.
+
+    They go through the same conversion as a PNG of the same pixels (alpha composited on white).
+    """
+
+    array: np.ndarray
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: What :func:`decode_image` reads: a file path, an encoded file in memory, or uint8 pixels.
+ImageSource = str | Path | EncodedImage | PixelArray
 
 
 def _regular_file(path: Path) -> int:
@@ -43,10 +76,40 @@ def _regular_file(path: Path) -> int:
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
             "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket or other special file"
         raise DataError(f"{path}: is {kind}, not a regular image file. Pass image files or directories of them")
-    if info.st_size > MAX_IMAGE_BYTES:
-        raise DataError(f"{path}: {info.st_size / 2**20:.1f} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB limit for one "
-                        "image file. Downscale or re-encode it")
+    _check_size(path, info.st_size)
     return info.st_size
+
+
+def _check_size(name: object, size: int) -> None:
+    """One image file (on disk or received in memory) holds at most :data:`MAX_IMAGE_BYTES`."""
+    if size > MAX_IMAGE_BYTES:
+        raise DataError(f"{name}: {size / 2**20:.1f} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB limit for one "
+                        "image file. Downscale or re-encode it")
+
+
+def _check_pixels(name: object, width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(f"{name}: {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,} pixels "
+                        "per image (a decompression bomb, or far larger than any model input). Downscale it")
+
+
+def _from_pixels(source: PixelArray, channels: int) -> torch.Tensor:
+    """uint8 pixels as a PIL image, then the same conversion as a decoded file (so a PNG of them agrees)."""
+    from PIL import Image
+
+    array = source.array
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
+        dtype = getattr(array, "dtype", type(array).__name__)
+        raise DataError(f"{source}: pixels must be uint8 (0-255), got {dtype}. Send uint8 pixels, or the encoded file")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))) or 0 in array.shape:
+        raise DataError(f"{source}: pixels must be [height, width] or [height, width, channels 1|3|4], got shape "
+                        f"{list(source.array.shape)}. Send one image per row, channels last")
+    _check_pixels(source, array.shape[1], array.shape[0])
+    mode = "L" if array.ndim == 2 else "RGB" if array.shape[2] == 3 else "RGBA"
+    array = _to_array(Image.fromarray(np.ascontiguousarray(array), mode=mode), channels)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
 
 
 def _to_array(img: Any, channels: int) -> np.ndarray:
@@ -67,31 +130,38 @@ def _to_array(img: Any, channels: int) -> np.ndarray:
     return array[..., None] if channels == 1 else array
 
 
-def decode_image(path: str | Path, channels: int) -> torch.Tensor:
+def decode_image(path: ImageSource, channels: int) -> torch.Tensor:
     """Read one PNG/JPEG/... file as a float tensor ``[channels, h, w]`` in ``[0, 1]``.
 
-    The one place lepton-tune decodes an image file, with its limits: a regular file (no FIFO or
+    The one place lepton-tune decodes an image, with its limits: a regular file (no FIFO or
     device) of at most :data:`MAX_IMAGE_BYTES`, at most :data:`MAX_IMAGE_PIXELS` pixels (checked
     from the header, before decoding), complete (a truncated file is refused). EXIF orientation is
     applied, 16-bit greyscale is scaled by 65535, palette images are expanded, and transparent
-    pixels are composited on white.
+    pixels are composited on white. ``path`` may also be an :class:`EncodedImage` (the bytes of such
+    a file, same limits) or :class:`PixelArray` (uint8 pixels, same pixel limit and conversion).
 
     Raises:
         DataError: the file is missing, not a regular file, too large, a decompression bomb, not
-            an image, or truncated (the message names the file, the limit and the fix).
+            an image, or truncated; pixels that are not uint8 ``[h, w(, c)]`` (the message names the
+            file or input, the limit and the fix).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    _regular_file(path)
+    if isinstance(path, PixelArray):
+        return _from_pixels(path, channels)
+    source: Path | io.BytesIO
+    if isinstance(path, EncodedImage):
+        _check_size(path, len(path.data))
+        source = io.BytesIO(path.data)
+    else:
+        path = Path(path)
+        _regular_file(path)
+        source = path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise DataError(f"{path}: {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,} pixels "
-                                    "per image (a decompression bomb, or far larger than any model input). Downscale it")
+            with Image.open(source) as img:
+                _check_pixels(path, *img.size)
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 array = _to_array(img, channels)
@@ -163,7 +233,7 @@ def expand_image_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def preprocess_files(paths: list[Path], settings: dict[str, Any]) -> torch.Tensor:
+def preprocess_files(paths: Sequence[ImageSource], settings: dict[str, Any]) -> torch.Tensor:
     """Decode, invert (if the settings say so), resize, adapt channels and normalise ``paths``."""
     channels = int(settings["channels"])
     size = int(settings["image_size"])
@@ -180,8 +250,8 @@ def preprocess_files(paths: list[Path], settings: dict[str, Any]) -> torch.Tenso
     return normalise(torch.cat(decoded), settings["mean"], settings["std"])
 
 
-def iter_preprocessed(paths: Sequence[Path], settings: dict[str, Any], *,
-                      chunk: int = CHUNK_FILES) -> Iterator[tuple[Sequence[Path], torch.Tensor]]:
+def iter_preprocessed(paths: Sequence[ImageSource], settings: dict[str, Any], *,
+                      chunk: int = CHUNK_FILES) -> Iterator[tuple[Sequence[ImageSource], torch.Tensor]]:
     """Yield ``(paths, images)`` for ``chunk`` files at a time: memory stays bounded for any number of files."""
     for start in range(0, len(paths), chunk):
         part = paths[start:start + chunk]

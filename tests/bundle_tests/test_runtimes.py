@@ -31,8 +31,8 @@ x = np.load(sys.argv[2])
 with lepton_tune.load_bundle(sys.argv[1]) as engine:
     a = engine.predict(x)
     isolation = engine.config.isolation
-b = mlflow.pyfunc.load_model(sys.argv[1]).predict(x)
-print(json.dumps({"engine": a.tolist(), "pyfunc": np.asarray(b).tolist(), "isolation": isolation}))
+b = mlflow.pyfunc.load_model(sys.argv[1]).predict(x, params={"return_logits": True})
+print(json.dumps({"engine": a.tolist(), "pyfunc": np.stack(b["logits"]).tolist(), "isolation": isolation}))
 """
 
 

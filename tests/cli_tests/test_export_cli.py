@@ -43,9 +43,9 @@ with Engine(prepared.module, config, input_shape=tuple(x.shape[1:])) as eng:
 with lepton_tune.load_bundle(bundle) as eng:
     bundle_out = eng.predict(x)
     shards = len(eng.pids()) - 1
-pyfunc_out = mlflow.pyfunc.load_model(model_uri).predict(x)
+pyfunc_out = mlflow.pyfunc.load_model(model_uri).predict({"images": x}, params={"return_logits": True})
 print(json.dumps({
-    "trial": trial_out.tolist(), "bundle": bundle_out.tolist(), "pyfunc": np.asarray(pyfunc_out).tolist(),
+    "trial": trial_out.tolist(), "bundle": bundle_out.tolist(), "pyfunc": np.stack(pyfunc_out["logits"]).tolist(),
     "labels": y.tolist(), "recorded_accuracy": trial.user_attrs["metrics"]["accuracy"], "shards": shards,
     "config_shards": config.shards, "manifest_engine": manifest["engine"] == config.model_dump(mode="json"),
 }))

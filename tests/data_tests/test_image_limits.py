@@ -110,3 +110,25 @@ def test_bad_image_is_a_data_error_in_a_fresh_process(tmp_path: Path) -> None:
                            "'std': [1,1,1], 'invert': False})", str(tmp_path / "x.png")],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode != 0 and "DataError" in proc.stderr and "x.png: cannot be read as an image" in proc.stderr
+
+
+def test_in_memory_images_decode_like_files_with_the_same_limits(tmp_path: Path) -> None:
+    """Bytes received over HTTP and uint8 pixels go through the file decoder: same limits, same text, same pixels."""
+    import torch
+
+    from lepton_tune.data import EncodedImage, PixelArray
+
+    with pytest.raises(DataError, match=r"upload 0: 64\.0 MiB, over the 64 MiB limit for one image file"):
+        decode_image(EncodedImage(b"\0" * (MAX_IMAGE_BYTES + 1), "upload 0"), 3)
+    rgba = np.random.default_rng(0).integers(0, 255, (5, 7, 4), dtype=np.uint8)
+    path = tmp_path / "a.png"
+    Image.fromarray(rgba).save(path)
+    want = decode_image(path, 3)
+    assert torch.equal(decode_image(EncodedImage(path.read_bytes(), "upload"), 3), want)
+    assert torch.equal(decode_image(PixelArray(rgba, "pixels[0]"), 3), want)  # alpha composited on white alike
+    with pytest.raises(DataError, match=r"pixels\[0\]: pixels must be uint8 \(0-255\), got float32"):
+        decode_image(PixelArray(rgba.astype(np.float32), "pixels[0]"), 3)
+    with pytest.raises(DataError, match=r"pixels\[0\]: pixels must be \[height, width\] or \[height, width, channels"):
+        decode_image(PixelArray(np.zeros((4, 4, 2), np.uint8), "pixels[0]"), 3)
+    with pytest.raises(DataError, match=rf"upload: 7000x7000 pixels, over the limit of {MAX_IMAGE_PIXELS:,} pixels"):
+        decode_image(PixelArray(np.zeros((7000, 7000), np.uint8), "upload"), 3)
