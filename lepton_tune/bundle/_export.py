@@ -20,7 +20,6 @@ from lepton_tune.bundle._replace import check_out_dir, storage_dirs, swap_in
 from lepton_tune.bundle._runtimes import load_served, prepare_served, write_served
 from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
 from lepton_tune.exceptions import BundleError
-from lepton_tune.front import TrialRecord
 
 __all__ = ["export_bundle"]
 
@@ -45,6 +44,8 @@ def _libraries() -> dict[str, str]:
 
 def _trial_parts(study: Any, trial: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     spec = study.user_attrs.get("spec")
+    from lepton_tune.front import TrialRecord  # exporting reads a study (optuna); loading a bundle never does
+
     point = TrialRecord.of(trial).point
     metrics = TrialRecord.of(trial).metrics
     if not isinstance(spec, dict) or not isinstance(point, dict):
@@ -101,6 +102,8 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     dataset = load_dataset(dataset_spec)
     cache = ModelCache()
     trained = train_model(ref, recipe, dataset, cache=cache)
+    from lepton_tune.front import TrialRecord
+
     recorded = TrialRecord.of(trial).model or {}
     if recorded.get("recipe_hash") and recorded["recipe_hash"] != trained.recipe_hash:
         raise BundleError(
