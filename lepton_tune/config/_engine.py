@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "EngineConfig"]
+__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "THREAD_RUNTIMES", "EngineConfig"]
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8_dynamic")
 MODES = ("replica", "pipeline")
-RUNTIMES = ("eager", "compile", "onnxruntime")
+RUNTIMES = ("eager", "compile", "onnxruntime", "openvino")
+#: Runtimes whose calls release the GIL for a whole batch, so lanes may be threads of one process.
+THREAD_RUNTIMES = ("onnxruntime", "openvino")
 
 
 class EngineConfig(BaseModel):
@@ -29,7 +31,7 @@ class EngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     precision: Literal["fp32", "bf16", "fp16", "int8", "int8_dynamic"] = "fp32"
-    runtime: Literal["eager", "compile", "onnxruntime"] = "eager"
+    runtime: Literal["eager", "compile", "onnxruntime", "openvino"] = "eager"
     shards: int = Field(1, ge=1, le=256)
     mode: Literal["replica", "pipeline"] = "replica"
     isolation: Literal["process", "thread"] = "process"
@@ -63,11 +65,12 @@ class EngineConfig(BaseModel):
                 "share_weights only applies to mode 'replica' (pipeline stages hold disjoint weights). "
                 "Set share_weights: false"
             )
-        if self.isolation == "thread" and (self.runtime, self.mode, self.device) != ("onnxruntime", "replica", "cpu"):
+        threadable = self.runtime in THREAD_RUNTIMES and (self.mode, self.device) == ("replica", "cpu")
+        if self.isolation == "thread" and not threadable:
             raise ValueError(
-                f"isolation 'thread' serves runtime 'onnxruntime', mode 'replica', device 'cpu' only (got runtime "
-                f"{self.runtime!r}, mode {self.mode!r}, device {self.device!r}): only ONNX Runtime releases the GIL "
-                "for a whole call and keeps a thread pool per session. Use isolation: process"
+                f"isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode 'replica', device 'cpu' only (got "
+                f"runtime {self.runtime!r}, mode {self.mode!r}, device {self.device!r}): only ONNX Runtime and OpenVINO "
+                "release the GIL for a whole call and keep a thread pool per session. Use isolation: process"
             )
         if self.precision == "fp16" and not self.device.startswith("cuda"):
             raise ValueError("precision 'fp16' needs device 'cuda' (this CPU has no fp16 kernels)")

@@ -6,6 +6,7 @@ from lepton_tune.engine._engine import Engine, EngineStats
 from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._runtime import build_runner, runtime_support
 from lepton_tune.engine._runtime_onnx import OnnxModule
+from lepton_tune.engine._runtime_openvino import OpenVinoModule
 from lepton_tune.engine._split import split_model
 
-__all__ = ["Engine", "EngineStats", "OnnxModule", "build_runner", "plan_cores", "runtime_support", "split_model"]
+__all__ = ["Engine", "EngineStats", "OnnxModule", "OpenVinoModule", "build_runner", "plan_cores", "runtime_support", "split_model"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lepton_tune.models._cache import ModelCache, content_key
 from lepton_tune.models._evaluate import accuracy, predict
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
+from lepton_tune.models._openvino import OpenVinoArtifact, convert_openvino
 from lepton_tune.models._precision import (
     CastWrapper,
     ConvertedModel,
@@ -30,12 +31,14 @@ __all__ = [
     "ConvertedModel",
     "ModelCache",
     "OnnxArtifact",
+    "OpenVinoArtifact",
     "SmallCNN",
     "TrainedModel",
     "accuracy",
     "artifact_key",
     "build_model",
     "content_key",
+    "convert_openvino",
     "convert_precision",
     "export_onnx",
     "model_profile",

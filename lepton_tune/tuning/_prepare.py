@@ -58,7 +58,9 @@ class ModelPreparer:
         ref = self._model_ref(point)
         ref_key = ref if isinstance(ref, str) else ref.model_dump_json()
         onnx = point.get("runtime") == "onnxruntime"
-        key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}" + ("/onnx" if onnx else ""))
+        openvino = point.get("runtime") == "openvino"
+        key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}" + ("/onnx" if onnx else "")
+               + ("/openvino" if openvino else ""))
         with self._lock:
             if key in self._memo:
                 hit = self._memo[key]
@@ -71,8 +73,9 @@ class ModelPreparer:
                                       cache=cache, progress=self._progress)
                 self._trained[key[:2]] = trained
             train_seconds = time.perf_counter() - started
-            if onnx:
-                prepared = self._onnx(trained, point["precision"], cache, train_seconds)
+            if onnx or openvino:
+                convert = self._onnx if onnx else self._openvino
+                prepared = convert(trained, point["precision"], cache, train_seconds)
                 self._memo[key] = prepared
                 return prepared
             started = time.perf_counter()
@@ -112,3 +115,25 @@ class ModelPreparer:
         }
         module = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision=precision)
         return PreparedModel(module, info, train_seconds, 0.0, art.export_seconds)
+
+    def _openvino(self, trained: Any, precision: str, cache: Any, train_seconds: float) -> PreparedModel:
+        """runtime openvino: the IR converted once from the cached ONNX export (int8: NNCF), cached."""
+        from lepton_tune.engine import OpenVinoModule
+        from lepton_tune.models import convert_openvino
+
+        art = convert_openvino(trained, tuple(self.dataset.image_shape), precision=precision, dataset=self.dataset,
+                               cache=cache, key=trained.recipe_hash)
+        info = {
+            "recipe_hash": trained.recipe_hash,
+            "artifact_hash": art.key,
+            "params": getattr(trained, "params", None),
+            "flops": getattr(trained, "flops", None),
+            "from_cache": bool(trained.from_cache),
+            "val_accuracy": getattr(trained, "val_accuracy", None),
+            "converted_val_accuracy": None,
+            "trained_seconds_when_built": getattr(trained, "train_seconds", None),
+            "openvino_from_cache": art.from_cache,
+            "computed_precision": OpenVinoModule.computed_precision(precision),
+        }
+        module = OpenVinoModule.from_files(art.xml, output_shape=art.output_shape, precision=precision)
+        return PreparedModel(module, info, train_seconds, art.convert_seconds, art.export_seconds)
