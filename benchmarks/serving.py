@@ -37,15 +37,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-from _contender import Contender  # noqa: E402
-from _peers import computed_precision, grids  # noqa: E402
-from _serving_search import picks, prepare, search  # noqa: E402
-from _sides import wait_until_quiet  # noqa: E402
-from _stats import bootstrap_median, describe  # noqa: E402
+import numpy as np
+import optuna
+from _contender import Contender
+from _peers import computed_precision, grids
+from _serving_search import picks, prepare, search
+from _sides import wait_until_quiet
+from _stats import bootstrap_median, describe
 
-from lepton_tune.config import host_facts  # noqa: E402
+from lepton_tune.config import host_facts
 
 CLIENTS = 16
 FP32_PEERS = ("naive", "torch", "ort", "ov")

@@ -56,8 +56,8 @@ def prepare_served(trained: Any, config: EngineConfig, dataset: Any, cache: Any)
 
         ir = convert_openvino(trained, tuple(dataset.image_shape), precision=config.precision, dataset=dataset,
                               cache=cache, key=trained.recipe_hash)
-        module = OpenVinoModule.from_files(ir.xml, output_shape=ir.output_shape, precision=config.precision)
-        return Served(module, ir.key, "openvino", None)
+        return Served(OpenVinoModule.from_files(ir.xml, output_shape=ir.output_shape, precision=config.precision),
+                      ir.key, "openvino", None)
     from lepton_tune.models import convert_precision
 
     converted = convert_precision(trained, config.precision, dataset, device=config.device, cache=cache)
