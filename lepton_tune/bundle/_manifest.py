@@ -38,7 +38,7 @@ _MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few KiB
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 #: The file role each model loader serves from.
 LOADER_ROLES = {"fp32": "weights", "cast": "weights", "int8_static": "weights", "int8_dynamic": "weights",
-                "onnx": "onnx"}
+                "onnx": "onnx", "openvino": "openvino"}
 
 
 sha256_of = sha256_file  # one file digest for the model cache and bundles

@@ -5,6 +5,9 @@
 - ``onnxruntime``: the exported graph (``model.onnx``, role ``onnx``), exactly the file the trial's
   engine ran (fp32, or int8 from ONNX Runtime's own static quantization), served by
   :class:`~lepton_tune.engine.OnnxModule`.
+- ``openvino``: the OpenVINO IR the trial's engine compiled (``model.xml``, role ``openvino``, and
+  ``model.bin``, role ``openvino_weights``; fp32, or NNCF int8), served by
+  :class:`~lepton_tune.engine.OpenVinoModule` with the manifest's precision as its hint.
 
 Every file returned here is listed in ``lepton.yaml`` with its SHA-256 and checked before loading.
 """
@@ -21,9 +24,10 @@ from lepton_tune.bundle._module import WEIGHTS, loader_of, rebuild_module, save_
 from lepton_tune.config import EngineConfig
 from lepton_tune.exceptions import BundleError
 
-__all__ = ["ONNX", "Served", "load_served", "prepare_served", "write_served"]
+__all__ = ["ONNX", "OPENVINO_XML", "Served", "load_served", "prepare_served", "write_served"]
 
 ONNX = "model.onnx"
+OPENVINO_XML, OPENVINO_BIN = "model.xml", "model.bin"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ def prepare_served(trained: Any, config: EngineConfig, dataset: Any, cache: Any)
 
     art = served_artifact(trained, precision=config.precision, runtime=config.runtime, device=config.device,
                           dataset=dataset, cache=cache)
-    loader = "onnx" if art.kind == "onnx" else loader_of(config.precision)
+    loader = art.kind if art.kind in ("onnx", "openvino") else loader_of(config.precision)
     return Served(art.module, art.artifact_hash, loader, art.val_accuracy)
 
 
@@ -51,6 +55,9 @@ def write_served(served: Served, root: Path) -> list[tuple[str, str]]:
     if served.loader == "onnx":
         served.module.save(root / ONNX)  # type: ignore[operator]
         return [(ONNX, "onnx")]
+    if served.loader == "openvino":
+        served.module.save(root / OPENVINO_XML)  # type: ignore[operator]
+        return [(OPENVINO_XML, "openvino"), (OPENVINO_BIN, "openvino_weights")]
     save_weights(served.module, root / WEIGHTS)
     return [(WEIGHTS, "weights")]
 
@@ -96,4 +103,21 @@ def load_served(root: Path, manifest: dict[str, Any], *, trust_code: bool | None
                                         precision=str(model["precision"]))
         except EngineError as exc:
             raise BundleError(f"{root / roles['onnx']}: cannot be served here: {exc}") from None
+    if model.get("loader") == "openvino":
+        return _load_openvino(root, model, roles)
     return rebuild_module(root, model, roles["weights"], trust_code=trust_code)
+
+
+def _load_openvino(root: Path, model: dict[str, Any], roles: dict[Any, str]) -> nn.Module:
+    """The listed IR pair (an XML that names no other file: OpenVINO reads the weights we pass it)."""
+    from lepton_tune.engine import OpenVinoModule
+    from lepton_tune.exceptions import EngineError
+
+    if "openvino_weights" not in roles:
+        raise BundleError(f"{root / 'lepton.yaml'}: model.loader 'openvino' needs a file with role 'openvino_weights' "
+                          "(the IR's .bin) listed in files, and none is. The manifest is not valid; export the bundle again")
+    try:
+        return OpenVinoModule.from_files(root / roles["openvino"], root / roles["openvino_weights"],
+                                         output_shape=(int(model["num_classes"]),), precision=str(model["precision"]))
+    except EngineError as exc:
+        raise BundleError(f"{root / roles['openvino']}: cannot be served here: {exc}") from None

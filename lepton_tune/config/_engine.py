@@ -7,15 +7,18 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "EngineConfig", "Mode", "Precision", "Runtime"]
+__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "THREAD_RUNTIMES", "EngineConfig", "Mode", "Precision",
+           "Runtime"]
 
 # Each choice list is declared once, as the type; the tuples are derived from it.
 Precision = Literal["fp32", "bf16", "fp16", "int8", "int8_dynamic"]
-Runtime = Literal["eager", "compile", "onnxruntime"]
+Runtime = Literal["eager", "compile", "onnxruntime", "openvino"]
 Mode = Literal["replica", "pipeline"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 MODES: tuple[str, ...] = get_args(Mode)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
+#: Runtimes whose calls release the GIL for a whole batch, so lanes may be threads of one process.
+THREAD_RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
 
 
 class EngineConfig(BaseModel):
@@ -67,11 +70,12 @@ class EngineConfig(BaseModel):
                 "share_weights only applies to mode 'replica' (pipeline stages hold disjoint weights). "
                 "Set share_weights: false"
             )
-        if self.isolation == "thread" and (self.runtime, self.mode, self.device) != ("onnxruntime", "replica", "cpu"):
+        threadable = self.runtime in THREAD_RUNTIMES and (self.mode, self.device) == ("replica", "cpu")
+        if self.isolation == "thread" and not threadable:
             raise ValueError(
-                f"isolation 'thread' serves runtime 'onnxruntime', mode 'replica', device 'cpu' only (got runtime "
-                f"{self.runtime!r}, mode {self.mode!r}, device {self.device!r}): only ONNX Runtime releases the GIL "
-                "for a whole call and keeps a thread pool per session. Use isolation: process"
+                f"isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode 'replica', device 'cpu' only (got "
+                f"runtime {self.runtime!r}, mode {self.mode!r}, device {self.device!r}): only ONNX Runtime and OpenVINO "
+                "release the GIL for a whole call and keep a thread pool per session. Use isolation: process"
             )
         if self.precision == "fp16" and not self.device.startswith("cuda"):
             raise ValueError("precision 'fp16' needs device 'cuda' (this CPU has no fp16 kernels)")

@@ -9,12 +9,14 @@ from lepton_tune.engine._lifetime import cap_memory, die_with_parent
 from lepton_tune.engine._plan import plan_cores
 from lepton_tune.engine._runtime import build_runner, runtime_support
 from lepton_tune.engine._runtime_onnx import OnnxModule
+from lepton_tune.engine._runtime_openvino import OpenVinoModule
 from lepton_tune.engine._split import split_model
 
 __all__ = [
     "Engine",
     "EngineStats",
     "OnnxModule",
+    "OpenVinoModule",
     "build_runner",
     "cap_memory",
     "die_with_parent",

@@ -26,8 +26,8 @@ def probe_output(model: torch.nn.Module, config: EngineConfig, shape: tuple[int,
         >>> probe_output(torch.nn.Linear(3, 2), EngineConfig(), (3,))
         (2,)
     """
-    known = getattr(model, "output_shape", None) if config.runtime == "onnxruntime" else None
-    if known is not None:  # an OnnxModule knows it: no ONNX Runtime session in the parent
+    known = getattr(model, "output_shape", None) if config.runtime in ("onnxruntime", "openvino") else None
+    if known is not None:  # an OnnxModule/OpenVinoModule knows it: no session or compiled model in the parent
         return tuple(known)
     first = next(iter(model.parameters()), None)
     device = str(first.device) if first is not None and first.device.type != "meta" else "cpu"

@@ -7,6 +7,9 @@ Runtimes and what they serve (anything else is refused by :func:`runtime_support
   see ``_runtime_compile`` for how batch sizes are handled.
 - ``onnxruntime``: an :class:`OnnxModule` (fp32, or int8 from ONNX Runtime's static quantization),
   replica mode only, CPU only; one session per shard, ``threads_per_shard`` intra-op threads.
+- ``openvino``: an :class:`OpenVinoModule` (fp32, bf16 where the CPU has it natively, NNCF int8),
+  replica mode only, CPU only; one compiled model per shard, ``threads_per_shard`` threads
+  (see ``_runtime_openvino``).
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ import torch
 from lepton_tune.config import RUNTIMES
 from lepton_tune.engine._runtime_compile import compile_forward, compiler_missing
 from lepton_tune.engine._runtime_onnx import OnnxModule, onnx_runner
+from lepton_tune.engine._runtime_openvino import OpenVinoModule, openvino_runner, openvino_support
 from lepton_tune.exceptions import EngineError
 
 __all__ = ["Runner", "build_runner", "input_dtype", "model_runtime_error", "runtime_support"]
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
-_PRECISIONS = {"eager": None, "compile": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8")}
+_PRECISIONS = {"eager": None, "compile": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8"),
+               "openvino": ("fp32", "bf16", "int8")}
 _WHY_NOT = {
+    "openvino": "int8 is NNCF's post-training quantization; fp16 has no fast CPU kernels here; use runtime eager",
     "compile": "int8 here is FX-quantized, which torch.compile does not speed up; use runtime eager or onnxruntime for int8",
     "onnxruntime": "int8 is ONNX Runtime's static quantization (int8); bf16/fp16 have few ONNX Runtime CPU kernels; "
                    "use runtime eager or compile for them",
@@ -58,6 +64,10 @@ def runtime_support(runtime: str, precision: str = "fp32", mode: str = "replica"
             return f"runtime 'onnxruntime' runs on CPU here (CPUExecutionProvider), not device {device!r}; use device: cpu"
         if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime is not installed (pip install 'lepton-tune[onnx]')"
+    if runtime == "openvino":
+        if device != "cpu":
+            return f"runtime 'openvino' runs on CPU here (its CPU plugin), not device {device!r}; use device: cpu"
+        return openvino_support(precision)
     if runtime == "compile" and device == "cpu":
         return compiler_missing()
     return None
@@ -71,6 +81,12 @@ def model_runtime_error(module: torch.nn.Module, runtime: str) -> str | None:
                 "Export it first (lepton_tune.models.export_onnx) and pass OnnxModule.from_file(path)")
     if onnx and runtime != "onnxruntime":
         return f"an OnnxModule is served by runtime 'onnxruntime', not {runtime!r}. Set runtime: onnxruntime"
+    ir = isinstance(module, OpenVinoModule)
+    if runtime == "openvino" and not ir:
+        return (f"runtime 'openvino' serves an OpenVinoModule (an OpenVINO IR), got {type(module).__name__}. "
+                "Convert it first (lepton_tune.models.convert_openvino) and pass OpenVinoModule.from_files(xml)")
+    if ir and runtime != "openvino":
+        return f"an OpenVinoModule is served by runtime 'openvino', not {runtime!r}. Set runtime: openvino"
     return None
 
 
@@ -92,13 +108,14 @@ def build_runner(module: torch.nn.Module, *, precision: str, runtime: str = "eag
     """Prepare ``module`` to serve and return ``run(batch) -> output tensor``.
 
     Args:
-        module: the converted model (or one pipeline stage of it); an :class:`OnnxModule` for onnxruntime.
+        module: the converted model (or one pipeline stage of it); an :class:`OnnxModule` for onnxruntime,
+            an :class:`OpenVinoModule` for openvino.
         precision: the EngineConfig precision; bf16/fp16 cast the (fp32) input first.
-        runtime: ``"eager"``, ``"compile"`` or ``"onnxruntime"``.
+        runtime: ``"eager"``, ``"compile"``, ``"onnxruntime"`` or ``"openvino"``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; inputs move there and outputs come back.
         cast_input: cast the input to the precision's dtype (False for later pipeline stages).
         private_weights: clone parameters and buffers (no sharing with other processes).
-        threads: ONNX Runtime intra-op threads (None: torch's current thread count).
+        threads: ONNX Runtime intra-op / OpenVINO inference threads (None: torch's current thread count).
         batch_size: compile: the one batch shape compiled (smaller batches are padded); None compiles
             each shape seen.
 
@@ -116,6 +133,9 @@ def build_runner(module: torch.nn.Module, *, precision: str, runtime: str = "eag
     if runtime == "onnxruntime":
         assert isinstance(module, OnnxModule)
         return onnx_runner(module, threads if threads is not None else torch.get_num_threads())
+    if runtime == "openvino":
+        assert isinstance(module, OpenVinoModule)
+        return openvino_runner(module, threads if threads is not None else torch.get_num_threads())
     if private_weights:
         _own_weights(module)
     module.eval()

@@ -1,9 +1,9 @@
 """The short form of a point, one place for every output that names one (progress, tables, report, hover).
 
-``resnet18 int8 ort K2x1 b8``: backbone, precision, the runtime when it is not eager, shards x
-threads per shard, the batch size, and only then what differs from the engine's defaults
-(pipeline mode, thread isolation, pinning, a batching wait, weight sharing, a result cache, a
-device). The training recipe is never part of it: a study fixes it, and a point that varies it
+``resnet18 int8 ort K2x1 b8``: backbone, precision, the runtime when it is not eager (``ort`` ONNX
+Runtime, ``ov`` OpenVINO, ``compile``), shards x threads per shard, the batch size, and only then
+what differs from the engine's defaults (pipeline mode, thread isolation, pinning, a batching
+wait, weight sharing, a result cache, a device). The training recipe is never part of it: a study fixes it, and a point that varies it
 is told apart by its trial number.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["searched_params", "short_label"]
 
-_RUNTIMES = {"onnxruntime": "ort", "compile": "compile"}
+_RUNTIMES = {"onnxruntime": "ort", "compile": "compile", "openvino": "ov"}
 
 
 def _number(value: Any) -> str:
@@ -30,6 +30,8 @@ def short_label(point: Mapping[str, Any]) -> str:
         'resnet18 int8 ort K2x1 b8'
         >>> short_label({"backbone": "small_cnn", "shards": 2, "mode": "pipeline", "pin": True, "max_wait_ms": 2.0})
         'small_cnn K2x1 b1 pipe pin wait2ms'
+        >>> short_label({"backbone": "resnet18", "precision": "bf16", "runtime": "openvino", "isolation": "thread"})
+        'resnet18 bf16 ov/thread K1x1 b1'
     """
     words = [str(point[key]) for key in ("backbone", "precision") if point.get(key) is not None]
     runtime = point.get("runtime") or "eager"

@@ -8,6 +8,7 @@ from lepton_tune.engine import (
 from lepton_tune.models._cache import ModelCache, content_key, sha256_file
 from lepton_tune.models._evaluate import accuracy, predict
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
+from lepton_tune.models._openvino import OpenVinoArtifact, convert_openvino
 from lepton_tune.models._precision import (
     CastWrapper,
     ConvertedModel,
@@ -34,6 +35,7 @@ __all__ = [
     "ConvertedModel",
     "ModelCache",
     "OnnxArtifact",
+    "OpenVinoArtifact",
     "QuantizedModule",
     "ServedArtifact",
     "SmallCNN",
@@ -42,6 +44,7 @@ __all__ = [
     "artifact_key",
     "build_model",
     "content_key",
+    "convert_openvino",
     "convert_precision",
     "export_onnx",
     "model_profile",

@@ -23,10 +23,12 @@ class ServedArtifact:
     Attributes:
         module: an ``nn.Module`` (eager/compile runtimes) or an ``OnnxModule`` (onnxruntime).
         artifact_hash: the model cache key of the artifact (precision conversion or ONNX graph).
-        kind: ``"torch"`` (a converted module, saved as a state dict) or ``"onnx"`` (a graph file).
+        kind: ``"torch"`` (a converted module, saved as a state dict), ``"onnx"`` (a graph file) or
+            ``"openvino"`` (an IR: model.xml + model.bin).
         val_accuracy: the converted model's validation accuracy, where the conversion checks it.
         convert_seconds / export_seconds: time spent converting / exporting in this call (0 on a hit).
         from_cache: the artifact came from the model cache.
+        computed_precision: the precision the runtime really computes in (OpenVINO's hint, forced).
     """
 
     module: nn.Module
@@ -36,6 +38,7 @@ class ServedArtifact:
     convert_seconds: float = 0.0
     export_seconds: float = 0.0
     from_cache: bool = False
+    computed_precision: str | None = None
 
 
 def served_artifact(trained: Any, *, precision: str, runtime: str, device: str, dataset: Any,
@@ -45,6 +48,8 @@ def served_artifact(trained: Any, *, precision: str, runtime: str, device: str, 
     ``onnxruntime``: the fp32 model exported once (int8: ONNX Runtime's static quantization on the
     calibration images), served by ``engine.OnnxModule``. Every other runtime serves the torch
     module ``convert_precision`` returns (bf16 cast, FX int8, dynamic int8, fp16 on CUDA).
+    ``openvino``: the IR converted once from the cached ONNX export (int8: NNCF post-training
+    quantization), served by ``engine.OpenVinoModule`` with its precision hint forced.
     """
     if runtime == "onnxruntime":
         from lepton_tune.engine import OnnxModule
@@ -55,6 +60,16 @@ def served_artifact(trained: Any, *, precision: str, runtime: str, device: str, 
         module = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision=precision)
         return ServedArtifact(module, art.key, "onnx", None, export_seconds=art.export_seconds,
                               from_cache=art.from_cache)
+    if runtime == "openvino":
+        from lepton_tune.engine import OpenVinoModule
+        from lepton_tune.models._openvino import convert_openvino
+
+        ir = convert_openvino(trained, tuple(dataset.image_shape), precision=precision, dataset=dataset, cache=cache,
+                              key=trained.recipe_hash)
+        module = OpenVinoModule.from_files(ir.xml, output_shape=ir.output_shape, precision=precision)
+        return ServedArtifact(module, ir.key, "openvino", None, convert_seconds=ir.convert_seconds,
+                              export_seconds=ir.export_seconds, from_cache=ir.from_cache,
+                              computed_precision=OpenVinoModule.computed_precision(precision))
     from lepton_tune.models._precision import convert_precision
 
     started = time.perf_counter()

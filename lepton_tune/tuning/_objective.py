@@ -91,7 +91,7 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
         test_x, test_y = test_x[:cap], test_y[:cap]
     requests_pool = request_pool(test_x)
     stages = {"train": prepared.train_seconds, "convert": prepared.convert_seconds}
-    if config.runtime == "onnxruntime":
+    if config.runtime in ("onnxruntime", "openvino"):
         stages["export"] = prepared.export_seconds
     record: dict[str, Any] = {"model": prepared.info}
     probe = {k: v for k, v in spec.budgets.items() if k in ("latency_p95_ms", "memory_mb", "throughput")}

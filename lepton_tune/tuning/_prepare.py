@@ -58,8 +58,8 @@ class ModelPreparer:
         ref = self._model_ref(point)
         ref_key = ref if isinstance(ref, str) else ref.model_dump_json()
         runtime = str(point.get("runtime", "eager"))
-        onnx = runtime == "onnxruntime"
-        key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}" + ("/onnx" if onnx else ""))
+        suffix = {"onnxruntime": "/onnx", "openvino": "/openvino"}.get(runtime, "")
+        key = (ref_key, recipe.model_dump_json(), f"{point['precision']}@{point['device']}{suffix}")
         with self._lock:
             if key in self._memo:
                 hit = self._memo[key]
@@ -82,7 +82,9 @@ class ModelPreparer:
                 "val_accuracy": getattr(trained, "val_accuracy", None),
                 "converted_val_accuracy": served.val_accuracy,
                 "trained_seconds_when_built": getattr(trained, "train_seconds", None),
-                **({"onnx_from_cache": served.from_cache} if onnx else {}),
+                **({"onnx_from_cache": served.from_cache} if runtime == "onnxruntime" else {}),
+                **({"openvino_from_cache": served.from_cache, "computed_precision": served.computed_precision}
+                   if runtime == "openvino" else {}),
             }
             prepared = PreparedModel(served.module, info, train_seconds, served.convert_seconds, served.export_seconds)
             self._memo[key] = prepared

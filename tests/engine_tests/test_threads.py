@@ -39,7 +39,7 @@ def _config(**kw: object) -> EngineConfig:
     ({"device": "cuda"}, "runtime 'onnxruntime', mode 'replica', device 'cuda'"),
 ])
 def test_thread_isolation_outside_onnxruntime_replica_cpu_is_refused(fields, got):
-    with pytest.raises(ValidationError, match=rf"isolation 'thread' serves runtime 'onnxruntime', mode 'replica', "
+    with pytest.raises(ValidationError, match=rf"isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode 'replica', "
                                               rf"device 'cpu' only \(got {got}.*Use isolation: process"):
         EngineConfig(**{"runtime": "onnxruntime", "isolation": "thread", **fields})
 

@@ -90,5 +90,5 @@ def test_thread_isolation_is_searched_only_where_it_can_serve() -> None:
                                   space, host)
     assert reason is None and host_feasibility(point, host) == (host_feasibility(point, host)[0], None)
     _, why = host_feasibility({**point, "mode": "pipeline"}, host)
-    assert why is not None and why.startswith("isolation 'thread' serves runtime 'onnxruntime', mode 'replica'")
+    assert why is not None and why.startswith("isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode 'replica'")
     assert baseline_point("resnet18", host, {}, space)["isolation"] == "process"  # the naive layout: one process
