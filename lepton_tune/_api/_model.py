@@ -151,7 +151,7 @@ class LeptonModel:
         through the bundle's engine, with the layout it was measured with."""
         from lepton_tune.bundle import open_bundle
 
-        bundle = open_bundle(path, trust_code=trust_code, digest=digest)
+        bundle = open_bundle(Path(path), trust_code=trust_code, digest=digest)
         model = cls(str(bundle.manifest.get("model", {}).get("backbone") or "small_cnn"))
         model.bundle = bundle
         return model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DEFAULT_RUN_DIR", "DEFAULT_STUDY", "add_location_options", "err_console", "not_implemented"]
 
@@ -21,7 +22,7 @@ def add_location_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study-name", default=None, help="study to read (default: the only study in the storage)")
 
 
-def err_console():  # type: ignore[no-untyped-def]
+def err_console() -> Any:
     """A rich console on stderr (stdout stays clean for --json)."""
     from rich.console import Console
 

@@ -136,17 +136,17 @@ class Engine:
             self.input_shape = shape
             try:
                 if self.config.isolation == "thread":
-                    dispatch = ThreadDispatcher(self.model, self.config, self._core_plan,
-                                                timeout_s=self.config.request_timeout_s,
-                                                start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
-                    self._dispatch = dispatch
-                    self.output_shape = dispatch.start(shape)
+                    threads = ThreadDispatcher(self.model, self.config, self._core_plan,
+                                               timeout_s=self.config.request_timeout_s,
+                                               start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
+                    self._dispatch = threads
+                    self.output_shape = threads.start(shape)
                 else:
-                    dispatch = Dispatcher(mp_context(self.model), timeout_s=self.config.request_timeout_s,
-                                          start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
-                    self._dispatch = dispatch
+                    processes = Dispatcher(mp_context(self.model), timeout_s=self.config.request_timeout_s,
+                                           start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
+                    self._dispatch = processes
                     lanes, self.output_shape = build_lanes(self.model, self.config, shape, self._core_plan)
-                    dispatch.start(lanes)
+                    processes.start(lanes)
             except Exception as exc:
                 if self._shape_given:
                     self.close()
@@ -206,7 +206,7 @@ class Engine:
             self._cache.put(req.key, out)
         settle(req.future, out)
 
-    def _enqueue(self, dispatch: Dispatcher | ThreadDispatcher, images: np.ndarray) -> list[Future]:
+    def _enqueue(self, dispatch: Dispatcher | ThreadDispatcher, images: np.ndarray) -> list[Future[np.ndarray]]:
         deadline = time.monotonic() + self.config.request_timeout_s
         caching = self.config.cache_entries > 0
         reqs, hits = [], 0
@@ -223,7 +223,7 @@ class Engine:
         dispatch.enqueue([r for r in reqs if not r.future.done()])
         return [r.future for r in reqs]
 
-    def submit(self, image: Any) -> Future:
+    def submit(self, image: Any) -> Future[np.ndarray]:
         """Queue one image; the future resolves to its float32 output ``[num_outputs]``.
 
         Do not modify ``image`` until the future is done.
@@ -271,8 +271,8 @@ class Engine:
             >>> len(eng.pids()) == eng.config.shards + 1  # doctest: +SKIP
             True
         """
-        lanes = self._dispatch.lanes if self._dispatch is not None else []
-        return [os.getpid()] + [pid for lane in list(lanes) for pid in lane.pids()]
+        lanes: list[Any] = list(self._dispatch.lanes) if self._dispatch is not None else []
+        return [os.getpid()] + [pid for lane in lanes for pid in lane.pids()]
 
     @property
     def device_memory_mb(self) -> float | None:

@@ -110,8 +110,8 @@ class Lane:
     def __post_init__(self) -> None:
         # pools[s] is what stage s reads; pools[-1] is the output. Allocated once, shared, reused.
         for plan in self.stages:
-            self.pools.append(torch.zeros((self.slots, *plan.in_shape), dtype=plan.in_dtype).share_memory_())
-        self.pools.append(torch.zeros((self.slots, *self.out_shape), dtype=torch.float32).share_memory_())
+            self.pools.append(_shared(torch.zeros((self.slots, *plan.in_shape), dtype=plan.in_dtype)))
+        self.pools.append(_shared(torch.zeros((self.slots, *self.out_shape), dtype=torch.float32)))
         self.in_np = self.pools[0].numpy()
         self.out_np = self.pools[-1].numpy()
         self.free = list(range(self.slots - 1, -1, -1))
@@ -185,4 +185,11 @@ class Lane:
 
     def read_slot(self, slot: int) -> np.ndarray:
         """A private copy of an output slot."""
-        return self.out_np[slot].copy()
+        copy: np.ndarray = self.out_np[slot].copy()
+        return copy
+
+
+def _shared(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` moved to shared memory (torch's ``share_memory_`` is untyped)."""
+    shared: torch.Tensor = tensor.share_memory_()  # type: ignore[no-untyped-call]
+    return shared

@@ -35,7 +35,7 @@ class Parcel:
 def _rebuild(cls: type[torch.nn.Module], state: object) -> torch.nn.Module:
     module = cls.__new__(cls)
     torch.nn.Module.__init__(module)
-    module.__setstate__(state)  # type: ignore[attr-defined]
+    module.__setstate__(state)  # type: ignore[no-untyped-call]
     return module
 
 
@@ -62,7 +62,7 @@ class _Pickler(pickle.Pickler):
         kind = type(obj)
         if (isinstance(obj, torch.nn.Module) and ".quantized" in kind.__module__
                 and kind.__setstate__ is not torch.nn.Module.__setstate__):  # type: ignore[attr-defined]
-            return _rebuild, (kind, obj.__getstate__())  # type: ignore[attr-defined]
+            return _rebuild, (kind, obj.__getstate__())  # type: ignore[no-untyped-call]
         return NotImplemented
 
 
@@ -72,7 +72,8 @@ class _Unpickler(pickle.Unpickler):
         self.tensors = tensors
 
     def persistent_load(self, pid: Any) -> torch.Tensor:
-        return self.tensors[pid]
+        tensor: torch.Tensor = self.tensors[pid]
+        return tensor
 
 
 def wrap(module: torch.nn.Module) -> Parcel:
@@ -90,4 +91,5 @@ def wrap(module: torch.nn.Module) -> Parcel:
 
 def unwrap(parcel: Parcel) -> torch.nn.Module:
     """The module inside ``parcel``; it refers to the parcel's tensors, not copies."""
-    return _Unpickler(io.BytesIO(parcel.data), parcel.tensors).load()
+    module: torch.nn.Module = _Unpickler(io.BytesIO(parcel.data), parcel.tensors).load()
+    return module

@@ -43,7 +43,8 @@ def pack_slots(kind: bytes, slots: list[int]) -> bytes:
 
 def unpack_slots(message: bytes) -> list[int]:
     """The slots of a ``pack_slots`` message."""
-    return np.frombuffer(message, dtype=np.int32, offset=1).tolist()
+    slots: list[int] = np.frombuffer(message, dtype=np.int32, offset=1).tolist()
+    return slots
 
 
 def pack_done(slots: list[int], peak_mib: float) -> bytes:

@@ -24,7 +24,7 @@ class Request:
     image: np.ndarray
     key: bytes | None
     deadline: float
-    future: Future = field(default_factory=Future)
+    future: Future[np.ndarray] = field(default_factory=Future)
     attempts: int = 0
     lane: int = -1
     crashed_pids: list[int] = field(default_factory=list)
@@ -63,7 +63,7 @@ def as_images(data: Any, shape: tuple[int, ...] | None, *, batched: bool) -> np.
     return np.ascontiguousarray(array)
 
 
-def settle(future: Future, value: np.ndarray) -> None:
+def settle(future: Future[np.ndarray], value: np.ndarray) -> None:
     """Set a result unless the future already finished (timed out, failed)."""
     if not future.done():
         try:
@@ -72,7 +72,7 @@ def settle(future: Future, value: np.ndarray) -> None:
             return
 
 
-def fail(future: Future, error: BaseException) -> None:
+def fail(future: Future[np.ndarray], error: BaseException) -> None:
     """Set an exception unless the future already finished."""
     if not future.done():
         try:

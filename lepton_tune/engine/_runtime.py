@@ -132,10 +132,12 @@ def build_runner(module: torch.nn.Module, *, precision: str, runtime: str = "eag
         raise EngineError(f"engine: {reason}")
     if runtime == "onnxruntime":
         assert isinstance(module, OnnxModule)
-        return onnx_runner(module, threads if threads is not None else torch.get_num_threads())
+        runner: Runner = onnx_runner(module, threads if threads is not None else torch.get_num_threads())
+        return runner
     if runtime == "openvino":
         assert isinstance(module, OpenVinoModule)
-        return openvino_runner(module, threads if threads is not None else torch.get_num_threads())
+        ov_runner: Runner = openvino_runner(module, threads if threads is not None else torch.get_num_threads())
+        return ov_runner
     if private_weights:
         _own_weights(module)
     module.eval()

@@ -39,13 +39,15 @@ def compile_forward(module: torch.nn.Module, batch_size: int | None) -> Callable
     def forward(batch: torch.Tensor) -> torch.Tensor:
         n = batch.shape[0]
         if n == batch_size:
-            return compiled(batch)
+            out: torch.Tensor = compiled(batch)
+            return out
         if n > batch_size:
             raise ValueError(f"batch of {n} exceeds the compiled batch_size {batch_size}")
         if not pad or pad[0].dtype != batch.dtype or pad[0].device != batch.device:
             pad[:] = [torch.zeros((batch_size, *batch.shape[1:]), dtype=batch.dtype, device=batch.device)]
         full = pad[0]
         full[:n].copy_(batch)
-        return compiled(full)[:n]
+        padded: torch.Tensor = compiled(full)
+        return padded[:n]
 
     return forward

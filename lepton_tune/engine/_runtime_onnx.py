@@ -107,7 +107,7 @@ class OnnxModule(nn.Module):
         return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: array})[0])
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()  # type: ignore[no-untyped-call]
         state = dict(state)
         state["_session"] = None  # a session is per process
         return state

@@ -158,10 +158,11 @@ class OpenVinoModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._runner is None:
             self._runner = openvino_runner(self, torch.get_num_threads())
-        return self._runner(x)
+        out: torch.Tensor = self._runner(x)
+        return out
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__)
+        state = dict(super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__)  # type: ignore[no-untyped-call]
         state["_runner"] = None  # a compiled model is per process
         return state
 

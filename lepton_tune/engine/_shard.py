@@ -15,7 +15,7 @@ import torch
 from lepton_tune.engine import _protocol as proto
 from lepton_tune.engine._lifetime import _alive, die_with_parent
 from lepton_tune.engine._parcel import Parcel, unwrap
-from lepton_tune.engine._runtime import build_runner
+from lepton_tune.engine._runtime import Runner, build_runner
 
 __all__ = ["StageSpec", "shard_main"]
 
@@ -85,7 +85,7 @@ def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream
         return
 
 
-def _serve(spec: StageSpec, run, conn: Connection, upstream: Connection | None, downstream: Connection | None,
+def _serve(spec: StageSpec, run: Runner, conn: Connection, upstream: Connection | None, downstream: Connection | None,
            in_pool: torch.Tensor, out_pool: torch.Tensor, staging: torch.Tensor) -> None:
     source = upstream if upstream is not None else conn
     watched = [source] if source is conn else [source, conn]
@@ -124,7 +124,7 @@ def _take(source: Connection, backlog: deque[int]) -> bool:
     return True
 
 
-def _run_batch(spec: StageSpec, run, slots: list[int], conn: Connection, downstream: Connection | None,
+def _run_batch(spec: StageSpec, run: Runner, slots: list[int], conn: Connection, downstream: Connection | None,
                in_pool: torch.Tensor, out_pool: torch.Tensor, staging: torch.Tensor, cuda: bool) -> None:
     slots = sorted(slots)  # the parent hands out ascending runs, so a batch is usually one contiguous block
     first, count = slots[0], len(slots)

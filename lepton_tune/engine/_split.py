@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.fx
@@ -39,7 +40,7 @@ class _Profiler(torch.fx.Interpreter):
         self.seconds: dict[torch.fx.Node, float] = {}
         self.meta: dict[torch.fx.Node, tuple[tuple[int, ...], torch.dtype] | None] = {}
 
-    def run_node(self, n: torch.fx.Node):
+    def run_node(self, n: torch.fx.Node) -> Any:
         started = time.perf_counter()
         out = super().run_node(n)
         self.seconds[n] = min(self.seconds.get(n, float("inf")), time.perf_counter() - started)
@@ -62,7 +63,7 @@ def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
 _QUANTIZED = {torch.quint8, torch.qint8, torch.qint32, torch.quint4x2}
 
 
-def cut_points(nodes: list[torch.fx.Node], meta: dict) -> dict[int, torch.fx.Node]:
+def cut_points(nodes: list[torch.fx.Node], meta: dict[torch.fx.Node, Any]) -> dict[int, torch.fx.Node]:
     """Positions p where exactly one plain (not quantized) tensor defined at or before p is used
     after p, mapped to that tensor's node."""
     pos = {n: i for i, n in enumerate(nodes)}

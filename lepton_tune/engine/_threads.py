@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,7 +169,7 @@ class ThreadDispatcher:
                     if remaining <= 0:
                         break
                     self._full.wait(remaining)
-                batch = []
+                batch: list[Any] = []
                 while self.pending and len(batch) < size:
                     req = self.pending.popleft()
                     if not req.future.done():

@@ -30,7 +30,8 @@ def to_loss(values: Sequence[float] | np.ndarray, directions: Sequence[str]) -> 
     array = np.asarray(values, dtype=float)
     if array.size == 0:  # no point yet (e.g. every trial so far noisy or over budget): an empty set, not shape (0,)
         return np.empty((0, len(sign)))
-    return array * sign
+    losses: np.ndarray = array * sign
+    return losses
 
 
 def reference_point(

@@ -9,7 +9,7 @@ is told apart by its trial number.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["searched_params", "short_label"]
@@ -71,7 +71,7 @@ def _range_text(spec: Mapping[str, Any]) -> str | None:
     return f"{format_value(low)}-{high_text}" + (" (log)" if spec.get("log") else "")
 
 
-def searched_params(study_attrs: Mapping[str, Any], points: list[Mapping[str, Any]]) -> dict[str, str]:
+def searched_params(study_attrs: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """The point fields that varied, each with its range in words, in the short label's order.
 
     From the study's search space (``user_attrs["spec"]["search_space"]["params"]``) when it is

@@ -77,7 +77,8 @@ def _knee_distances(values: Sequence[Sequence[float]], directions: Sequence[str]
         lo, hi = data[:, j].min(), data[:, j].max()
         span = (hi - lo) or 1.0
         scaled[:, j] = ((hi - data[:, j]) if direction == "maximize" else (data[:, j] - lo)) / span
-    return np.sqrt((scaled ** 2).sum(axis=1))
+    distances: np.ndarray = np.sqrt((scaled ** 2).sum(axis=1))
+    return distances
 
 
 def confirmation_for(study: optuna.Study, number: int) -> FrozenTrial | None:
@@ -105,9 +106,8 @@ def recommended_picks(study: optuna.Study, *, limit: int = MAX_PICKS) -> list[Pi
     """
     objectives, directions = study_objectives(study), study_directions(study)
     front = [t for t in feasible_front(study) if not TrialRecord.of(t).baseline]
-    values = [objective_values(t, objectives) for t in front]
-    front = [t for t, v in zip(front, values) if v is not None]
-    values = [v for v in values if v is not None]
+    measured = [(t, v) for t in front if (v := objective_values(t, objectives)) is not None]
+    front, values = [t for t, _ in measured], [v for _, v in measured]
     if not front:
         return []
     distance = _knee_distances(values, directions)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, cast, get_args
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, Trial
 
 __all__ = ["STATUSES", "Status", "TrialRecord"]
 
@@ -69,7 +69,7 @@ class TrialRecord:
         return cls(status=cast("Status | None", status if status in STATUSES else None), extra=extra, **values)
 
     @classmethod
-    def of(cls, trial: FrozenTrial) -> TrialRecord:
+    def of(cls, trial: FrozenTrial | Trial) -> TrialRecord:
         return cls.from_attrs(trial.user_attrs)
 
     def to_attrs(self) -> dict[str, Any]:

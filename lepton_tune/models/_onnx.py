@@ -133,7 +133,7 @@ def _cached(entry: Path) -> dict[str, Any] | None:
     if path.stat().st_size != meta.get("size") or sha256_file(path) != meta.get("sha256"):
         warnings.warn(f"{path}: corrupt ONNX cache entry (checksum mismatch); exporting again", stacklevel=3)
         return None
-    return meta
+    return dict(meta)
 
 
 def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "fp32", dataset: Dataset | None = None,

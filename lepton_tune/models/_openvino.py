@@ -123,7 +123,7 @@ def _cached(entry: Path) -> dict[str, Any] | None:
         if path.stat().st_size != want.get("size") or sha256_file(path) != want.get("sha256"):
             warnings.warn(f"{path}: corrupt OpenVINO cache entry (checksum mismatch); converting again", stacklevel=3)
             return None
-    return meta
+    return dict(meta)
 
 
 def _source(model: Any, shape: tuple[int, ...], cache: ModelCache, key: str) -> tuple[Path | None, float]:

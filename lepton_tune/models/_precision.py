@@ -43,7 +43,8 @@ class CastWrapper(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # No branching on x: the engine's pipeline mode traces this forward with torch.fx.
-        return self.inner(x.to(dtype=self.dtype, memory_format=torch.channels_last)).float()
+        out: torch.Tensor = self.inner(x.to(dtype=self.dtype, memory_format=torch.channels_last))
+        return out.float()
 
 
 @dataclass

@@ -47,7 +47,8 @@ def quantize(kind: str, fp32: nn.Module, calib: torch.Tensor) -> nn.Module:
         if kind == "dynamic":
             from torch.ao.quantization import quantize_dynamic
 
-            return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8).eval()
+            dynamic: nn.Module = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+            return dynamic.eval()
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -70,7 +71,8 @@ class QuantizedModule(nn.Module):
         object.__setattr__(self, "_template", copy.deepcopy(fp32).to("meta"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x)
+        out: torch.Tensor = self.inner(x)
+        return out
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         buf = io.BytesIO()

@@ -66,8 +66,8 @@ def served_artifact(trained: Any, *, precision: str, runtime: str, device: str, 
 
         ir = convert_openvino(trained, tuple(dataset.image_shape), precision=precision, dataset=dataset, cache=cache,
                               key=trained.recipe_hash)
-        module = OpenVinoModule.from_files(ir.xml, output_shape=ir.output_shape, precision=precision)
-        return ServedArtifact(module, ir.key, "openvino", None, convert_seconds=ir.convert_seconds,
+        ir_module = OpenVinoModule.from_files(ir.xml, output_shape=ir.output_shape, precision=precision)
+        return ServedArtifact(ir_module, ir.key, "openvino", None, convert_seconds=ir.convert_seconds,
                               export_seconds=ir.export_seconds, from_cache=ir.from_cache,
                               computed_precision=OpenVinoModule.computed_precision(precision))
     from lepton_tune.models._precision import convert_precision

@@ -80,7 +80,8 @@ def baseline_note(info: SummaryInfo, objectives: list[str], directions: list[str
     base = TrialRecord.of(info.baseline).metrics if info.baseline is not None else {}
     wins = []
     for name, direction in zip(objectives, directions):
-        value, picked = base.get(name), [p.metrics.get(name) for p in info.picks if p.metrics.get(name) is not None]
+        value = base.get(name)
+        picked = [float(p.metrics[name]) for p in info.picks if isinstance(p.metrics.get(name), (int, float))]
         if value is None or not picked:
             continue
         if (value > max(picked)) if direction == "maximize" else (value < min(picked)):

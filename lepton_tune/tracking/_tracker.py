@@ -189,7 +189,7 @@ class MLflowTracker:
         children = self._children()
         self._logged = {int(r.data.tags["trial_number"]) for r in children if "trial_number" in r.data.tags}
         self._end_stale_children(study, children)
-        return parent_id
+        return str(parent_id)
 
     def _end_stale_children(self, study: optuna.Study, children: list[Any]) -> None:
         """A child left RUNNING (its process died mid-log) is ended: KILLED unless its trial still runs."""

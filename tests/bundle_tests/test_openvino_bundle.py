@@ -22,7 +22,7 @@ from lepton_tune.bundle import export_bundle, read_manifest
 from lepton_tune.config import EngineConfig, load_study
 from lepton_tune.data import load_dataset
 from lepton_tune.exceptions import BundleError
-from tests.bundle_tests.test_pyfunc import _free_port, _get
+from tests.bundle_tests.test_serve_http import free_port, ping
 from tests.bundle_tests.test_runtimes import FRESH, SPEC, _study_with
 
 pytestmark = pytest.mark.filterwarnings("ignore:trial 0. the trained weights were not in the model cache:UserWarning")
@@ -71,7 +71,7 @@ def test_openvino_bundle_serves_its_ir_in_a_fresh_process(precision: str, isolat
 @pytest.mark.slow
 def test_openvino_bundle_answers_through_mlflow_models_serve(tmp_path: Path) -> None:
     out, x, want = _export(tmp_path, EngineConfig(runtime="openvino", precision="int8"))
-    port, bin_dir = _free_port(), Path(sys.executable).parent
+    port, bin_dir = free_port(), Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = (tmp_path / "serve.log").open("w")
@@ -80,15 +80,15 @@ def test_openvino_bundle_answers_through_mlflow_models_serve(tmp_path: Path) -> 
                             env=env, cwd=tmp_path, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while _get(f"http://127.0.0.1:{port}/ping") != 200:
+        while ping(f"http://127.0.0.1:{port}/ping") != 200:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "mlflow models serve did not answer /ping within 120 s"
             time.sleep(1)
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
-                                     data=json.dumps({"inputs": x.tolist()}).encode(),
+                                     data=json.dumps({"inputs": x.tolist(), "params": {"return_logits": True}}).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as resp:
-            got = np.asarray(json.loads(resp.read())["predictions"], dtype=np.float32)
+            got = np.asarray([row["logits"] for row in json.loads(resp.read())["predictions"]], dtype=np.float32)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
