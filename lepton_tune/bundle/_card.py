@@ -58,31 +58,48 @@ def _examples(manifest: dict[str, Any]) -> str:
 
 def model_card(manifest: dict[str, Any], name: str = "BUNDLE_DIR") -> str:
     """Render the model card of a bundle from its manifest (``name``: the bundle directory, for the examples)."""
-    m, e, s, meas = manifest["model"], manifest["engine"], manifest["study"], manifest["measured"]
-    host = manifest.get("host", {})
+    m, e, s = manifest["model"], manifest["engine"], manifest["study"]
+    sections = (_what_it_does(manifest), _how_served(m, e), _how_measured(manifest), _use_it(manifest, name), _LIMITS)
+    return f"# {s['name']} trial {s['trial']}: {m['backbone']} ({m['precision']}, {e['shards']} shard(s))\n\n" + (
+        "A lepton-tune production bundle: an image classifier and the serving layout it was measured with.\n\n"
+        + "\n".join(sections))
+
+
+_LIMITS = """## Limits
+The numbers hold for the host above under that protocol; on another machine run `lepton-tune verify`.
+The served files (weights or ONNX graph) are checked against their SHA-256 in `lepton.yaml` before every load;
+an edited file is refused.
+"""
+
+
+def _what_it_does(manifest: dict[str, Any]) -> str:
     classes = manifest.get("classes", [])
-    c, h, w = m["image_shape"]
-    metrics = "\n".join(f"| {_NAMES.get(k, k)} | {_value(k, v)} |" for k, v in meas["metrics"].items())
+    c, h, w = manifest["model"]["image_shape"]
     pre = manifest["preprocessing"]
-    proto = meas.get("protocol", {})
-    return f"""# {s['name']} trial {s['trial']}: {m['backbone']} ({m['precision']}, {e['shards']} shard(s))
-
-A lepton-tune production bundle: an image classifier and the serving layout it was measured with.
-
-## What it does
+    invert = ("; light-background images are inverted first (dark ink on white becomes bright ink on black)"
+              if pre.get("invert") == "auto" else "")
+    return f"""## What it does
 Classifies {c}-channel {h}x{w} images into {len(classes)} classes ({', '.join(map(str, classes[:20]))}{' ...' if len(classes) > 20 else ''}).
 Input files are preprocessed exactly as the study's dataset ({manifest['dataset']['kind']}): resized to {h}x{w},
-normalised per channel with mean ({_numbers(pre['mean'])}) and std ({_numbers(pre['std'])}){
-'; light-background images are inverted first (dark ink on white becomes bright ink on black)' if pre.get('invert') == 'auto' else ''}.
+normalised per channel with mean ({_numbers(pre['mean'])}) and std ({_numbers(pre['std'])}){invert}.
+"""
 
-## How it is served
+
+def _how_served(m: dict[str, Any], e: dict[str, Any]) -> str:
+    return f"""## How it is served
 Model `{m['backbone']}` trained with recipe `{m['recipe_hash']}` ({m['recipe']['epochs']} epochs, {m['recipe']['optimizer']}),
 converted to {m['precision']}, run by the `{m['runtime']}` runtime on `{m['device']}`.
 The lepton-tune engine runs {e['shards']} {e['mode']} shard(s) x {e['threads_per_shard']} thread(s),
 batch size {e['batch_size']} (waiting up to {e['max_wait_ms']} ms to fill a batch), {e['pool_slots']} slots,
 core pinning {'on' if e['pin'] else 'off'}, shards as {_isolation(e)}.
+"""
 
-## How it measured
+
+def _how_measured(manifest: dict[str, Any]) -> str:
+    meas, host = manifest["measured"], manifest.get("host", {})
+    proto = meas.get("protocol", {})
+    metrics = "\n".join(f"| {_NAMES.get(k, k)} | {_value(k, v)} |" for k, v in meas["metrics"].items())
+    return f"""## How it measured
 On the study's host ({host.get('cpu_model', '?')}, {host.get('cores', '?')} usable cores, {host.get('memory_gib', '?')} GiB,
 device {host.get('device', '?')}, torch {host.get('torch', '?')}), {proto.get('loop', 'closed')} loop with
 {proto.get('concurrency', '?')} request(s) in flight, {proto.get('repeats', '?')} window(s) of {proto.get('requests', '?')} requests
@@ -93,9 +110,14 @@ after {proto.get('warmup', '?')} warm-up requests (medians over windows); accura
 |---|---|
 {metrics}
 
-Chosen: {s.get('selection') or 'by trial number'}.
+Chosen: {manifest['study'].get('selection') or 'by trial number'}.
+"""
 
-## Use it
+
+def _use_it(manifest: dict[str, Any], name: str) -> str:
+    e, classes = manifest["engine"], manifest.get("classes", [])
+    c, h, w = manifest["model"]["image_shape"]
+    return f"""## Use it
 ```bash
 lepton-tune predict {name} image.png --json     # classify files
 lepton-tune verify {name}                       # re-measure here; exit 3 if it drifted, 4 if the host was busy
@@ -123,9 +145,4 @@ import lepton_tune
 with lepton_tune.load_bundle("{name}") as engine:    # a started engine
     logits = engine.predict(images)                    # float32 [N, {c}, {h}, {w}] -> [N, {len(classes)}]
 ```
-
-## Limits
-The numbers hold for the host above under that protocol; on another machine run `lepton-tune verify`.
-The served files (weights or ONNX graph) are checked against their SHA-256 in `lepton.yaml` before every load;
-an edited file is refused.
 """
