@@ -12,7 +12,7 @@ How a layout maps onto OpenVINO (each lane compiles its own model and holds one 
   lane compiles, so the threads OpenVINO creates for that model inherit it; OpenVINO's own
   ``ENABLE_CPU_PINNING`` stays off so that it never re-pins lanes onto the same cores.
 - precision is forced, never OpenVINO's default: its CPU plugin infers in bf16 by default on CPUs
-  with native bf16 (FACTS.md), so fp32 and int8 (whose non-quantized ops stay in f32) set
+  with native bf16 (docs/architecture.md, facts), so fp32 and int8 (whose non-quantized ops stay in f32) set
   ``INFERENCE_PRECISION_HINT`` to f32 and bf16 sets bf16. The hint read back from the compiled
   model is kept on the runner (``run.inference_precision``) for the record.
 - ``infer`` releases the GIL, so lanes may be threads of one process (``isolation: thread``).
