@@ -7,7 +7,7 @@ from lepton_tune.config._errors import load_yaml
 from lepton_tune.config._expr import Expression, ExpressionError
 from lepton_tune.config._host import HostFacts, host_facts, usable_cores
 from lepton_tune.config._metrics import METRICS, OBJECTIVES, direction_of
-from lepton_tune.config._recipe import BACKBONES, TRAIN_FIELDS, ModelSpec, TrainRecipe
+from lepton_tune.config._recipe import BACKBONES, MODEL_FORMS, TRAIN_FIELDS, ModelSpec, TrainRecipe, file_form
 from lepton_tune.config._space import (
     SEARCHABLE,
     ParamSpec,
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_YAML_DEPTH",
     "MAX_YAML_NODES",
     "METRICS",
+    "MODEL_FORMS",
     "MODES",
     "OBJECTIVES",
     "PRECISIONS",
@@ -61,6 +62,7 @@ __all__ = [
     "TrainRecipe",
     "default_of",
     "direction_of",
+    "file_form",
     "host_facts",
     "load_search_space",
     "load_study",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lepton_tune.models._cache import ModelCache, content_key
 from lepton_tune.models._evaluate import accuracy, predict
+from lepton_tune.models._loaded import FileModel, build_torchvision, check_model_fits, describe_model
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
 from lepton_tune.models._precision import (
     CastWrapper,
@@ -28,6 +29,7 @@ __all__ = [
     "SMALL_INPUT",
     "CastWrapper",
     "ConvertedModel",
+    "FileModel",
     "ModelCache",
     "OnnxArtifact",
     "SmallCNN",
@@ -35,8 +37,11 @@ __all__ = [
     "accuracy",
     "artifact_key",
     "build_model",
+    "build_torchvision",
+    "check_model_fits",
     "content_key",
     "convert_precision",
+    "describe_model",
     "export_onnx",
     "model_profile",
     "precision_support",

@@ -175,12 +175,13 @@ def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "f
             return OnnxArtifact(entry / ONNX_FILE, full, precision, tuple(meta["output_shape"]), 0.0, True)
         module = module.eval()
         with torch.inference_mode():
-            out = module(torch.zeros((1, *shape)))
+            out = module(torch.zeros((2, *shape)))
         if not isinstance(out, torch.Tensor):
             raise ModelError(f"runtime onnxruntime: the model returned {type(out).__name__}, expected one tensor; "
                              "ONNX export needs a model with one tensor output")
         output_shape = tuple(out.shape[1:])
-        blob = _export_bytes(module, shape)
+        # an ONNX file given by the user is served as it is (quantized for int8), never re-exported
+        blob = module.to_bytes() if getattr(module, "form", None) == "onnx" else _export_bytes(module, shape)
         if precision == "int8":
             assert dataset is not None
             blob = _quantize(blob, _calibration(dataset))

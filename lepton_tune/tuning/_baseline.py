@@ -76,6 +76,8 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
     added = 0
     for backbone in backbones:
         point = baseline_point(backbone, host, defaults, spec.space)
+        if spec.model is not None and spec.model.form == "onnx":  # an ONNX file's own default: an ORT session
+            point["runtime"] = "onnxruntime"
         lock = HostLock()
         with lock:
             if any(_settled(t, backbone) for t in study.get_trials(deepcopy=False)):
@@ -95,6 +97,8 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
                                                               "reason": f"{type(exc).__name__}: {exc}"})
             else:
                 record["metrics"].update(speedup=1.0, memory_ratio=1.0)
+                if record["metrics"].get("accuracy") is not None:  # the reference of --max-accuracy-drop
+                    record["metrics"]["accuracy_drop"] = 0.0
                 violations, status, reason = judge_record(spec, record)
                 trial = optuna.trial.create_trial(
                     params=params, distributions=dists, values=[record["metrics"][o] for o in spec.objectives],

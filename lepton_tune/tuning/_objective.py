@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, StudySpec, direction_of
+from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, ModelSpec, StudySpec, direction_of
 from lepton_tune.exceptions import EngineError, LeptonTuneError
 from lepton_tune.measure import EngineJob, request_pool, run_isolated
 from lepton_tune.tuning._lock import HostLock
@@ -22,7 +22,7 @@ from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import suggest_point
 from lepton_tune.tuning._summary import baseline_ratios
 
-__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record"]
+__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record", "model_form_reason"]
 
 
 class Infeasible(Exception):
@@ -82,6 +82,32 @@ def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConf
     return config, None
 
 
+def model_form_reason(model: ModelSpec | None, config: EngineConfig) -> str | None:
+    """Why the user's model form cannot be served by ``config`` (free, before any work), or None.
+
+    An ONNX file runs only on ONNX Runtime (fp32, or int8 by ORT's own quantization). A
+    ``torch.export`` program or a TorchScript file is a graph, not Python code: FX quantization
+    (torch int8) and pipeline cuts need the Python module, and TorchScript does not compile.
+    """
+    if model is None or model.form in ("factory", "torchvision"):
+        return None
+    form = {"onnx": "an ONNX file", "export": "a torch.export program (.pt2)", "torchscript": "a TorchScript file"}[model.form]
+    if model.form == "onnx":
+        if config.runtime != "onnxruntime":
+            return (f"{form} ({model.label}) is served by runtime 'onnxruntime' only, not {config.runtime!r} "
+                    "(eager, compile and pipeline need the torch module)")
+        return None
+    if config.precision in ("int8", "int8_dynamic") and config.runtime != "onnxruntime":
+        return (f"precision {config.precision!r} on runtime {config.runtime!r}: torch int8 is FX quantization, which "
+                f"needs the Python module, and {form} ({model.label}) is a graph; use runtime onnxruntime for int8 "
+                "or give the model as a factory or torchvision name + weights")
+    if config.mode == "pipeline":
+        return f"mode 'pipeline' cuts the Python module with torch.fx; {form} ({model.label}) is served whole (replica)"
+    if model.form == "torchscript" and config.runtime == "compile":
+        return f"runtime 'compile' does not compile {form} ({model.label}); use eager or onnxruntime"
+    return None
+
+
 def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,
                    *, lock: AbstractContextManager[Any] | None = None, serve: str = "engine") -> dict[str, Any]:
     """Run stages 1-7 for one point; return the trial record (metrics, spread, stage seconds, model).
@@ -99,6 +125,9 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     config, reason = host_feasibility(point, host)
     if reason or config is None:
         raise Infeasible(reason or "invalid engine configuration")
+    reason = model_form_reason(spec.model, config)
+    if reason:
+        raise Infeasible(reason)
     prepared = preparer.prepare(point)
     data = preparer.dataset
     test_x, test_y = data.test[0].numpy(), data.test[1].numpy()

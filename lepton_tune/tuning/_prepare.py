@@ -47,7 +47,7 @@ class ModelPreparer:
             return self._dataset
 
     def _model_ref(self, point: dict[str, Any]) -> str | ModelSpec:
-        if self.spec.model is not None and self.spec.model.python:
+        if self.spec.model is not None:
             return self.spec.model
         return str(point["backbone"])
 
