@@ -27,6 +27,7 @@ from lepton_tune.config._study import (
     TrackingSpec,
     load_study,
 )
+from lepton_tune.config._template import IMAGENET_MEAN, IMAGENET_STD, model_space, model_study_yaml, study_name_for
 from lepton_tune.config._yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, safe_load_yaml
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "EngineConfig",
     "Expression",
     "ExpressionError",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "HostFacts",
     "LimitsSpec",
     "ModelSpec",
@@ -67,6 +70,9 @@ __all__ = [
     "load_search_space",
     "load_study",
     "load_yaml",
+    "model_space",
+    "model_study_yaml",
     "safe_load_yaml",
+    "study_name_for",
     "usable_cores",
 ]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from lepton_tune.models._cache import ModelCache, content_key
 from lepton_tune.models._evaluate import accuracy, predict
-from lepton_tune.models._loaded import FileModel, build_torchvision, check_model_fits, describe_model
+from lepton_tune.models._loaded import (
+    FileModel,
+    build_torchvision,
+    check_model_fits,
+    check_weights_fit,
+    describe_model,
+)
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
 from lepton_tune.models._precision import (
     CastWrapper,
@@ -39,6 +45,7 @@ __all__ = [
     "build_model",
     "build_torchvision",
     "check_model_fits",
+    "check_weights_fit",
     "content_key",
     "convert_precision",
     "describe_model",

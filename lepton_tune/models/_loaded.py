@@ -23,7 +23,7 @@ from torch import nn
 
 from lepton_tune.exceptions import ConfigError, ModelError
 
-__all__ = ["FileModel", "build_torchvision", "check_model_fits", "describe_model"]
+__all__ = ["FileModel", "build_torchvision", "check_model_fits", "check_weights_fit", "describe_model"]
 
 
 def build_torchvision(name: str, num_classes: int) -> nn.Module:
@@ -100,9 +100,45 @@ class FileModel(nn.Module):
         return state
 
 
+def _refuse_pickles(data: bytes, label: str) -> None:
+    """Refuse a ``.pt2`` archive that would make ``torch.export.load`` unpickle anything beyond tensors.
+
+    ``torch.export.load`` reads weights and constants as raw tensors, except entries flagged
+    ``use_pickle`` (``torch.load(weights_only=False)``), custom/opaque objects (``pickle.loads``), a
+    legacy constants ``.pt`` file, and sample inputs that fail ``weights_only=True`` (it then retries
+    with ``weights_only=False``). Any of those could run code from the file, so it is refused here,
+    before torch sees it; ``torch.export.save`` of an ordinary model writes none of them.
+    """
+    import json
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ModelError(f"model.file: {label} is not a torch.export archive (not a zip file)") from None
+    for name in archive.namelist():
+        why = None
+        if name.endswith("_config.json") and "/data/" in name:
+            config = json.loads(archive.read(name) or b"{}").get("config", {})
+            flagged = [k for k, v in config.items() if isinstance(v, dict) and
+                       (v.get("use_pickle") or not str(v.get("path_name", "")).startswith(("weight_", "tensor_")))]
+            why = f"entries {flagged[:3]} are pickled objects" if flagged else None
+        elif "/data/constants/" in name and name.endswith(".pt"):
+            why = "it holds a legacy pickled constants file"
+        elif "/data/sample_inputs/" in name:
+            try:
+                torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001 - torch would retry with weights_only=False: refuse instead
+                why = f"{name.rsplit('/', 1)[-1]} is not loadable with weights_only=True"
+        if why:
+            raise ModelError(f"model.file: {label}: {why}; loading it could run code from the file, so it is refused. "
+                             "Save the program again with torch.export.save from plain tensors")
+
+
 def _load(data: bytes, form: str, label: str) -> Any:
     try:
         if form == "export":
+            _refuse_pickles(data, label)
             return torch.export.load(io.BytesIO(data)).module()
         if form == "torchscript":
             return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
@@ -141,6 +177,7 @@ def describe_model(module: nn.Module) -> dict[str, Any]:
                 "size": (ins[2], ins[3]) if len(ins) == 4 and None not in ins[2:] else None,
                 "classes": outs[-1] if outs else None, "dynamic_batch": ins[0] is None if ins else None}
     if isinstance(module, FileModel) and module.form == "export":
+        _refuse_pickles(module.to_bytes(), module.label)
         program = torch.export.load(io.BytesIO(module.to_bytes()))
         user = set(program.graph_signature.user_inputs)
         ins = next((list(n.meta["val"].shape) for n in program.graph.nodes if n.op == "placeholder" and n.name in user), [])
@@ -187,5 +224,32 @@ def check_model_fits(module: nn.Module, *, model_label: str, data_label: str, nu
     if classes is not None and classes != num_classes:
         problems.append(f"model {model_label} has {classes} classes (outputs), but {data_label} has {num_classes} "
                         "classes. Use the images the model was trained for, or a --classes file listing its classes")
+    if problems:
+        raise ConfigError(problems)
+
+
+def check_weights_fit(weights: str | Path, *, model_label: str, data_label: str, num_classes: int, channels: int) -> None:
+    """Refuse a state dict whose first convolution or last 2-D weight (the head) disagrees with the images.
+
+    Read before the architecture is built, so that the error names both numbers instead of a
+    ``load_state_dict`` size mismatch. A state dict without such tensors is left to the probe.
+    """
+    try:
+        state = torch.load(Path(weights).expanduser(), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader with its own message
+        return
+    if not isinstance(state, dict):
+        return
+    tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
+    conv = next((t for t in tensors if t.ndim == 4), None)
+    head = next((t for t in reversed(tensors) if t.ndim == 2), None)
+    problems = []
+    if conv is not None and int(conv.shape[1]) != channels:
+        problems.append(f"model {model_label} (weights {Path(weights).name}) takes {int(conv.shape[1])}-channel images, "
+                        f"but the images in {data_label} are read as {channels}-channel. Set channels: {int(conv.shape[1])}")
+    if head is not None and int(head.shape[0]) != num_classes:
+        problems.append(f"model {model_label} (weights {Path(weights).name}) has {int(head.shape[0])} classes (outputs), "
+                        f"but {data_label} has {num_classes} classes. Use the images the model was trained for, or a "
+                        "--classes file listing its classes")
     if problems:
         raise ConfigError(problems)

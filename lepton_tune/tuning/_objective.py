@@ -101,6 +101,9 @@ def model_form_reason(model: ModelSpec | None, config: EngineConfig) -> str | No
         return (f"precision {config.precision!r} on runtime {config.runtime!r}: torch int8 is FX quantization, which "
                 f"needs the Python module, and {form} ({model.label}) is a graph; use runtime onnxruntime for int8 "
                 "or give the model as a factory or torchvision name + weights")
+    if config.precision in ("bf16", "fp16"):
+        return (f"precision {config.precision!r}: {form} ({model.label}) is served as saved (fp32); casting a saved "
+                "graph is not supported yet. Use fp32, int8 on onnxruntime, or give the model as a factory")
     if config.mode == "pipeline":
         return f"mode 'pipeline' cuts the Python module with torch.fx; {form} ({model.label}) is served whole (replica)"
     if model.form == "torchscript" and config.runtime == "compile":
