@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import logging
+import sys
 import tempfile
 import time
 import warnings
@@ -72,9 +73,10 @@ def _export_bytes(module: nn.Module, image_shape: tuple[int, ...]) -> bytes:
             return buffer.getvalue()
     except Exception as legacy:  # noqa: BLE001 - any failure of the deprecated exporter: try the maintained one
         try:
-            program = torch.onnx.export(module, example, dynamo=True, opset_version=max(OPSET, 18),
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},),
-                                        input_names=["input"], output_names=["output"])
+            with contextlib.redirect_stdout(sys.stderr):  # the dynamo exporter prints progress; stdout may hold --json
+                program = torch.onnx.export(module, example, dynamo=True, opset_version=max(OPSET, 18),
+                                            dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                            input_names=["input"], output_names=["output"])
             assert program is not None
             with tempfile.TemporaryDirectory() as tmp:
                 program.save(str(Path(tmp) / ONNX_FILE))

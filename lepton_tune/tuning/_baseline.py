@@ -23,7 +23,7 @@ from optuna.distributions import (
 from lepton_tune.config import HostFacts, SearchSpaceSpec, StudySpec
 from lepton_tune.config._space import ParamSpec
 from lepton_tune.tuning._lock import HostLock, _Held
-from lepton_tune.tuning._objective import Infeasible, evaluate_point, judge_record
+from lepton_tune.tuning._objective import Infeasible, evaluate_point, judge_record, point_defaults
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import SUGGEST_ORDER
 
@@ -71,8 +71,8 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
     is unsafe with SQLite and several processes, FACTS.md); the host lock is held and the study
     re-read under it, so two workers on one host do not both run the same baseline.
     """
-    defaults = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
-    backbones = [str(b) for b in spec.space.values_of("backbone")]
+    defaults = point_defaults(spec)
+    backbones = [str(defaults["backbone"])] if spec.model is not None else [str(b) for b in spec.space.values_of("backbone")]
     added = 0
     for backbone in backbones:
         point = baseline_point(backbone, host, defaults, spec.space)

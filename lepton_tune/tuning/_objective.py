@@ -22,7 +22,7 @@ from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import suggest_point
 from lepton_tune.tuning._summary import baseline_ratios
 
-__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record", "model_form_reason"]
+__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record", "model_form_reason", "point_defaults"]
 
 
 class Infeasible(Exception):
@@ -165,12 +165,20 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     return record
 
 
+def point_defaults(spec: StudySpec) -> dict[str, Any]:
+    """Values of a point the space does not vary: the training recipe, and the user's model as its backbone label."""
+    defaults: dict[str, Any] = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
+    if spec.model is not None:  # labels, baselines and dedupe say the user's model, not a registry default
+        defaults["backbone"] = spec.model.label
+    return defaults
+
+
 class Objective:
     """The Optuna objective: suggest a point, skip duplicates, evaluate in stages, record everything."""
 
     def __init__(self, spec: StudySpec, host: HostFacts, host_id: str, preparer: ModelPreparer) -> None:
         self.spec, self.host, self.host_id, self.preparer = spec, host, host_id, preparer
-        self.defaults = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
+        self.defaults = point_defaults(spec)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         point, reason = suggest_point(trial, self.spec.space, self.host, defaults=self.defaults)
