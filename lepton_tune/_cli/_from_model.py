@@ -61,11 +61,13 @@ def _model_section(args: argparse.Namespace) -> dict[str, Any]:
 def _declared(model: dict[str, Any], classes: int) -> dict[str, Any]:
     """What the model itself says about its input (channels, side); empty if it says nothing."""
     from lepton_tune.config import ModelSpec
-    from lepton_tune.models import build_model, describe_model
+    from lepton_tune.models import build_model, describe_model, describe_weights
 
     spec = ModelSpec(**model)
     if spec.torchvision:
         return {"channels": 3}
+    if spec.weights:  # read from the state dict: a head that does not fit the folder is reported by the search
+        return {"channels": describe_weights(spec.weights)["channels"], "size": None}
     module = build_model(spec, num_classes=classes, image_shape=(3, 224, 224))
     info = describe_model(module)
     return {"channels": info["channels"], "size": info["size"][0] if info["size"] else None}

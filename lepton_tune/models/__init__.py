@@ -10,6 +10,7 @@ from lepton_tune.models._loaded import (
     check_model_fits,
     check_weights_fit,
     describe_model,
+    describe_weights,
 )
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
 from lepton_tune.models._precision import (
@@ -49,6 +50,7 @@ __all__ = [
     "content_key",
     "convert_precision",
     "describe_model",
+    "describe_weights",
     "export_onnx",
     "model_profile",
     "precision_support",

@@ -23,7 +23,7 @@ from torch import nn
 
 from lepton_tune.exceptions import ConfigError, ModelError
 
-__all__ = ["FileModel", "build_torchvision", "check_model_fits", "check_weights_fit", "describe_model"]
+__all__ = ["FileModel", "build_torchvision", "check_model_fits", "check_weights_fit", "describe_model", "describe_weights"]
 
 
 def build_torchvision(name: str, num_classes: int) -> nn.Module:
@@ -228,27 +228,35 @@ def check_model_fits(module: nn.Module, *, model_label: str, data_label: str, nu
         raise ConfigError(problems)
 
 
+def describe_weights(weights: str | Path) -> dict[str, int | None]:
+    """``channels`` (the first 4-D weight's input channels) and ``classes`` (the last 2-D weight's rows) of a state dict.
+
+    None where the file is unreadable (the loader reports that) or holds no such tensor.
+    """
+    try:
+        state = torch.load(Path(weights).expanduser(), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader with its own message
+        return {"channels": None, "classes": None}
+    tensors = [v for v in state.values() if isinstance(v, torch.Tensor)] if isinstance(state, dict) else []
+    conv = next((t for t in tensors if t.ndim == 4), None)
+    head = next((t for t in reversed(tensors) if t.ndim == 2), None)
+    return {"channels": int(conv.shape[1]) if conv is not None else None,
+            "classes": int(head.shape[0]) if head is not None else None}
+
+
 def check_weights_fit(weights: str | Path, *, model_label: str, data_label: str, num_classes: int, channels: int) -> None:
     """Refuse a state dict whose first convolution or last 2-D weight (the head) disagrees with the images.
 
     Read before the architecture is built, so that the error names both numbers instead of a
     ``load_state_dict`` size mismatch. A state dict without such tensors is left to the probe.
     """
-    try:
-        state = torch.load(Path(weights).expanduser(), map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader with its own message
-        return
-    if not isinstance(state, dict):
-        return
-    tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
-    conv = next((t for t in tensors if t.ndim == 4), None)
-    head = next((t for t in reversed(tensors) if t.ndim == 2), None)
+    info = describe_weights(weights)
     problems = []
-    if conv is not None and int(conv.shape[1]) != channels:
-        problems.append(f"model {model_label} (weights {Path(weights).name}) takes {int(conv.shape[1])}-channel images, "
-                        f"but the images in {data_label} are read as {channels}-channel. Set channels: {int(conv.shape[1])}")
-    if head is not None and int(head.shape[0]) != num_classes:
-        problems.append(f"model {model_label} (weights {Path(weights).name}) has {int(head.shape[0])} classes (outputs), "
+    if info["channels"] is not None and info["channels"] != channels:
+        problems.append(f"model {model_label} (weights {Path(weights).name}) takes {info['channels']}-channel images, "
+                        f"but the images in {data_label} are read as {channels}-channel. Set channels: {info['channels']}")
+    if info["classes"] is not None and info["classes"] != num_classes:
+        problems.append(f"model {model_label} (weights {Path(weights).name}) has {info['classes']} classes (outputs), "
                         f"but {data_label} has {num_classes} classes. Use the images the model was trained for, or a "
                         "--classes file listing its classes")
     if problems:
