@@ -119,7 +119,13 @@ def study_from_model(args: argparse.Namespace) -> tuple[str, str]:
     """``(study name, study YAML text)`` for the flags; ConfigError (exit 2) on bad flags."""
     import importlib.util
 
-    from lepton_tune.config import ModelSpec, model_space, model_study_yaml, safe_load_yaml, study_name_for
+    from lepton_tune.config import (
+        ModelSpec,
+        model_space,
+        model_study_yaml,
+        safe_load_yaml,
+        study_name_for,
+    )
 
     if args.data is None:
         raise ConfigError("--data: --model needs the labelled images (--data DIR with one folder per class)")

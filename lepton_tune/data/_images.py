@@ -141,7 +141,7 @@ def center_crop(x: torch.Tensor, side: int) -> torch.Tensor:
     if h < side or w < side:
         x = resize_shorter(x, side)
         h, w = x.shape[-2:]
-    top, left = int(round((h - side) / 2.0)), int(round((w - side) / 2.0))
+    top, left = round((h - side) / 2.0), round((w - side) / 2.0)
     return x[..., top:top + side, left:left + side].contiguous()
 
 

@@ -16,7 +16,13 @@ import numpy as np
 import torch
 
 from lepton_tune.config import DatasetSpec
-from lepton_tune.data._images import IMAGE_EXTENSIONS, adapt_channels, decode_image, fit_image, resize
+from lepton_tune.data._images import (
+    IMAGE_EXTENSIONS,
+    adapt_channels,
+    decode_image,
+    fit_image,
+    resize,
+)
 from lepton_tune.exceptions import DataError
 
 __all__ = ["Raw", "read_source"]

@@ -218,8 +218,9 @@ def check_model_fits(module: nn.Module, *, model_label: str, data_label: str, nu
             with torch.inference_mode():
                 out = module(torch.zeros((2, *image_shape)))
         except Exception as exc:  # noqa: BLE001 - the model cannot take the data's images: say which
-            raise ConfigError([f"model {model_label} cannot take {channels}x{height}x{width} images from {data_label} "
-                               f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"]) from None
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise ConfigError(f"model {model_label} cannot take {channels}x{height}x{width} images from {data_label} "
+                              f"({type(exc).__name__}: {first})") from None
         classes = int(out.shape[-1]) if out.ndim == 2 else None
     if classes is not None and classes != num_classes:
         problems.append(f"model {model_label} has {classes} classes (outputs), but {data_label} has {num_classes} "

@@ -14,7 +14,14 @@ from typing import Any
 
 import optuna
 
-from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, ModelSpec, StudySpec, direction_of
+from lepton_tune.config import (
+    ENGINE_FIELDS,
+    EngineConfig,
+    HostFacts,
+    ModelSpec,
+    StudySpec,
+    direction_of,
+)
 from lepton_tune.exceptions import EngineError, LeptonTuneError
 from lepton_tune.measure import EngineJob, request_pool, run_isolated
 from lepton_tune.tuning._lock import HostLock

@@ -12,7 +12,14 @@ import torch
 
 from lepton_tune.config import ModelSpec
 from lepton_tune.exceptions import ConfigError, ModelError
-from lepton_tune.models import FileModel, SmallCNN, build_model, check_model_fits, check_weights_fit, describe_model
+from lepton_tune.models import (
+    FileModel,
+    SmallCNN,
+    build_model,
+    check_model_fits,
+    check_weights_fit,
+    describe_model,
+)
 
 
 @pytest.fixture(scope="module")
