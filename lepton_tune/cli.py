@@ -19,6 +19,7 @@ __all__ = ["build_parser", "main"]
 #: subcommand -> module under lepton_tune._cli holding add_parser(sub) and run(args)
 COMMANDS = {
     "search": "search",
+    "init": "init",
     "show": "show",
     "report": "report",
     "export": "export",

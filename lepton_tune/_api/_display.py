@@ -40,14 +40,18 @@ def front_table(study: optuna.Study, picks: list[Pick] | None = None) -> Any:
     older = bool(baselines) and not any(in_process_baseline(t) for t in baselines)
     against = "vs engine-hosted baseline (older study)" if older else "vs the in-process baseline"
     objectives, directions = study_objectives(study), study_directions(study)
-    metrics = objectives + [m for m in ("throughput",) if m not in objectives]
+    columns = [*zip(objectives, directions)] + [(m, "") for m in ("throughput",) if m not in objectives]
+    if "accuracy_drop" not in objectives and _has_drop(study):  # shown right after accuracy (points vs your model)
+        at = next((i + 1 for i, (m, _) in enumerate(columns) if m == "accuracy"), len(columns))
+        columns.insert(at, ("accuracy_drop", ""))
+    metrics = [m for m, _ in columns]
     roles = {p.trial.number: p.roles for p in (recommended_picks(study) if picks is None else picks)}
     table = Table(title=f"Pareto front of {study.study_name!r} (feasible points, best {METRIC_NAMES.get(objectives[0], objectives[0]) if objectives else ''} "
                         f"first; ratios {against})")
     arrows = {"maximize": " ↑", "minimize": " ↓"}
     table.add_column("trial", justify="right")
     table.add_column("point", justify="left")
-    for name, direction in zip(metrics, directions + [""] * len(metrics)):
+    for name, direction in columns:
         table.add_column(METRIC_NAMES.get(name, name) + arrows.get(direction, ""), justify="right")
     table.add_column("speedup", justify="right")
     table.add_column("mem x", justify="right")
@@ -65,6 +69,11 @@ def front_table(study: optuna.Study, picks: list[Pick] | None = None) -> Any:
                       format_ratio(ratios.get("speedup")), format_ratio(ratios.get("memory_ratio")), note,
                       style="bold" if trial.number in roles else None)
     return table
+
+
+def _has_drop(study: optuna.Study) -> bool:
+    """Whether trials carry ``accuracy_drop`` (points below the user's own model, measured by the baseline)."""
+    return any("accuracy_drop" in (t.user_attrs.get("metrics") or {}) for t in study.get_trials(deepcopy=False))
 
 
 def baseline_on_front(study: optuna.Study) -> list[int]:

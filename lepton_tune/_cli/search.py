@@ -33,10 +33,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress: neither the live bar (terminal) nor the per-trial lines (log)")
+    from lepton_tune._cli._from_model import add_model_arguments
+
+    add_model_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from lepton_tune.exceptions import ConfigError
+
+    if args.model is not None:  # the one-command form: write the study from the template, then search it
+        from lepton_tune._cli._from_model import announce_study, write_model_study
+
+        if args.study is not None:
+            raise ConfigError(f"search: give a study file or --model, not both (got {args.study} and --model {args.model})")
+        args.study = announce_study(write_model_study(args))
     import optuna
 
     from lepton_tune._api import search

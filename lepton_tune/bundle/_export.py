@@ -95,7 +95,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
     dataset_spec = DatasetSpec(**spec.get("dataset", {}))
     recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
     user = spec.get("model") or None
-    model_spec = ModelSpec(**user) if user and user.get("python") else None
+    model_spec = ModelSpec(**user) if user else None
     ref: str | ModelSpec = model_spec if model_spec is not None else str(point["backbone"])
     check_trust(model_spec.python if model_spec else None, f"study {study.study_name!r}: spec.model.python", trust_code)
 
@@ -130,7 +130,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
         model = {
             "backbone": trained.backbone,
             # the bundle's weights replace the user's weights file: its (absolute) path is not shared
-            "model_spec": {**model_spec.model_dump(mode="json"), "weights": None} if model_spec is not None else None,
+            "model_spec": _public_model_spec(model_spec),
             "recipe": recipe.model_dump(mode="json"),
             "recipe_hash": trained.recipe_hash,
             "artifact_hash": served.artifact_hash,
@@ -181,6 +181,19 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _public_model_spec(model_spec: ModelSpec | None) -> dict[str, Any] | None:
+    """The model section a bundle records: no user path (the bundle's own files replace the user's files).
+
+    A model file keeps only its name (its extension says its form); its bytes are the bundle's weights.
+    """
+    if model_spec is None:
+        return None
+    dumped = {**model_spec.model_dump(mode="json"), "weights": None}
+    if model_spec.file:
+        dumped["file"] = model_spec.label
+    return dumped
 
 
 def _self_check(root: Path, module: Any, dataset: Any, trust_code: bool | None) -> None:

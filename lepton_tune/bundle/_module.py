@@ -79,6 +79,21 @@ def check_trust(factory: str | None, where: str, trust_code: bool | None) -> Non
         )
 
 
+def _file_model(model: dict[str, Any], state: dict[str, Any]) -> nn.Module | None:
+    """A model file served as given: its bytes are the bundle's (verified) weights; no code is imported."""
+    spec = model.get("model_spec") or {}
+    if not (isinstance(spec, dict) and spec.get("file")):
+        return None
+    from lepton_tune.config import file_form
+    from lepton_tune.models import FileModel
+
+    data = state.get("file_bytes")
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
+        raise BundleError(f"model.model_spec.file {spec['file']!r}: the weights must hold the file's bytes "
+                          "('file_bytes', uint8); export the bundle again")
+    return FileModel(data.numpy().tobytes(), file_form(str(spec["file"])), label=str(spec["file"]))
+
+
 def _architecture(model: dict[str, Any]) -> nn.Module:
     shape = tuple(int(v) for v in model["image_shape"])
     if model.get("model_spec"):
@@ -110,6 +125,9 @@ def rebuild_module(root: Path, model: dict[str, Any], weights: str = WEIGHTS, *,
         raise BundleError(f"{path}: must hold a state dict, got {type(state).__name__}")
     loader = model.get("loader", "fp32")
     try:
+        as_file = _file_model(model, state)
+        if as_file is not None and loader == "fp32":
+            return as_file.eval()
         fp32 = _architecture(model).eval()
         if loader in ("int8_static", "int8_dynamic"):
             kind = "static" if loader == "int8_static" else "dynamic"

@@ -7,6 +7,7 @@ __all__ = ["METRICS", "OBJECTIVES", "direction_of"]
 #: Every value a trial measures, with the direction in which it improves.
 METRICS: dict[str, str] = {
     "accuracy": "maximize",
+    "accuracy_drop": "minimize",
     "latency_p50_ms": "minimize",
     "latency_p95_ms": "minimize",
     "latency_p99_ms": "minimize",

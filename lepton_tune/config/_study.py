@@ -37,7 +37,16 @@ class _Strict(BaseModel):
 
 
 class DatasetSpec(_Strict):
-    """Which images: ``digits`` (embedded default), ``imagefolder``, ``cifar10`` or ``synthetic``."""
+    """Which images: ``digits`` (embedded default), ``imagefolder``, ``cifar10`` or ``synthetic``.
+
+    ``eval_only: true`` (imagefolder, for a model served as given): no training split; a seeded
+    ``calibration_images`` subset (int8 calibration and conversion checks) and a disjoint
+    ``accuracy_images`` subset (the accuracy metric; None = every other image). ``classes`` names
+    a file with one class name per line, in the order of the model's outputs (default: the folder
+    names, sorted). Preprocessing the torchvision way: ``resize`` (shorter side, aspect kept), then
+    ``center_crop`` (the model's input side, also ``image_size``), ``mean``/``std``, ``channels``
+    and ``color`` (``bgr`` swaps the decoded RGB channels).
+    """
 
     kind: Literal["digits", "imagefolder", "cifar10", "synthetic"] = "digits"
     path: str | None = None
@@ -50,6 +59,20 @@ class DatasetSpec(_Strict):
     samples: int = Field(512, ge=16, description="synthetic only: how many random images")
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    eval_only: bool = False
+    classes: str | None = None
+    calibration_images: int = Field(256, ge=1, le=1_000_000)
+    accuracy_images: int | None = Field(None, ge=1, le=10_000_000)
+    resize: int | None = Field(None, ge=8, le=8192)
+    center_crop: int | None = Field(None, ge=8, le=1024)
+    color: Literal["rgb", "bgr"] = "rgb"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _crop_is_the_size(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("center_crop") is not None and data.get("image_size") is None:
+            data = {**data, "image_size": data["center_crop"]}
+        return data
 
     @model_validator(mode="after")
     def _path_rule(self) -> DatasetSpec:
@@ -60,7 +83,26 @@ class DatasetSpec(_Strict):
                 f"dataset.val_fraction: val_fraction + test_fraction must be < 0.9 to leave data to "
                 f"train on, got {self.val_fraction + self.test_fraction:g}"
             )
+        if (self.eval_only or self.classes) and self.kind != "imagefolder":
+            raise ValueError(f"dataset.eval_only/classes: apply to kind 'imagefolder', got kind '{self.kind}'")
+        if self.center_crop is not None and self.center_crop != self.image_size:
+            raise ValueError(f"dataset.center_crop: is the model's input side, so it must equal image_size; got "
+                             f"center_crop {self.center_crop} and image_size {self.image_size}. Give one of them")
+        if self.resize is not None and self.resize < self.image_size:
+            raise ValueError(f"dataset.resize: the shorter side after resizing must be >= the crop "
+                             f"(image_size {self.image_size}), got {self.resize}")
         return self
+
+    def preprocessing_steps(self) -> dict[str, Any]:
+        """The optional torchvision-style steps, only those set (so older fingerprints do not change)."""
+        steps: dict[str, Any] = {}
+        if self.resize is not None:
+            steps["resize"] = self.resize
+        if self.center_crop is not None or self.resize is not None:
+            steps["center_crop"] = self.image_size
+        if self.color != "rgb":
+            steps["color"] = self.color
+        return steps
 
 
 class ProtocolSpec(_Strict):
@@ -209,10 +251,16 @@ class StudySpec(_Strict):
                                 f"{self.budgets['accuracy']}. Remove the budget")
         if "accuracy" in self.budgets and not 0.0 <= self.budgets["accuracy"] <= 1.0:
             problems.append(f"budgets.accuracy: must be a fraction in [0, 1], got {self.budgets['accuracy']}")
-        if isinstance(self.search_space, SearchSpaceSpec) and self.model and self.model.python:
+        if isinstance(self.search_space, SearchSpaceSpec) and self.model is not None:
             if "backbone" in self.search_space.params:
-                problems.append("search_space.params.backbone: a study with model.python serves that model; "
-                                "remove backbone from the space")
+                problems.append(f"search_space.params.backbone: a study with a model section serves that model "
+                                f"({self.model.label}); remove backbone from the space")
+        if "accuracy_drop" in self.budgets and not self.baseline:
+            problems.append("budgets.accuracy_drop: is measured against the baseline (your model as given, fp32 "
+                            "eager, in-process), so it needs 'baseline: true', got baseline: false")
+        if self.dataset.eval_only and self.model is not None and self.model.train:
+            problems.append("dataset.eval_only: an evaluation-only dataset has no training split, but model.train is "
+                            "true. Set model.train: false to serve your weights as given")
         if self.n_trials is None and self.timeout is None:
             problems.append("n_trials: give n_trials or timeout (or both) so the study ends, got neither")
         if problems:

@@ -53,6 +53,7 @@ class Dataset:
     fingerprint: str
     invert: bool | str = False
     split_indices: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    steps: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -69,6 +70,7 @@ class Dataset:
             "std": list(self.std),
             "invert": self.invert,
             "classes": list(self.classes),
+            **self.steps,
         }
 
 
@@ -97,9 +99,35 @@ def _split(y: np.ndarray, spec: DatasetSpec) -> dict[str, np.ndarray]:
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
+def _eval_split(y: np.ndarray, spec: DatasetSpec) -> dict[str, np.ndarray]:
+    """Evaluation-only: a seeded calibration subset and a disjoint accuracy subset (stratified when possible).
+
+    ``train`` and ``val`` are both the calibration subset (int8 calibration, conversion checks);
+    ``test`` is the accuracy subset; nothing is trained.
+    """
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    calib = spec.calibration_images
+    accuracy = spec.accuracy_images if spec.accuracy_images is not None else len(y) - calib
+    if calib + accuracy > len(y) or accuracy < 1:
+        raise DataError(f"dataset: {len(y)} images in {spec.path} are too few for calibration_images {calib} + "
+                        f"accuracy_images {spec.accuracy_images}. Lower calibration_images or accuracy_images")
+    rest = len(y) - calib - accuracy
+    try:
+        cal, other = train_test_split(idx, train_size=calib, random_state=spec.split_seed, stratify=y)
+        acc = other if rest == 0 else train_test_split(other, train_size=accuracy, random_state=spec.split_seed,
+                                                       stratify=y[other])[0]
+    except ValueError:  # a class too small to stratify: a plain seeded split
+        order = np.random.default_rng(spec.split_seed).permutation(idx)
+        cal, acc = order[:calib], order[calib:calib + accuracy]
+    return {"train": np.sort(cal), "val": np.sort(cal), "test": np.sort(acc)}
+
+
 def _stats(spec: DatasetSpec, train_x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     channels = train_x.shape[1]
-    if spec.kind == "synthetic" and spec.mean is None and spec.std is None:
+    if (spec.kind == "synthetic" or spec.eval_only) and spec.mean is None and spec.std is None:
+        # a model served as given was trained with its own normalisation: none is invented (declare mean/std)
         return (0.0,) * channels, (1.0,) * channels
     given = {}
     for name in ("mean", "std"):
@@ -113,6 +141,8 @@ def _stats(spec: DatasetSpec, train_x: torch.Tensor) -> tuple[tuple[float, ...],
             if name == "std" and min(value) <= 0:
                 raise DataError(f"dataset.std: every value must be > 0, got {list(value)}")
             given[name] = tuple(float(v) for v in value) * (channels if len(value) == 1 else 1)
+    if spec.eval_only:
+        return given.get("mean") or (0.0,) * channels, given.get("std") or (1.0,) * channels
     mean = given.get("mean") or tuple(float(v) for v in train_x.mean(dim=(0, 2, 3)))
     std = given.get("std") or tuple(max(float(v), 1e-6) for v in train_x.std(dim=(0, 2, 3)))
     return mean, std
@@ -145,7 +175,7 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         DataError: the directory does not exist, a class is empty, or a file is unreadable.
     """
     raw = read_source(spec)
-    indices = _split(raw.y.numpy(), spec)
+    indices = _eval_split(raw.y.numpy(), spec) if spec.eval_only else _split(raw.y.numpy(), spec)
     pick = {name: torch.from_numpy(idx) for name, idx in indices.items()}
     mean, std = _stats(spec, raw.x[pick["train"]])
     splits = {name: (normalise(raw.x[i], mean, std), raw.y[i].clone()) for name, i in pick.items()}
@@ -158,6 +188,8 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         "std": list(std),
         "classes": raw.classes,
         "invert": raw.invert,
+        **spec.preprocessing_steps(),
+        **({"eval_only": [spec.calibration_images, spec.accuracy_images]} if spec.eval_only else {}),
     }
     tensors = {f"{name}_{part}": t for name, pair in splits.items() for part, t in zip("xy", pair)}
     return Dataset(
@@ -172,6 +204,7 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         fingerprint=_fingerprint(tensors, meta),
         invert=raw.invert,
         split_indices=indices,
+        steps=spec.preprocessing_steps(),
     )
 
 

@@ -3,6 +3,10 @@
 One pipeline, used everywhere: decode -> float in [0, 1], ``[C, h, w]`` -> optional inversion ->
 resize to ``image_size`` x ``image_size`` (bilinear, antialiased) -> channels adapted (grey
 replicated to 3, RGB averaged to 1) -> ``(x - mean) / std`` per channel.
+
+The torchvision way, when the settings say so (:func:`fit_image`): ``resize`` scales the shorter
+side to that many pixels (aspect kept), ``center_crop`` then cuts the central ``image_size`` square,
+and ``color: bgr`` swaps the decoded RGB channels, all before normalisation.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import torch.nn.functional as F
 from lepton_tune.exceptions import DataError
 
 __all__ = ["CHUNK_FILES", "IMAGE_EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "EncodedImage", "ImageSource",
-           "PixelArray", "adapt_channels", "decode_image", "expand_image_paths", "iter_preprocessed", "normalise",
-           "resize"]
+           "PixelArray", "adapt_channels", "decode_image", "expand_image_paths", "fit_image", "iter_preprocessed",
+           "normalise", "resize"]
 
 #: File name endings read as images (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
@@ -188,6 +192,47 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def resize_shorter(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Resize ``[N, C, h, w]`` so that its shorter side is ``side`` (aspect kept, like torchvision's Resize(int))."""
+    h, w = x.shape[-2:]
+    if min(h, w) == side:
+        return x
+    scale = side / min(h, w)
+    size = (max(side, round(h * scale)), max(side, round(w * scale)))
+    shrinking = size[0] < h or size[1] < w
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def center_crop(x: torch.Tensor, side: int) -> torch.Tensor:
+    """The central ``side`` x ``side`` square of ``[N, C, h, w]`` (as torchvision's CenterCrop rounds)."""
+    h, w = x.shape[-2:]
+    if (h, w) == (side, side):
+        return x
+    if h < side or w < side:
+        x = resize_shorter(x, side)
+        h, w = x.shape[-2:]
+    top, left = round((h - side) / 2.0), round((w - side) / 2.0)
+    return x[..., top:top + side, left:left + side].contiguous()
+
+
+def fit_image(x: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+    """Bring decoded images ``[N, C, h, w]`` to ``image_size`` as the settings say (before normalisation).
+
+    Without ``resize``/``center_crop`` the image is resized to the square (the digits/imagefolder
+    default). With them, the torchvision way: shorter side to ``resize`` (default: the crop), then
+    the central ``center_crop`` square. ``color: bgr`` reverses the channel order of RGB images.
+    """
+    size = int(settings["image_size"])
+    crop = settings.get("center_crop")
+    if settings.get("resize") is None and crop is None:
+        x = resize(x, size)
+    else:
+        x = center_crop(resize_shorter(x, int(settings.get("resize") or crop or size)), int(crop or size))
+    if settings.get("color") == "bgr" and x.shape[1] == 3:
+        x = x.flip(1)
+    return x
+
+
 def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """Replicate grey to RGB or average RGB to grey so that ``x`` has ``channels`` channels."""
     have = x.shape[1]
@@ -243,7 +288,7 @@ def preprocess_files(paths: Sequence[ImageSource], settings: dict[str, Any]) -> 
         img = decode_image(path, 1 if channels == 1 or invert == "auto" else 3)
         if invert is True or (invert == "auto" and float(img.mean()) > 0.5):
             img = 1.0 - img
-        img = adapt_channels(resize(img.unsqueeze(0), size), channels)
+        img = adapt_channels(fit_image(img.unsqueeze(0), settings), channels)
         decoded.append(img)
     if not decoded:
         return torch.empty((0, channels, size, size), dtype=torch.float32)

@@ -16,7 +16,13 @@ import numpy as np
 import torch
 
 from lepton_tune.config import DatasetSpec
-from lepton_tune.data._images import IMAGE_EXTENSIONS, adapt_channels, decode_image, resize
+from lepton_tune.data._images import (
+    IMAGE_EXTENSIONS,
+    adapt_channels,
+    decode_image,
+    fit_image,
+    resize,
+)
 from lepton_tune.exceptions import DataError
 
 __all__ = ["Raw", "read_source"]
@@ -64,8 +70,33 @@ def _existing_dir(spec: DatasetSpec) -> Path:
     return root
 
 
+def _class_order(spec: DatasetSpec, root: Path, found: list[Path]) -> list[Path]:
+    """The class directories in the order of ``spec.classes`` (one name per line), else sorted by name."""
+    if not spec.classes:
+        return found
+    path = Path(spec.classes).expanduser()
+    try:
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"dataset.classes: cannot read '{path}' ({exc}). Give a text file with one class name per line") from None
+    by_name = {p.name: p for p in found}
+    problems = []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        problems.append(f"{path}: class(es) {twice} listed twice; list each class once")
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        problems.append(f"{path}: class(es) {missing[:5]} have no folder in {root} (folders: {sorted(by_name)[:10]})")
+    extra = sorted(set(by_name) - set(names))
+    if extra:
+        problems.append(f"{root}: folder(s) {extra[:5]} are not listed in {path}; list them or move them out")
+    if problems:
+        raise DataError("\n".join(problems))
+    return [by_name[n] for n in names]
+
+
 def _imagefolder(spec: DatasetSpec) -> Raw:
-    """torchvision's ImageFolder layout: ``root/<class>/<image>``, classes sorted by name."""
+    """torchvision's ImageFolder layout: ``root/<class>/<image>``, classes sorted by name (or as ``spec.classes`` lists)."""
     root = _existing_dir(spec)
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(class_dirs) < 2:
@@ -73,6 +104,8 @@ def _imagefolder(spec: DatasetSpec) -> Raw:
             f"{root}: imagefolder needs one sub-directory per class (at least 2), found "
             f"{len(class_dirs)}. Lay it out as {root}/<class>/<image>.png"
         )
+    class_dirs = _class_order(spec, root, class_dirs)
+    settings = {"image_size": spec.image_size, **spec.preprocessing_steps()}
     images: list[torch.Tensor] = []
     labels: list[int] = []
     for label, class_dir in enumerate(class_dirs):
@@ -83,7 +116,7 @@ def _imagefolder(spec: DatasetSpec) -> Raw:
                 "Add images or remove the directory"
             )
         for path in files:
-            images.append(resize(decode_image(path, spec.channels).unsqueeze(0), spec.image_size))
+            images.append(fit_image(decode_image(path, spec.channels).unsqueeze(0), settings))
             labels.append(label)
     x = torch.cat(images).clamp_(0.0, 1.0)
     return Raw(x, torch.tensor(labels, dtype=torch.int64), [p.name for p in class_dirs])

@@ -26,6 +26,7 @@ __all__ = [
 #: What a reader calls each metric.
 METRIC_NAMES: dict[str, str] = {
     "accuracy": "accuracy",
+    "accuracy_drop": "accuracy drop",
     "latency_p50_ms": "p50 latency",
     "latency_p95_ms": "p95 latency",
     "latency_p99_ms": "p99 latency",
@@ -38,6 +39,7 @@ METRIC_NAMES: dict[str, str] = {
 #: Unit of each metric as an axis or a column shows it.
 METRIC_UNITS: dict[str, str] = {
     "accuracy": "%",
+    "accuracy_drop": "pt",
     "latency_p50_ms": "ms",
     "latency_p95_ms": "ms",
     "latency_p99_ms": "ms",
@@ -96,7 +98,9 @@ def format_metric(name: str, value: Any, *, unit: bool = True) -> str:
         return "-"
     if name == "accuracy":
         return f"{value * 100:.2f}%" if unit else f"{value * 100:.2f}"
-    if name.endswith("_ms"):
+    if name == "accuracy_drop":  # points of accuracy below the user's own model (negative: above it)
+        text, suffix = f"{value:.2f}", " pt"
+    elif name.endswith("_ms"):
         text, suffix = f"{value:.2f}", " ms"
     elif name == "throughput":
         text, suffix = (f"{value:,.0f}" if value >= 100 else f"{value:.1f}"), " img/s"

@@ -7,6 +7,14 @@ from lepton_tune.engine import (
 )
 from lepton_tune.models._cache import ModelCache, content_key, sha256_file
 from lepton_tune.models._evaluate import accuracy, predict
+from lepton_tune.models._loaded import (
+    FileModel,
+    build_torchvision,
+    check_model_fits,
+    check_weights_fit,
+    describe_model,
+    describe_weights,
+)
 from lepton_tune.models._onnx import OnnxArtifact, export_onnx
 from lepton_tune.models._openvino import OpenVinoArtifact, convert_openvino
 from lepton_tune.models._precision import (
@@ -33,6 +41,7 @@ __all__ = [
     "SMALL_INPUT",
     "CastWrapper",
     "ConvertedModel",
+    "FileModel",
     "ModelCache",
     "OnnxArtifact",
     "OpenVinoArtifact",
@@ -43,9 +52,14 @@ __all__ = [
     "accuracy",
     "artifact_key",
     "build_model",
+    "build_torchvision",
+    "check_model_fits",
+    "check_weights_fit",
     "content_key",
     "convert_openvino",
     "convert_precision",
+    "describe_model",
+    "describe_weights",
     "export_onnx",
     "model_profile",
     "precision_support",

@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import logging
+import sys
 import tempfile
 import time
 import warnings
@@ -72,9 +73,10 @@ def _export_bytes(module: nn.Module, image_shape: tuple[int, ...]) -> bytes:
             return buffer.getvalue()
     except Exception as legacy:  # noqa: BLE001 - any failure of the deprecated exporter: try the maintained one
         try:
-            program = torch.onnx.export(module, example, dynamo=True, opset_version=max(OPSET, 18),
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},),
-                                        input_names=["input"], output_names=["output"])
+            with contextlib.redirect_stdout(sys.stderr):  # the dynamo exporter prints progress; stdout may hold --json
+                program = torch.onnx.export(module, example, dynamo=True, opset_version=max(OPSET, 18),
+                                            dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                            input_names=["input"], output_names=["output"])
             assert program is not None
             with tempfile.TemporaryDirectory() as tmp:
                 program.save(str(Path(tmp) / ONNX_FILE))
@@ -175,12 +177,13 @@ def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "f
             return OnnxArtifact(entry / ONNX_FILE, full, precision, tuple(meta["output_shape"]), 0.0, True)
         module = module.eval()
         with torch.inference_mode():
-            out = module(torch.zeros((1, *shape)))
+            out = module(torch.zeros((2, *shape)))
         if not isinstance(out, torch.Tensor):
             raise ModelError(f"runtime onnxruntime: the model returned {type(out).__name__}, expected one tensor; "
                              "ONNX export needs a model with one tensor output")
         output_shape = tuple(out.shape[1:])
-        blob = _export_bytes(module, shape)
+        # an ONNX file given by the user is served as it is (quantized for int8), never re-exported
+        blob = module.to_bytes() if getattr(module, "form", None) == "onnx" else _export_bytes(module, shape)
         if precision == "int8":
             assert dataset is not None
             blob = _quantize(blob, _calibration(dataset))

@@ -129,7 +129,7 @@ def _load_weights(model: nn.Module, spec: ModelSpec) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not fit '{spec.python}': {str(exc).splitlines()[0][:300]}") from None
+        raise ModelError(f"{path}: weights do not fit '{spec.label}': {str(exc).splitlines()[0][:300]}") from None
 
 
 def build_model(
@@ -151,7 +151,16 @@ def build_model(
     """
     channels, height, width = image_shape
     if isinstance(backbone, ModelSpec):
-        if backbone.python is None:
+        from lepton_tune.models._loaded import FileModel, build_torchvision
+
+        if backbone.file:
+            return FileModel.from_file(backbone.file, backbone.form)
+        if backbone.torchvision:
+            model = build_torchvision(backbone.torchvision, num_classes)
+            if backbone.weights:
+                _load_weights(model, backbone)
+            return model
+        if backbone.python is None:  # pragma: no cover - ModelSpec holds exactly one form
             raise ModelError("model.python: a user model needs 'package.module:factory', got None")
         model = _load_user_factory(backbone)(num_classes=num_classes)
         if not isinstance(model, nn.Module):
@@ -178,6 +187,9 @@ def model_identity(backbone: str | ModelSpec) -> dict[str, object]:
     """What identifies a model in the cache key (name + adaptation, or user code + weights hashes)."""
     if isinstance(backbone, str):
         return {"backbone": backbone, "adaptation": ADAPTATION_VERSION}
+    if backbone.file or backbone.torchvision:  # the file's bytes (not its path) identify the model
+        return {"form": backbone.form, "torchvision": backbone.torchvision, "file_sha256": _file_sha(backbone.file),
+                "weights_sha256": _file_sha(backbone.weights)}
     source = None
     try:
         import inspect
@@ -191,4 +203,4 @@ def model_identity(backbone: str | ModelSpec) -> dict[str, object]:
 
 def backbone_name(backbone: str | ModelSpec) -> str:
     """A short display name: the registry name, or the user factory path."""
-    return backbone if isinstance(backbone, str) else str(backbone.python)
+    return backbone if isinstance(backbone, str) else backbone.label

@@ -47,7 +47,7 @@ _VIEW_TAG = "mlflow.sharedViewState."
 _MAX_TAG_VALUE = 20000  # MLflow's MAX_EXPERIMENT_TAG_VAL_LENGTH
 _SECTION = "lepton-tradeoffs"
 #: every trial's metrics shown next to the objectives (ratios against the naive baseline)
-EXTRA_METRICS = ("speedup", "memory_ratio")
+EXTRA_METRICS = ("accuracy_drop", "speedup", "memory_ratio")
 
 
 class StudyViews(NamedTuple):

@@ -22,7 +22,7 @@ from optuna.distributions import (
 
 from lepton_tune.config import HostFacts, ParamSpec, SearchSpaceSpec, StudySpec
 from lepton_tune.tuning._lock import HostLock, _Held
-from lepton_tune.tuning._objective import Infeasible, evaluate_point, judge_record
+from lepton_tune.tuning._objective import Infeasible, evaluate_point, judge_record, point_defaults
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import SUGGEST_ORDER
 
@@ -70,11 +70,13 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
     is unsafe with SQLite and several processes, docs/architecture.md, facts); the host lock is held and the study
     re-read under it, so two workers on one host do not both run the same baseline.
     """
-    defaults = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
-    backbones = [str(b) for b in spec.space.values_of("backbone")]
+    defaults = point_defaults(spec)
+    backbones = [str(defaults["backbone"])] if spec.model is not None else [str(b) for b in spec.space.values_of("backbone")]
     added = 0
     for backbone in backbones:
         point = baseline_point(backbone, host, defaults, spec.space)
+        if spec.model is not None and spec.model.form == "onnx":  # an ONNX file's own default: an ORT session
+            point["runtime"] = "onnxruntime"
         lock = HostLock()
         with lock:
             if any(_settled(t, backbone) for t in study.get_trials(deepcopy=False)):
@@ -94,6 +96,8 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
                                                               "reason": f"{type(exc).__name__}: {exc}"})
             else:
                 record["metrics"].update(speedup=1.0, memory_ratio=1.0)
+                if record["metrics"].get("accuracy") is not None:  # the reference of --max-accuracy-drop
+                    record["metrics"]["accuracy_drop"] = 0.0
                 violations, status, reason = judge_record(spec, record)
                 trial = optuna.trial.create_trial(
                     params=params, distributions=dists, values=[record["metrics"][o] for o in spec.objectives],

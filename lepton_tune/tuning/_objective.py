@@ -14,7 +14,14 @@ from typing import Any
 
 import optuna
 
-from lepton_tune.config import ENGINE_FIELDS, EngineConfig, HostFacts, StudySpec, direction_of
+from lepton_tune.config import (
+    ENGINE_FIELDS,
+    EngineConfig,
+    HostFacts,
+    ModelSpec,
+    StudySpec,
+    direction_of,
+)
 from lepton_tune.exceptions import EngineError, EngineLayoutError, LeptonTuneError
 from lepton_tune.front import TrialRecord
 from lepton_tune.measure import EngineJob, request_pool, run_isolated
@@ -23,7 +30,7 @@ from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import suggest_point
 from lepton_tune.tuning._summary import baseline_ratios
 
-__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record"]
+__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record", "model_form_reason", "point_defaults"]
 
 
 class Infeasible(Exception):
@@ -66,6 +73,35 @@ def host_feasibility(point: dict[str, Any], host: HostFacts) -> tuple[EngineConf
     return config, feasibility(config, host.cores)
 
 
+def model_form_reason(model: ModelSpec | None, config: EngineConfig) -> str | None:
+    """Why the user's model form cannot be served by ``config`` (free, before any work), or None.
+
+    An ONNX file runs only on ONNX Runtime (fp32, or int8 by ORT's own quantization). A
+    ``torch.export`` program or a TorchScript file is a graph, not Python code: FX quantization
+    (torch int8) and pipeline cuts need the Python module, and TorchScript does not compile.
+    """
+    if model is None or model.form in ("factory", "torchvision"):
+        return None
+    form = {"onnx": "an ONNX file", "export": "a torch.export program (.pt2)", "torchscript": "a TorchScript file"}[model.form]
+    if model.form == "onnx":
+        if config.runtime != "onnxruntime":
+            return (f"{form} ({model.label}) is served by runtime 'onnxruntime' only, not {config.runtime!r} "
+                    "(eager, compile and pipeline need the torch module)")
+        return None
+    if config.precision in ("int8", "int8_dynamic") and config.runtime != "onnxruntime":
+        return (f"precision {config.precision!r} on runtime {config.runtime!r}: torch int8 is FX quantization, which "
+                f"needs the Python module, and {form} ({model.label}) is a graph; use runtime onnxruntime for int8 "
+                "or give the model as a factory or torchvision name + weights")
+    if config.precision in ("bf16", "fp16"):
+        return (f"precision {config.precision!r}: {form} ({model.label}) is served as saved (fp32); casting a saved "
+                "graph is not supported yet. Use fp32, int8 on onnxruntime, or give the model as a factory")
+    if config.mode == "pipeline":
+        return f"mode 'pipeline' cuts the Python module with torch.fx; {form} ({model.label}) is served whole (replica)"
+    if model.form == "torchscript" and config.runtime == "compile":
+        return f"runtime 'compile' does not compile {form} ({model.label}); use eager or onnxruntime"
+    return None
+
+
 def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,
                    *, lock: AbstractContextManager[Any] | None = None, serve: str = "engine") -> dict[str, Any]:
     """Run stages 1-7 for one point; return the trial record (metrics, spread, stage seconds, model).
@@ -83,6 +119,9 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     config, reason = host_feasibility(point, host)
     if reason or config is None:
         raise Infeasible(reason or "invalid engine configuration")
+    reason = model_form_reason(spec.model, config)
+    if reason:
+        raise Infeasible(reason)
     prepared = preparer.prepare(point)
     data = preparer.dataset
     test_x, test_y = data.test[0].numpy(), data.test[1].numpy()
@@ -120,12 +159,20 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
     return record
 
 
+def point_defaults(spec: StudySpec) -> dict[str, Any]:
+    """Values of a point the space does not vary: the training recipe, and the user's model as its backbone label."""
+    defaults: dict[str, Any] = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
+    if spec.model is not None:  # labels, baselines and dedupe say the user's model, not a registry default
+        defaults["backbone"] = spec.model.label
+    return defaults
+
+
 class Objective:
     """The Optuna objective: suggest a point, skip duplicates, evaluate in stages, record everything."""
 
     def __init__(self, spec: StudySpec, host: HostFacts, host_id: str, preparer: ModelPreparer) -> None:
         self.spec, self.host, self.host_id, self.preparer = spec, host, host_id, preparer
-        self.defaults = {f"train.{k}": v for k, v in spec.train.model_dump().items()}
+        self.defaults = point_defaults(spec)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         point, reason = suggest_point(trial, self.spec.space, self.host, defaults=self.defaults)

@@ -46,8 +46,31 @@ class ModelPreparer:
                 self._dataset = load_dataset(self.spec.dataset)
             return self._dataset
 
+    def check_model(self) -> None:
+        """Refuse (ConfigError) a user model whose channels, input side or classes differ from the images'.
+
+        Raises:
+            ConfigError: naming the model's value and the data's value.
+        """
+        from lepton_tune.models import build_model, check_model_fits, check_weights_fit
+
+        model, data = self.spec.model, self.dataset
+        assert model is not None
+        where = str(self.spec.dataset.path or self.spec.dataset.kind)
+        if model.weights:
+            check_weights_fit(model.weights, model_label=model.label, data_label=where, num_classes=len(data.classes),
+                              channels=data.image_shape[0])
+        module = build_model(model, num_classes=len(data.classes), image_shape=data.image_shape)
+        check_model_fits(module, model_label=model.label, data_label=where, num_classes=len(data.classes), image_shape=data.image_shape)
+
+    def eval_images(self) -> dict[str, Any]:
+        """How many images calibrate and how many score accuracy (recorded on the study)."""
+        data = self.dataset
+        return {"calibration_images": len(data.train[1]), "accuracy_images": len(data.test[1]),
+                "split_seed": self.spec.dataset.split_seed, "classes": list(data.classes)}
+
     def _model_ref(self, point: dict[str, Any]) -> str | ModelSpec:
-        if self.spec.model is not None and self.spec.model.python:
+        if self.spec.model is not None:
             return self.spec.model
         return str(point["backbone"])
 

@@ -146,6 +146,10 @@ def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study |
     host = host_facts()
     hid = host_id(fingerprint)
     preparer = ModelPreparer(spec, progress=options.progress)
+    if spec.model is not None:  # a model that does not fit the images is bad input (exit 2), before any trial
+        preparer.check_model()
+        if spec.dataset.eval_only:
+            study.set_user_attr("eval_images", preparer.eval_images())
     target = options.n_trials or spec.n_trials
     if spec.baseline:
         run_baselines(study, spec, host, hid, preparer, callbacks=options.callbacks)

@@ -9,7 +9,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.front import TrialRecord, feasible_front, is_feasible, study_objectives
 
-__all__ = ["baseline_metrics", "baseline_ratios", "baseline_trials", "in_process_baseline", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
+__all__ = ["accuracy_drop", "baseline_metrics", "baseline_ratios", "baseline_trials", "in_process_baseline", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
 
 
 # The front, feasibility and objective names are read through lepton_tune.front, one module for all.
@@ -58,15 +58,29 @@ def baseline_metrics(study: optuna.Study, backbone: Any) -> dict[str, float]:
     return dict(TrialRecord.of(best).metrics or {})
 
 
-def baseline_ratios(study: optuna.Study, backbone: Any, metrics: dict[str, float]) -> dict[str, float]:
-    """``speedup`` (throughput / the baseline's) and ``memory_ratio`` (memory / the baseline's).
+def accuracy_drop(reference: float, accuracy: float) -> float:
+    """Points (0-100 scale) that ``accuracy`` lies below ``reference`` (both 0-1 fractions), rounded to 1e-9.
 
     Example:
-        >>> # baseline_ratios(study, "resnet18", {"throughput": 120.0, "memory_mb": 300.0})
-        >>> # {'speedup': 2.0, 'memory_ratio': 0.75}
+        >>> accuracy_drop(0.95, 0.945)
+        0.5
+    """
+    return round((reference - accuracy) * 100.0, 9)
+
+
+def baseline_ratios(study: optuna.Study, backbone: Any, metrics: dict[str, float]) -> dict[str, float]:
+    """``speedup`` (throughput / the baseline's), ``memory_ratio`` (memory / the baseline's) and
+    ``accuracy_drop`` (points of accuracy below the baseline's: the user's own model, fp32 eager, on
+    the same images; negative when a point scores higher).
+
+    Example:
+        >>> # baseline_ratios(study, "resnet18", {"throughput": 120.0, "memory_mb": 300.0, "accuracy": 0.95})
+        >>> # {'speedup': 2.0, 'memory_ratio': 0.75, 'accuracy_drop': 0.5}
     """
     base = baseline_metrics(study, backbone)
     out = {}
+    if base.get("accuracy") is not None and metrics.get("accuracy") is not None:
+        out["accuracy_drop"] = accuracy_drop(float(base["accuracy"]), float(metrics["accuracy"]))
     if base.get("throughput") and metrics.get("throughput"):
         out["speedup"] = float(metrics["throughput"]) / float(base["throughput"])
     if base.get("memory_mb") and metrics.get("memory_mb"):

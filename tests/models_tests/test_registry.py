@@ -60,8 +60,8 @@ def test_user_factory_errors(tmp_path: Path) -> None:
         build_model(ModelSpec(python="tests.models_tests.user_models:nope"), num_classes=3, image_shape=shape)
     with pytest.raises(ModelError, match=r"must return a torch\.nn\.Module, got dict"):
         build_model(ModelSpec(python="tests.models_tests.user_models:not_a_module"), num_classes=3, image_shape=shape)
-    with pytest.raises(ModelError, match=r"model\.python: a user model needs 'package\.module:factory', got None"):
-        build_model(ModelSpec(), num_classes=3, image_shape=shape)
+    with pytest.raises(ValueError, match=r"model: give exactly one of python, torchvision, file; got none"):
+        ModelSpec()  # a model section names its model (a factory, a torchvision name or a file)
 
 
 def test_user_weights_errors(tmp_path: Path) -> None:
