@@ -8,6 +8,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from lepton_tune.bundle._mlmodel import write_mlmodel
 from lepton_tune.bundle._module import check_trust
 from lepton_tune.bundle._public import public_dataset, public_host, public_storage
 from lepton_tune.bundle._replace import check_out_dir, storage_dirs, swap_in
-from lepton_tune.bundle._runtimes import load_served, prepare_served, write_served
+from lepton_tune.bundle._runtimes import Served, load_served, prepare_served, write_served
 from lepton_tune.config import ENGINE_FIELDS, DatasetSpec, EngineConfig, ModelSpec, TrainRecipe
 from lepton_tune.exceptions import BundleError
 
@@ -84,27 +85,59 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
             is a protected directory (with it), the trial was not measured, a user factory is not
             trusted, or this checkout would build a different model than the trial measured.
     """
-    from lepton_tune.data import load_dataset
-    from lepton_tune.models import ADAPTATION_VERSION, ModelCache, train_model
-
     out = Path(out_dir)
-    protect = [*map(Path, protect), *storage_dirs(storage)]
-    check_out_dir(out, overwrite=overwrite, protect=protect)
-    spec, point, metrics = _trial_parts(study, trial)
+    guarded = [*map(Path, protect), *map(Path, storage_dirs(storage))]
+    check_out_dir(out, overwrite=overwrite, protect=guarded)
+    spec, point, _ = _trial_parts(study, trial)
     config = EngineConfig(**{k: point[k] for k in ENGINE_FIELDS if k in point})
-    dataset_spec = DatasetSpec(**spec.get("dataset", {}))
-    recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
     user = spec.get("model") or None
     model_spec = ModelSpec(**user) if user else None
-    ref: str | ModelSpec = model_spec if model_spec is not None else str(point["backbone"])
     check_trust(model_spec.python if model_spec else None, f"study {study.study_name!r}: spec.model.python", trust_code)
+    rebuilt = _rebuild(trial, spec, point, config, model_spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+    try:
+        files = [file_entry(tmp, rel, role) for rel, role in write_served(rebuilt.served, tmp)]
+        manifest = _manifest(study, trial, spec, config, rebuilt, reason=reason, storage=storage, files=files)
+        (tmp / "README.md").write_text(model_card(manifest, out.name))
+        files.append(file_entry(tmp, "README.md", "card"))
+        files.extend(file_entry(tmp, rel, "mlflow") for rel in write_mlmodel(tmp, manifest))
+        write_manifest(tmp, manifest)  # and lepton.sha256, the digest of the manifest that lists every other file
+        _self_check(tmp, rebuilt.served.module, rebuilt.dataset, trust_code)
+        swap_in(tmp, out, overwrite=overwrite, protect=guarded)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
-    dataset = load_dataset(dataset_spec)
-    cache = ModelCache()
-    trained = train_model(ref, recipe, dataset, cache=cache)
+
+@dataclass(frozen=True)
+class _Rebuilt:
+    """What the trial served, rebuilt here: the dataset, recipe, trained model and served artifact."""
+
+    dataset_spec: DatasetSpec
+    dataset: Any
+    recipe: TrainRecipe
+    model_spec: ModelSpec | None
+    trained: Any
+    served: Served
+
+
+def _rebuild(trial: Any, spec: dict[str, Any], point: dict[str, Any], config: EngineConfig,
+             model_spec: ModelSpec | None) -> _Rebuilt:
+    """The trial's model, from the cache (or trained again from its recipe) and converted by the study's own step;
+    refused when this checkout builds a different recipe or artifact than the trial measured."""
+    from lepton_tune.data import load_dataset
     from lepton_tune.front import TrialRecord
+    from lepton_tune.models import ModelCache, train_model
 
-    recorded = TrialRecord.of(trial).model or {}
+    dataset_spec = DatasetSpec(**spec.get("dataset", {}))
+    recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
+    dataset, cache = load_dataset(dataset_spec), ModelCache()
+    trained = train_model(model_spec if model_spec is not None else str(point["backbone"]), recipe, dataset,
+                          cache=cache)
+    recorded = TrialRecord.of(trial).model
     if recorded.get("recipe_hash") and recorded["recipe_hash"] != trained.recipe_hash:
         raise BundleError(
             f"trial {trial.number}: this lepton-tune builds recipe {trained.recipe_hash}, but the trial measured "
@@ -113,7 +146,7 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
         )
     if not trained.from_cache:
         warnings.warn(f"trial {trial.number}: the trained weights were not in the model cache ({cache.root}) and were "
-                      "trained again from the recorded recipe; run 'lepton-tune verify' on the bundle", stacklevel=2)
+                      "trained again from the recorded recipe; run 'lepton-tune verify' on the bundle", stacklevel=3)
     served = prepare_served(trained, config, dataset, cache)
     if recorded.get("artifact_hash") and recorded["artifact_hash"] != served.artifact_hash:
         raise BundleError(
@@ -121,66 +154,64 @@ def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = 
             f"{recorded['artifact_hash']} (the {config.precision}/{config.runtime} conversion changed since). Export "
             "with the version that ran the study, or run the study again"
         )
+    return _Rebuilt(dataset_spec, dataset, recipe, model_spec, trained, served)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
-    try:
-        files = [file_entry(tmp, rel, role) for rel, role in write_served(served, tmp)]
-        model = {
-            "backbone": trained.backbone,
-            # the bundle's weights replace the user's weights file: its (absolute) path is not shared
-            "model_spec": _public_model_spec(model_spec),
-            "recipe": recipe.model_dump(mode="json"),
-            "recipe_hash": trained.recipe_hash,
-            "artifact_hash": served.artifact_hash,
-            "adaptation_version": ADAPTATION_VERSION,
-            "precision": config.precision,
-            "runtime": config.runtime,
-            "device": config.device,
-            "loader": served.loader,
-            "image_shape": list(dataset.image_shape),
-            "num_classes": len(dataset.classes),
-            "params": trained.params,
-            "val_accuracy": served.val_accuracy,
-            "lepton_tune": _libraries()["lepton_tune"],
-        }
-        accuracy_samples = len(dataset.test[1])
-        protocol = TrialRecord.of(trial).protocol or spec.get("protocol", {})
-        if protocol.get("accuracy_samples"):
-            accuracy_samples = min(accuracy_samples, int(protocol["accuracy_samples"]))
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "study": {"name": study.study_name, "trial": trial.number, "storage": public_storage(storage),
-                      "selection": reason,
-                      "objectives": study.user_attrs.get("objectives"), "budgets": spec.get("budgets", {})},
-            "engine": config.model_dump(mode="json"),
-            "model": model,
-            "dataset": public_dataset(dataset_spec.model_dump(mode="json")),
-            "preprocessing": dataset.preprocessing(),
-            "classes": list(dataset.classes),
-            "measured": {"metrics": metrics, "spread": TrialRecord.of(trial).spread, "protocol": protocol,
-                         "prices": spec.get("prices", {}), "accuracy_samples": accuracy_samples,
-                         "request_pool": "the first 8-64 images of the test split (at most 8 MiB)",
-                         "host_id": trial.user_attrs.get("host_id") or study.user_attrs.get("host_id"),
-                         "confirms": TrialRecord.of(trial).confirms,
-                         "first_metrics": TrialRecord.of(trial).first_metrics,
-                         "noise": TrialRecord.of(trial).noise},
-            "host": public_host(study.user_attrs.get("host", {})),
-            "libraries": _libraries(),
-            "files": files,
-        }
-        (tmp / "README.md").write_text(model_card(manifest, out.name))
-        files.append(file_entry(tmp, "README.md", "card"))
-        files.extend(file_entry(tmp, rel, "mlflow") for rel in write_mlmodel(tmp, manifest))
-        write_manifest(tmp, manifest)  # and lepton.sha256, the digest of the manifest that lists every other file
-        _self_check(tmp, served.module, dataset, trust_code)
-        swap_in(tmp, out, overwrite=overwrite, protect=protect)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+def _manifest(study: Any, trial: Any, spec: dict[str, Any], config: EngineConfig, rebuilt: _Rebuilt, *,
+              reason: str, storage: str | None, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """``lepton.yaml``: what is served and how, what was measured under which protocol, on which host."""
+    from lepton_tune.front import TrialRecord
+
+    record = TrialRecord.of(trial)
+    dataset = rebuilt.dataset
+    protocol = record.protocol or spec.get("protocol", {})
+    accuracy_samples = len(dataset.test[1])
+    if protocol.get("accuracy_samples"):
+        accuracy_samples = min(accuracy_samples, int(protocol["accuracy_samples"]))
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "study": {"name": study.study_name, "trial": trial.number, "storage": public_storage(storage),
+                  "selection": reason, "objectives": study.user_attrs.get("objectives"),
+                  "budgets": spec.get("budgets", {})},
+        "engine": config.model_dump(mode="json"),
+        "model": _model_section(config, rebuilt),
+        "dataset": public_dataset(rebuilt.dataset_spec.model_dump(mode="json")),
+        "preprocessing": dataset.preprocessing(),
+        "classes": list(dataset.classes),
+        "measured": {"metrics": record.metrics, "spread": record.spread, "protocol": protocol,
+                     "prices": spec.get("prices", {}), "accuracy_samples": accuracy_samples,
+                     "request_pool": "the first 8-64 images of the test split (at most 8 MiB)",
+                     "host_id": record.host_id or study.user_attrs.get("host_id"), "confirms": record.confirms,
+                     "first_metrics": record.first_metrics or None, "noise": record.noise},
+        "host": public_host(study.user_attrs.get("host", {})),
+        "libraries": _libraries(),
+        "files": files,
+    }
+
+
+def _model_section(config: EngineConfig, rebuilt: _Rebuilt) -> dict[str, Any]:
+    from lepton_tune.models import ADAPTATION_VERSION
+
+    trained, served = rebuilt.trained, rebuilt.served
+    return {
+        "backbone": trained.backbone,
+        # the bundle's weights replace the user's weights file: its (absolute) path is not shared
+        "model_spec": _public_model_spec(rebuilt.model_spec),
+        "recipe": rebuilt.recipe.model_dump(mode="json"),
+        "recipe_hash": trained.recipe_hash,
+        "artifact_hash": served.artifact_hash,
+        "adaptation_version": ADAPTATION_VERSION,
+        "precision": config.precision,
+        "runtime": config.runtime,
+        "device": config.device,
+        "loader": served.loader,
+        "image_shape": list(rebuilt.dataset.image_shape),
+        "num_classes": len(rebuilt.dataset.classes),
+        "params": trained.params,
+        "val_accuracy": served.val_accuracy,
+        "lepton_tune": _libraries()["lepton_tune"],
+    }
 
 
 def _public_model_spec(model_spec: ModelSpec | None) -> dict[str, Any] | None:
