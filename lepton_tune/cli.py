@@ -37,8 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lepton-tune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors (implies --verbose)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="also show library log lines and warnings (MLflow, alembic, Optuna, deprecations)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show library log lines and warnings (MLflow, alembic, Optuna, deprecations)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in COMMANDS.items():
@@ -79,8 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         bad_input = isinstance(exc, (ConfigError, ValueError))
         text = str(exc)
-        print(f"lepton-tune {args.command}: error: {text}" if "\n" not in text
-              else f"lepton-tune {args.command}: error:\n{text}", file=sys.stderr)
+        print(
+            f"lepton-tune {args.command}: error: {text}"
+            if "\n" not in text
+            else f"lepton-tune {args.command}: error:\n{text}",
+            file=sys.stderr,
+        )
         return int(getattr(exc, "exit_code", 0)) or (2 if bad_input else 1)
     finally:
         restore()

@@ -25,14 +25,22 @@ def test_no_function_is_longer_than_60_lines(repo: Path) -> None:
 
 
 def test_no_module_is_longer_than_400_lines(repo: Path) -> None:
-    big = [f"{p.relative_to(repo)}: {n} lines" for p in sorted((repo / "lepton_tune").rglob("*.py"))
-           if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+    big = [
+        f"{p.relative_to(repo)}: {n} lines"
+        for p in sorted((repo / "lepton_tune").rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
     assert not big, "\n".join(big)
 
 
 def test_comments_cite_only_files_in_the_repository(repo: Path) -> None:
     outside = tuple(f"{name}.md" for name in ("DESIGN", "FACTS", "WAVE2", "STYLE"))  # notes outside the repository
-    found = [f"{p.relative_to(repo)}: {name}" for folder in ("lepton_tune", "tests", "benchmarks", "docs")
-             for p in sorted((repo / folder).rglob("*")) if p.suffix in (".py", ".md", ".yaml")
-             for name in outside if name in p.read_text()]
+    found = [
+        f"{p.relative_to(repo)}: {name}"
+        for folder in ("lepton_tune", "tests", "benchmarks", "docs")
+        for p in sorted((repo / folder).rglob("*"))
+        if p.suffix in (".py", ".md", ".yaml")
+        for name in outside
+        if name in p.read_text()
+    ]
     assert not found, "cite docs/architecture.md instead:\n" + "\n".join(found)

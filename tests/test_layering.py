@@ -13,8 +13,9 @@ FORBIDDEN = ("optuna", "mlflow", "plotly")
 @pytest.mark.parametrize("package", ["lepton_tune.engine", "lepton_tune.config"])
 def test_light_packages_do_not_import_heavy_ones(package, repo):
     code = f"import sys, {package}; print(' '.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 
@@ -32,8 +33,21 @@ ALLOWED = {
     "tracking": {"config", "front", "exceptions", "_redact"},
     "report": {"front", "exceptions"},
     "bundle": {"config", "data", "models", "engine", "front", "exceptions", "_redact", "__version__"},
-    "_api": {"config", "data", "models", "engine", "measure", "front", "tuning", "tracking", "report", "bundle",
-             "exceptions", "_redact", "__version__"},
+    "_api": {
+        "config",
+        "data",
+        "models",
+        "engine",
+        "measure",
+        "front",
+        "tuning",
+        "tracking",
+        "report",
+        "bundle",
+        "exceptions",
+        "_redact",
+        "__version__",
+    },
 }
 THIRD_PARTY_FORBIDDEN = {
     "config": {"optuna", "mlflow", "plotly", "torch"},
@@ -67,9 +81,9 @@ def test_packages_import_only_what_the_table_allows(repo):
     wrong = set()
     for package, path, name in _imports(repo):
         parts = name.split(".")
-        if package in ALLOWED and parts[0] == "lepton_tune" and len(parts) > 1 and parts[1] != package:
-            if parts[1] not in ALLOWED[package]:
-                wrong.add(f"{path}: imports {name} ({package} may import {sorted(ALLOWED[package])})")
+        inside = package in ALLOWED and parts[0] == "lepton_tune" and len(parts) > 1 and parts[1] != package
+        if inside and parts[1] not in ALLOWED[package]:
+            wrong.add(f"{path}: imports {name} ({package} may import {sorted(ALLOWED[package])})")
         if parts[0] in THIRD_PARTY_FORBIDDEN.get(package, ()):
             wrong.add(f"{path}: imports {parts[0]} (never in {package})")
     assert not wrong, "\n".join(sorted(wrong))

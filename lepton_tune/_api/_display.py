@@ -46,8 +46,10 @@ def front_table(study: optuna.Study, picks: list[Pick] | None = None) -> Any:
         columns.insert(at, ("accuracy_drop", ""))
     metrics = [m for m, _ in columns]
     roles = {p.trial.number: p.roles for p in (recommended_picks(study) if picks is None else picks)}
-    table = Table(title=f"Pareto front of {study.study_name!r} (feasible points, best {METRIC_NAMES.get(objectives[0], objectives[0]) if objectives else ''} "
-                        f"first; ratios {against})")
+    table = Table(
+        title=f"Pareto front of {study.study_name!r} (feasible points, best {METRIC_NAMES.get(objectives[0], objectives[0]) if objectives else ''} "
+        f"first; ratios {against})"
+    )
     arrows = {"maximize": " ↑", "minimize": " ↓"}
     table.add_column("trial", justify="right")
     table.add_column("point", justify="left")
@@ -61,13 +63,21 @@ def front_table(study: optuna.Study, picks: list[Pick] | None = None) -> Any:
     rows = by_first_objective(front + [t for t in baselines if t.number not in shown], objectives, directions)
     for trial in rows:
         point, m = TrialRecord.of(trial).point, TrialRecord.of(trial).metrics
-        ratios = {k: m[k] for k in ("speedup", "memory_ratio") if k in m} or baseline_ratios(study, point.get("backbone"), m)
+        ratios = {k: m[k] for k in ("speedup", "memory_ratio") if k in m} or baseline_ratios(
+            study, point.get("backbone"), m
+        )
         note = _mark(trial)
         if trial.number in roles:
             note = "; ".join(filter(None, ["pick: " + ", ".join(roles[trial.number]), note]))
-        table.add_row(str(trial.number), short_label(point) if point else "-", *[format_metric(k, m.get(k)) for k in metrics],
-                      format_ratio(ratios.get("speedup")), format_ratio(ratios.get("memory_ratio")), note,
-                      style="bold" if trial.number in roles else None)
+        table.add_row(
+            str(trial.number),
+            short_label(point) if point else "-",
+            *[format_metric(k, m.get(k)) for k in metrics],
+            format_ratio(ratios.get("speedup")),
+            format_ratio(ratios.get("memory_ratio")),
+            note,
+            style="bold" if trial.number in roles else None,
+        )
     return table
 
 
@@ -83,8 +93,9 @@ def baseline_on_front(study: optuna.Study) -> list[int]:
     return [t.number for t in feasible_front(study) if TrialRecord.of(t).baseline]
 
 
-def pick_lines(picks: list[Pick], objectives: list[str], location: str, *,
-               baseline_front: list[int] | None = None) -> list[str]:
+def pick_lines(
+    picks: list[Pick], objectives: list[str], location: str, *, baseline_front: list[int] | None = None
+) -> list[str]:
     """The recommended picks in words: numbers (confirmed, with the search's beside them), ratios, the export command.
 
     ``baseline_front``: the baseline trials on the front; when there is no pick they are the whole
@@ -96,21 +107,37 @@ def pick_lines(picks: list[Pick], objectives: list[str], location: str, *,
     """
     if not picks and baseline_front:
         trials = ", ".join(map(str, baseline_front))
-        return [(f"No searched layout beats your in-process call (baseline trial {trials}) on any objective: it is "
-                 "the whole front. Serve the model as it is, or widen the search (precision, batch size, runtime).")]
+        return [
+            (
+                f"No searched layout beats your in-process call (baseline trial {trials}) on any objective: it is "
+                "the whole front. Serve the model as it is, or widen the search (precision, batch size, runtime)."
+            )
+        ]
     if not picks:
         return ["No recommended pick yet: the front is empty."]
     lines = []
     shown = list(objectives) + [m for m in ("throughput",) if m not in objectives]
     for pick in picks:
         lines.append(f"trial {pick.trial.number}  {pick.label}  ({', '.join(pick.roles)})")
-        numbers = ", ".join(f"{METRIC_NAMES.get(k, k)} {with_first(k, pick.metrics.get(k), pick.first_metrics.get(k))}"
-                            for k in shown if pick.metrics.get(k) is not None)
-        ratios = (f"; {format_ratio(pick.metrics.get('speedup'))} the baseline's throughput, "
-                  f"{format_ratio(pick.metrics.get('memory_ratio'))} its memory") if "speedup" in pick.metrics else ""
+        numbers = ", ".join(
+            f"{METRIC_NAMES.get(k, k)} {with_first(k, pick.metrics.get(k), pick.first_metrics.get(k))}"
+            for k in shown
+            if pick.metrics.get(k) is not None
+        )
+        ratios = (
+            (
+                f"; {format_ratio(pick.metrics.get('speedup'))} the baseline's throughput, "
+                f"{format_ratio(pick.metrics.get('memory_ratio'))} its memory"
+            )
+            if "speedup" in pick.metrics
+            else ""
+        )
         lines.append(f"    {numbers}{ratios}")
-        lines.append(f"    confirmed in a fresh process (trial {pick.confirmation.number})" if pick.confirmation is not None
-                     else "    not yet confirmed — export confirms it")
+        lines.append(
+            f"    confirmed in a fresh process (trial {pick.confirmation.number})"
+            if pick.confirmation is not None
+            else "    not yet confirmed — export confirms it"
+        )
         lines.append(f"    {export_command(pick.trial.number, location)}")
     return lines
 
@@ -128,5 +155,7 @@ def _mark(trial: FrozenTrial) -> str:
 
 def next_steps(location: str, run_dir: str | None) -> str:
     ui = f"  lepton-tune ui --run-dir {run_dir}\n" if run_dir else ""
-    return (f"Look further:\n  lepton-tune show {location}\n  lepton-tune report {location}\n{ui}"
-            f"  lepton-tune export {location} --require 'accuracy>=0.95' --prefer latency_p95_ms --out bundle/")
+    return (
+        f"Look further:\n  lepton-tune show {location}\n  lepton-tune report {location}\n{ui}"
+        f"  lepton-tune export {location} --require 'accuracy>=0.95' --prefer latency_p95_ms --out bundle/"
+    )

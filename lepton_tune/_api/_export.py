@@ -49,19 +49,38 @@ class ExportResult:
     files: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"bundle": str(self.bundle), "study": self.study, "trial": self.trial, "reason": self.reason,
-               "metrics": self.metrics, "manifest_sha256": self.manifest_sha256, "confirmed_by": self.confirmed_by,
-               "first_metrics": self.first_metrics}
+        out = {
+            "bundle": str(self.bundle),
+            "study": self.study,
+            "trial": self.trial,
+            "reason": self.reason,
+            "metrics": self.metrics,
+            "manifest_sha256": self.manifest_sha256,
+            "confirmed_by": self.confirmed_by,
+            "first_metrics": self.first_metrics,
+        }
         if self.registered is not None:
             out["registered"] = self.registered
         return {**out, "files": self.files}
 
 
-def export_point(study: optuna.Study, url: str, run_dir: Path, out: str | os.PathLike[str], *,
-                 require: list[str] | None = None, prefer: str | None = None, trial: int | None = None,
-                 confirm: bool = True, force: bool = False, trust_code: bool | None = None,
-                 register: str | None = None, alias: str | None = None, tracking_uri: str | None = None,
-                 console: Any = None) -> ExportResult:
+def export_point(
+    study: optuna.Study,
+    url: str,
+    run_dir: Path,
+    out: str | os.PathLike[str],
+    *,
+    require: list[str] | None = None,
+    prefer: str | None = None,
+    trial: int | None = None,
+    confirm: bool = True,
+    force: bool = False,
+    trust_code: bool | None = None,
+    register: str | None = None,
+    alias: str | None = None,
+    tracking_uri: str | None = None,
+    console: Any = None,
+) -> ExportResult:
     """Choose a point (``trial``, or the front points meeting every ``require``, best on ``prefer``),
     confirm it in a fresh process unless ``confirm=False``, write the bundle to ``out`` and, with
     ``register``, register it in the MLflow Model Registry.
@@ -81,22 +100,40 @@ def export_point(study: optuna.Study, url: str, run_dir: Path, out: str | os.Pat
     first = TrialRecord.of(selection.trial).metrics
     say("  " + ", ".join(f"{k}={v:.4g}" for k, v in first.items() if isinstance(v, (int, float))))
     chosen = _confirm(study, selection.trial, say) if confirm else selection.trial
-    written = export_bundle(study, chosen, out, reason=selection.reason, overwrite=force, storage=redact_url(url),
-                            protect=protect, trust_code=trust_code)
+    written = export_bundle(
+        study,
+        chosen,
+        out,
+        reason=selection.reason,
+        overwrite=force,
+        storage=redact_url(url),
+        protect=protect,
+        trust_code=trust_code,
+    )
     digest = manifest_digest(written)
     say(f"wrote bundle {written} (lepton.yaml sha256 {digest}: pin it with load_bundle(..., digest=...))")
     registered = None
     if register:
         registered = _register(study, written, run_dir, register, alias, tracking_uri)
-        say(f"registered {register} version {registered['version']} ({registered['uri']}) in "
-            f"{redact_url(registered.pop('tracking_uri'))}")
-    return ExportResult(written, study.study_name, selection.trial.number, selection.reason,
-                        TrialRecord.of(chosen).metrics, first, None if chosen is selection.trial else chosen.number,
-                        digest, registered, read_manifest(written, verify=False)["files"])
+        say(
+            f"registered {register} version {registered['version']} ({registered['uri']}) in "
+            f"{redact_url(registered.pop('tracking_uri'))}"
+        )
+    return ExportResult(
+        written,
+        study.study_name,
+        selection.trial.number,
+        selection.reason,
+        TrialRecord.of(chosen).metrics,
+        first,
+        None if chosen is selection.trial else chosen.number,
+        digest,
+        registered,
+        read_manifest(written, verify=False)["files"],
+    )
 
 
-def check_export_options(*, register: str | None, alias: str | None, prefer: str | None,
-                         trial: int | None) -> None:
+def check_export_options(*, register: str | None, alias: str | None, prefer: str | None, trial: int | None) -> None:
     """Options that contradict each other, refused before anything is opened."""
     if alias and not register:
         raise BundleError("--alias needs --register NAME (the registered model the alias points into)")
@@ -116,24 +153,29 @@ def _confirm(study: optuna.Study, trial: FrozenTrial, say: Any) -> FrozenTrial:
     if earlier is None:
         say(f"confirming trial {trial.number}: measuring it again in a fresh process with fresh windows ...")
     else:
-        say(f"trial {trial.number} was already confirmed in a fresh process (trial {earlier.number}); "
-            "using that measurement")
+        say(
+            f"trial {trial.number} was already confirmed in a fresh process (trial {earlier.number}); "
+            "using that measurement"
+        )
     confirmed = earlier or confirm_trial(study, trial)
     if TrialRecord.of(confirmed).noisy:
         confirmed = confirm_trial(study, trial, reuse=False)  # once more: the host may have calmed down
     record = TrialRecord.of(confirmed)
     if record.noisy:
-        raise HostBusyError(f"trial {trial.number}: the host was busy while confirming it ({record.reason}). Nothing "
-                            "was exported; re-run export on a quiet host, or pass --no-confirm to export the "
-                            "search's measurement")
+        raise HostBusyError(
+            f"trial {trial.number}: the host was busy while confirming it ({record.reason}). Nothing "
+            "was exported; re-run export on a quiet host, or pass --no-confirm to export the "
+            "search's measurement"
+        )
     first, now = TrialRecord.of(trial).metrics, record.metrics
     changes = ", ".join(f"{k} {first[k]:.4g} -> {now[k]:.4g}" for k in _CONFIRM_SHOWN if k in first and k in now)
     say(f"confirmed as trial {confirmed.number}: {changes} (the bundle records the confirmation)")
     return confirmed
 
 
-def _register(study: optuna.Study, bundle: Path, run_dir: Path, name: str, alias: str | None,
-              flag: str | None) -> dict[str, Any]:
+def _register(
+    study: optuna.Study, bundle: Path, run_dir: Path, name: str, alias: str | None, flag: str | None
+) -> dict[str, Any]:
     """Register ``bundle`` in the Model Registry of the tracking URI every command resolves the same way."""
     from lepton_tune.bundle import register_bundle
     from lepton_tune.tracking import ensure_tracking_store, resolve_tracking_uri, study_tracking_uri

@@ -13,8 +13,9 @@ from lepton_tune.tuning import load_existing_study, resolve_storage_url
 __all__ = ["load_study"]
 
 
-def load_study(study_name: str | None = None, *, run_dir: str | os.PathLike[str] | None = None,
-               storage: str | None = None) -> SearchResult:
+def load_study(
+    study_name: str | None = None, *, run_dir: str | os.PathLike[str] | None = None, storage: str | None = None
+) -> SearchResult:
     """Open a study a search wrote, to read its front, select, export or report (nothing is measured).
 
     Args:

@@ -59,10 +59,16 @@ class LeptonModel:
         True
     """
 
-    def __init__(self, model: str = "small_cnn", *, data: DatasetSpec | dict[str, Any] | None = None,
-                 weights: str | os.PathLike[str] | None = None) -> None:
-        self.source: str | ModelSpec = (ModelSpec(python=model, weights=None if weights is None else str(weights))
-                                        if ":" in model else model)
+    def __init__(
+        self,
+        model: str = "small_cnn",
+        *,
+        data: DatasetSpec | dict[str, Any] | None = None,
+        weights: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.source: str | ModelSpec = (
+            ModelSpec(python=model, weights=None if weights is None else str(weights)) if ":" in model else model
+        )
         self.data = data if isinstance(data, DatasetSpec) else DatasetSpec(**(data or {}))
         self.recipe = TrainRecipe()
         self.trained: Any = None  # models.TrainedModel
@@ -78,8 +84,9 @@ class LeptonModel:
             self._dataset = load_dataset(self.data)
         return self._dataset
 
-    def train(self, data: DatasetSpec | dict[str, Any] | None = None,
-              recipe: TrainRecipe | dict[str, Any] | None = None) -> LeptonModel:
+    def train(
+        self, data: DatasetSpec | dict[str, Any] | None = None, recipe: TrainRecipe | dict[str, Any] | None = None
+    ) -> LeptonModel:
         """Train on the train split (early stopping on validation), or reuse the cached weights."""
         from lepton_tune.models import ModelCache, train_model
 
@@ -96,12 +103,21 @@ class LeptonModel:
         from lepton_tune.models import accuracy
 
         module = self._module()
-        dataset = self.dataset if data is None else load_dataset(
-            data if isinstance(data, DatasetSpec) else DatasetSpec(**data))
+        dataset = (
+            self.dataset
+            if data is None
+            else load_dataset(data if isinstance(data, DatasetSpec) else DatasetSpec(**data))
+        )
         return float(accuracy(module, dataset.test))
 
-    def tune(self, study: str | os.PathLike[str] | dict[str, Any] | StudySpec | None = None, *,
-             space: dict[str, Any] | None = None, n_trials: int | None = None, **options: Any) -> SearchResult:
+    def tune(
+        self,
+        study: str | os.PathLike[str] | dict[str, Any] | StudySpec | None = None,
+        *,
+        space: dict[str, Any] | None = None,
+        n_trials: int | None = None,
+        **options: Any,
+    ) -> SearchResult:
         """Search how this model is served (precision, shards, threads, batching) on this host.
 
         ``study`` (a file, dict or StudySpec) gives objectives, budgets and protocol; its dataset,
@@ -113,8 +129,13 @@ class LeptonModel:
         self.result = search(spec, n_trials=n_trials, **options)
         return self.result
 
-    def study_spec(self, study: str | os.PathLike[str] | dict[str, Any] | StudySpec | None = None, *,
-                   space: dict[str, Any] | None = None, n_trials: int | None = None) -> StudySpec:
+    def study_spec(
+        self,
+        study: str | os.PathLike[str] | dict[str, Any] | StudySpec | None = None,
+        *,
+        space: dict[str, Any] | None = None,
+        n_trials: int | None = None,
+    ) -> StudySpec:
         """The study :meth:`tune` runs: ``study``'s settings, with this model, its data and recipe."""
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"tune-{self.name}")[:128]
         base: dict[str, Any] = {"name": name, "objectives": ["accuracy", "latency_p95_ms", "memory_mb"]}
@@ -130,8 +151,11 @@ class LeptonModel:
         else:
             params["backbone"] = self.source
             base.pop("model", None)
-        base.update(dataset=self.data.model_dump(mode="json"), train=self.recipe.model_dump(mode="json"),
-                    search_space={**(space or SERVING_SPACE), "params": params})
+        base.update(
+            dataset=self.data.model_dump(mode="json"),
+            train=self.recipe.model_dump(mode="json"),
+            search_space={**(space or SERVING_SPACE), "params": params},
+        )
         if n_trials is not None:
             base["n_trials"] = n_trials
         return load_study(base)
@@ -140,13 +164,15 @@ class LeptonModel:
         """Write the tuned point as a production bundle (``choose``: ``require``, ``prefer``, ``trial``,
         ``confirm``, ``force``; see :meth:`SearchResult.export`). Needs :meth:`tune` first."""
         if self.result is None:
-            raise LeptonTuneError("save(): nothing tuned yet; call tune() first (a bundle is a measured serving "
-                                  "point, not only weights)")
+            raise LeptonTuneError(
+                "save(): nothing tuned yet; call tune() first (a bundle is a measured serving point, not only weights)"
+            )
         return self.result.export(path, **choose)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, trust_code: bool | None = None,
-             digest: str | None = None) -> LeptonModel:
+    def load(
+        cls, path: str | os.PathLike[str], *, trust_code: bool | None = None, digest: str | None = None
+    ) -> LeptonModel:
         """A model from a bundle (files checked against their checksums first); ``predict`` serves it
         through the bundle's engine, with the layout it was measured with."""
         from lepton_tune.bundle import open_bundle
@@ -187,10 +213,13 @@ class LeptonModel:
         from lepton_tune.data import preprocess_files
 
         if self.bundle is None:
-            raise LeptonTuneError("predict(paths): image files are decoded with a bundle's recorded preprocessing; "
-                                  "pass preprocessed arrays, or save() and load() the model first")
-        return np.ascontiguousarray(preprocess_files([Path(p) for p in images], self.bundle.preprocessing).numpy(),
-                                    dtype=np.float32)
+            raise LeptonTuneError(
+                "predict(paths): image files are decoded with a bundle's recorded preprocessing; "
+                "pass preprocessed arrays, or save() and load() the model first"
+            )
+        return np.ascontiguousarray(
+            preprocess_files([Path(p) for p in images], self.bundle.preprocessing).numpy(), dtype=np.float32
+        )
 
     def _module(self) -> Any:
         if self.trained is None:
@@ -198,5 +227,7 @@ class LeptonModel:
         return self.trained.module
 
     def __repr__(self) -> str:
-        state = "loaded" if self.bundle is not None else "tuned" if self.result else "trained" if self.trained else "new"
+        state = (
+            "loaded" if self.bundle is not None else "tuned" if self.result else "trained" if self.trained else "new"
+        )
         return f"LeptonModel({self.name!r}, {state})"

@@ -68,8 +68,15 @@ class ProgressCallback:
     ``heartbeat_s`` seconds without one.
     """
 
-    def __init__(self, console: Any, total: int | None, *, bar: bool = True, lines: TextIO | None = None,
-                 heartbeat_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        console: Any,
+        total: int | None,
+        *,
+        bar: bool = True,
+        lines: TextIO | None = None,
+        heartbeat_s: float = 30.0,
+    ) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -82,9 +89,18 @@ class ProgressCallback:
         self.total = total
         self.lines = lines
         self.heartbeat_s = heartbeat_s
-        self.progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
-                                 console=console, transient=False, disable=not bar)
+        self.progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=False,
+            disable=not bar,
+        )
         self.task = self.progress.add_task("", total=total)
         self.stage = ""
         self._started = self._last_line = self._last_trial = time.monotonic()
@@ -139,8 +155,10 @@ class ProgressCallback:
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
         self.progress.update(self.task, completed=done, description=self._describe(study))
         if done:
-            self._write(f"resuming study {study.study_name!r}: {done} trials finished"
-                        + (f" of {self.total}" if self.total else ""))
+            self._write(
+                f"resuming study {study.study_name!r}: {done} trials finished"
+                + (f" of {self.total}" if self.total else "")
+            )
 
     def training(self, event: dict[str, Any]) -> None:
         """Progress hook for model training (epoch lines)."""
@@ -162,6 +180,7 @@ class ProgressCallback:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.stage = ""
         self._last_trial = time.monotonic()
-        self.progress.update(self.task, advance=1 if trial.state != TrialState.FAIL else 0,
-                             description=self._describe(study))
+        self.progress.update(
+            self.task, advance=1 if trial.state != TrialState.FAIL else 0, description=self._describe(study)
+        )
         self._write(trial_line(trial, objectives_of(study)))

@@ -72,9 +72,18 @@ class Point:
         record = TrialRecord.of(trial)
         confirmation = confirmation_for(study, trial.number)
         metrics = TrialRecord.of(confirmation).metrics if confirmation is not None else record.metrics
-        return cls(trial.number, short_label(record.point or dict(trial.params)), record.point or dict(trial.params),
-                   dict(metrics), dict(record.metrics), None if confirmation is None else confirmation.number,
-                   record.baseline, roles, reason, record)
+        return cls(
+            trial.number,
+            short_label(record.point or dict(trial.params)),
+            record.point or dict(trial.params),
+            dict(metrics),
+            dict(record.metrics),
+            None if confirmation is None else confirmation.number,
+            record.baseline,
+            roles,
+            reason,
+            record,
+        )
 
     def _shown(self) -> str:
         return ", ".join(f"{k}={self.metrics[k]:.4g}" for k in _SHOWN if isinstance(self.metrics.get(k), (int, float)))
@@ -130,15 +139,19 @@ class SearchResult:
 
     def baseline(self, backbone: str) -> Point | None:
         """The user's own in-process call of ``backbone``: the reference of every speedup (None if absent)."""
-        found = [t for t in baseline_trials(self.study) if t.state == TrialState.COMPLETE
-                 and TrialRecord.of(t).backbone == backbone]
+        found = [
+            t
+            for t in baseline_trials(self.study)
+            if t.state == TrialState.COMPLETE and TrialRecord.of(t).backbone == backbone
+        ]
         if not found:
             return None
         best = max(found, key=lambda t: (in_process_baseline(t), not TrialRecord.of(t).noisy, t.number))
         return Point.of(self.study, best)
 
-    def select(self, require: list[str] | str | None = None, prefer: str | None = None, *,
-               trial: int | None = None) -> Point:
+    def select(
+        self, require: list[str] | str | None = None, prefer: str | None = None, *, trial: int | None = None
+    ) -> Point:
         """The point ``export`` would choose: ``trial``, or the front points meeting every ``require``
         (e.g. ``"accuracy>=0.97"``), best on ``prefer`` (an objective, or ``"knee"``, the default).
 
@@ -149,10 +162,21 @@ class SearchResult:
         chosen = select_trial(self.study, requires=requires, prefer=prefer, trial_number=trial)
         return Point.of(self.study, chosen.trial, reason=chosen.reason)
 
-    def export(self, path: str | os.PathLike[str], *, require: list[str] | str | None = None,
-               prefer: str | None = None, trial: int | None = None, confirm: bool = True, force: bool = False,
-               trust_code: bool | None = None, register: str | None = None, alias: str | None = None,
-               tracking_uri: str | None = None, console: Any = None) -> ExportResult:
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        require: list[str] | str | None = None,
+        prefer: str | None = None,
+        trial: int | None = None,
+        confirm: bool = True,
+        force: bool = False,
+        trust_code: bool | None = None,
+        register: str | None = None,
+        alias: str | None = None,
+        tracking_uri: str | None = None,
+        console: Any = None,
+    ) -> ExportResult:
         """Write the chosen point as a bundle (what ``lepton-tune export`` does); see :meth:`select`.
 
         The point is re-measured in a fresh process first unless ``confirm=False``, and the bundle
@@ -161,9 +185,22 @@ class SearchResult:
         from lepton_tune._api._export import export_point
 
         requires = [require] if isinstance(require, str) else list(require or [])
-        return export_point(self.study, self.storage_url, self.run_dir, path, require=requires, prefer=prefer,
-                            trial=trial, confirm=confirm, force=force, trust_code=trust_code, register=register,
-                            alias=alias, tracking_uri=tracking_uri, console=console)
+        return export_point(
+            self.study,
+            self.storage_url,
+            self.run_dir,
+            path,
+            require=requires,
+            prefer=prefer,
+            trial=trial,
+            confirm=confirm,
+            force=force,
+            trust_code=trust_code,
+            register=register,
+            alias=alias,
+            tracking_uri=tracking_uri,
+            console=console,
+        )
 
     def report(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the self-contained HTML decision report (default ``<run_dir>/report-<study>.html``)."""
@@ -188,8 +225,9 @@ class SearchResult:
         console.print(front_table(self.study, picks))
         console.print("Recommended picks (the knee of the front, then the best on each objective):", highlight=False)
         location = self.location or f"--run-dir {self.run_dir}"
-        for line in pick_lines(picks, study_objectives(self.study), location,
-                               baseline_front=baseline_on_front(self.study)):
+        for line in pick_lines(
+            picks, study_objectives(self.study), location, baseline_front=baseline_on_front(self.study)
+        ):
             console.print(line, markup=False, highlight=False)
         console.print(f"{finished_count(self.study)} trials in the study; this run took {self.seconds:.0f} s.")
         if self.report_path:
@@ -197,5 +235,4 @@ class SearchResult:
         console.print(next_steps(location, None if self.storage_given else str(self.run_dir)))
 
     def __repr__(self) -> str:
-        return (f"SearchResult(study={self.study.study_name!r}, trials={self.n_trials}, "
-                f"front={self.pareto})")
+        return f"SearchResult(study={self.study.study_name!r}, trials={self.n_trials}, front={self.pareto})"

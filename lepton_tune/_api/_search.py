@@ -34,12 +34,26 @@ DEFAULT_RUN_DIR = Path("lepton-runs")
 DEFAULT_STUDY = Path("studies/quickstart.yaml")
 
 
-def search(study: str | os.PathLike[str] | StudySpec = DEFAULT_STUDY, *, n_trials: int | None = None,
-           timeout: float | None = None, storage: str | None = None, run_dir: str | os.PathLike[str] | None = None,
-           study_name: str | None = None, sampler: str | None = None, seed: int | None = None, n_jobs: int = 1,
-           tracking: bool = True, tracking_uri: str | None = None, progress: bool | Any = True,
-           report: bool = True, confirm: bool = True, allow_foreign_host: bool = False,
-           summary: bool = True, console: Any = None) -> SearchResult:
+def search(
+    study: str | os.PathLike[str] | StudySpec = DEFAULT_STUDY,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    storage: str | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    study_name: str | None = None,
+    sampler: str | None = None,
+    seed: int | None = None,
+    n_jobs: int = 1,
+    tracking: bool = True,
+    tracking_uri: str | None = None,
+    progress: bool | Any = True,
+    report: bool = True,
+    confirm: bool = True,
+    allow_foreign_host: bool = False,
+    summary: bool = True,
+    console: Any = None,
+) -> SearchResult:
     """Run (or resume) a study on this host and return its result.
 
     Args:
@@ -70,9 +84,17 @@ def search(study: str | os.PathLike[str] | StudySpec = DEFAULT_STUDY, *, n_trial
     """
     spec = study if isinstance(study, StudySpec) else load_study(Path(study))  # bad input: nothing written
     where = Path(run_dir) if run_dir is not None else DEFAULT_RUN_DIR
-    options = SearchOptions(run_dir=where, storage=storage, study_name=study_name, n_trials=n_trials,
-                            timeout=timeout, sampler=sampler, seed=seed, n_jobs=n_jobs,
-                            allow_foreign_host=allow_foreign_host)
+    options = SearchOptions(
+        run_dir=where,
+        storage=storage,
+        study_name=study_name,
+        n_trials=n_trials,
+        timeout=timeout,
+        sampler=sampler,
+        seed=seed,
+        n_jobs=n_jobs,
+        allow_foreign_host=allow_foreign_host,
+    )
     opened, url, fingerprint = open_study(spec, options)
     console = console if console is not None else _stderr_console()
     tracker = _tracker(spec, where, opened.study_name, tracking_uri) if tracking else None
@@ -100,8 +122,15 @@ def search(study: str | os.PathLike[str] | StudySpec = DEFAULT_STUDY, *, n_trial
         report_path = write_study_report(opened, where, location) if report else None
         if tracker:
             tracker.finish(opened, report_path=report_path, status=status)
-    result = SearchResult(opened, url, where, location=location, report_path=report_path,
-                          seconds=time.perf_counter() - started, storage_given=storage is not None)
+    result = SearchResult(
+        opened,
+        url,
+        where,
+        location=location,
+        report_path=report_path,
+        seconds=time.perf_counter() - started,
+        storage_given=storage is not None,
+    )
     if summary and not shown.silent:
         result.print(console)
     return result
@@ -148,8 +177,9 @@ def _progress_callback(progress: bool | Any, console: Any, total: int | None) ->
             progress.set_total(total)
         return progress
     logged = progress and not _is_terminal(sys.stderr)
-    return ProgressCallback(console, total, bar=bool(progress) and console.is_terminal,
-                            lines=sys.stderr if logged else None)
+    return ProgressCallback(
+        console, total, bar=bool(progress) and console.is_terminal, lines=sys.stderr if logged else None
+    )
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -171,20 +201,30 @@ def confirm_picks(study: optuna.Study, console: Any, callbacks: list[Any]) -> No
         if pick.confirmed:
             continue
         if console is not None:
-            console.print(f"confirming pick trial {pick.trial.number} ({pick.label}, {', '.join(pick.roles)}): "
-                          "measuring it again in a fresh process ...", markup=False, highlight=False)
+            console.print(
+                f"confirming pick trial {pick.trial.number} ({pick.label}, {', '.join(pick.roles)}): "
+                "measuring it again in a fresh process ...",
+                markup=False,
+                highlight=False,
+            )
         try:
             confirmed = confirm_trial(study, pick.trial)
         except Exception as exc:  # noqa: BLE001 - a confirmation never loses the study
             first = str(exc).splitlines()[0] if str(exc) else repr(exc)
-            warnings.warn(f"could not confirm trial {pick.trial.number}: {first}; it is shown as not yet confirmed "
-                          "(export confirms it)", stacklevel=2)
+            warnings.warn(
+                f"could not confirm trial {pick.trial.number}: {first}; it is shown as not yet confirmed "
+                "(export confirms it)",
+                stacklevel=2,
+            )
             continue
         for callback in callbacks if confirmed_here(confirmed) else []:  # another worker logged its own
             callback(study, confirmed)
         if TrialRecord.of(confirmed).noisy:
-            warnings.warn(f"trial {pick.trial.number}: the host was busy while confirming it; it is shown as not yet "
-                          "confirmed (export confirms it)", stacklevel=2)
+            warnings.warn(
+                f"trial {pick.trial.number}: the host was busy while confirming it; it is shown as not yet "
+                "confirmed (export confirms it)",
+                stacklevel=2,
+            )
 
 
 def write_study_report(study: optuna.Study, run_dir: Path, location: str, path: Path | None = None) -> Path | None:

@@ -59,14 +59,30 @@ class VerifyResult:
 
     def as_dict(self) -> dict[str, Any]:
         if self.busy:
-            return {"bundle": str(self.bundle), "ok": None, "busy": True, "message": self.message,
-                    "noise": self.noise, "measured": self.measured}
-        return {"bundle": str(self.bundle), "ok": self.ok, "host_differences": self.host_differences,
-                "checks": [c.as_dict() for c in self.checks], "measured": self.measured, "spread": self.spread}
+            return {
+                "bundle": str(self.bundle),
+                "ok": None,
+                "busy": True,
+                "message": self.message,
+                "noise": self.noise,
+                "measured": self.measured,
+            }
+        return {
+            "bundle": str(self.bundle),
+            "ok": self.ok,
+            "host_differences": self.host_differences,
+            "checks": [c.as_dict() for c in self.checks],
+            "measured": self.measured,
+            "spread": self.spread,
+        }
 
 
-def verify(bundle: str | os.PathLike[str], *, tolerances: list[str] | dict[str, float] | None = None,
-           noise_threshold: float | None = None) -> VerifyResult:
+def verify(
+    bundle: str | os.PathLike[str],
+    *,
+    tolerances: list[str] | dict[str, float] | None = None,
+    noise_threshold: float | None = None,
+) -> VerifyResult:
     """Check the bundle's files, serve it in a fresh isolated process like the study's trials, and
     compare what it measures now with what it recorded.
 
@@ -95,24 +111,43 @@ def verify(bundle: str | os.PathLike[str], *, tolerances: list[str] | dict[str, 
         protocol = protocol.model_copy(update={"noise_threshold": noise_threshold})
     samples = int(recorded.get("accuracy_samples") or 0)
     split = _test_split(opened, samples)
-    pool = request_pool(split[0] if split is not None else
-                        np.random.default_rng(0).standard_normal((64, *opened.input_shape)).astype(np.float32))
+    pool = request_pool(
+        split[0]
+        if split is not None
+        else np.random.default_rng(0).standard_normal((64, *opened.input_shape)).astype(np.float32)
+    )
     # Same isolated process as the study's trials, so memory compares like with like.
-    job = EngineJob(opened.module, opened.config, tuple(opened.input_shape), pool, protocol,
-                    PricesSpec(**recorded.get("prices", {})), test_x=split[0] if split else None,
-                    test_y=split[1] if split else None)
+    job = EngineJob(
+        opened.module,
+        opened.config,
+        tuple(opened.input_shape),
+        pool,
+        protocol,
+        PricesSpec(**recorded.get("prices", {})),
+        test_x=split[0] if split else None,
+        test_y=split[1] if split else None,
+    )
     outcome = run_isolated(job)
     if outcome.kind != "ok":
         raise EngineError(f"verify: the bundle could not be measured: {outcome.reason}")
     metrics, noise = dict(outcome.record["metrics"]), outcome.record.get("noise") or {}
     if noise.get("noisy"):
-        message = (f"host busy during measurement: foreign load {noise.get('foreign_load_max', 0.0):.0%} of a core in "
-                   f"{noise.get('noisy_windows', 0)} window(s) (threshold {noise.get('threshold', 0.0):.0%}, "
-                   f"{noise.get('retries', 0)} re-measures); re-run on a quiet host")
+        message = (
+            f"host busy during measurement: foreign load {noise.get('foreign_load_max', 0.0):.0%} of a core in "
+            f"{noise.get('noisy_windows', 0)} window(s) (threshold {noise.get('threshold', 0.0):.0%}, "
+            f"{noise.get('retries', 0)} re-measures); re-run on a quiet host"
+        )
         return VerifyResult(path, None, measured=metrics, noise=noise, host_differences=differences, message=message)
     checks = compare_metrics(recorded["metrics"], metrics, accuracy_samples=samples or len(pool), tolerances=limits)
-    return VerifyResult(path, not any(c.status == "outside" for c in checks), checks, metrics,
-                        outcome.record["spread"], noise, differences)
+    return VerifyResult(
+        path,
+        not any(c.status == "outside" for c in checks),
+        checks,
+        metrics,
+        outcome.record["spread"],
+        noise,
+        differences,
+    )
 
 
 def host_differences(recorded: dict[str, Any]) -> list[str]:
@@ -126,8 +161,11 @@ def _test_split(bundle: Bundle, samples: int) -> tuple[np.ndarray, np.ndarray] |
     try:
         data = load_dataset(DatasetSpec(**bundle.manifest["dataset"]))
     except DataError as exc:
-        warnings.warn(f"the study's dataset is not readable here ({exc}); accuracy is not re-measured and timing "
-                      "uses random images", stacklevel=3)
+        warnings.warn(
+            f"the study's dataset is not readable here ({exc}); accuracy is not re-measured and timing "
+            "uses random images",
+            stacklevel=3,
+        )
         return None
     test_x, test_y = data.test[0].numpy(), data.test[1].numpy()
     return (test_x[:samples], test_y[:samples]) if samples else (test_x, test_y)

@@ -16,9 +16,14 @@ DEFAULT_STUDY = Path("studies/quickstart.yaml")
 def add_location_options(parser: argparse.ArgumentParser) -> None:
     """``--run-dir`` / ``--storage`` / ``--study-name``: where an existing study lives."""
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--run-dir", type=Path, default=None,
-                       help=f"run directory holding study.db (default: ./{DEFAULT_RUN_DIR})")
-    where.add_argument("--storage", default=None, help="Optuna storage URL (sqlite:///..., postgresql+psycopg2://..., or a .journal file)")
+    where.add_argument(
+        "--run-dir", type=Path, default=None, help=f"run directory holding study.db (default: ./{DEFAULT_RUN_DIR})"
+    )
+    where.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL (sqlite:///..., postgresql+psycopg2://..., or a .journal file)",
+    )
     parser.add_argument("--study-name", default=None, help="study to read (default: the only study in the storage)")
 
 

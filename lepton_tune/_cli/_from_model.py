@@ -20,25 +20,51 @@ __all__ = ["add_model_arguments", "announce_study", "study_from_model", "write_m
 def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     """The flags of the one-command form (shared by ``search`` and ``init``)."""
     g = p.add_argument_group("your model, your images (instead of a study file)")
-    g.add_argument("--model", required=required, default=None,
-                   help="torchvision name (+ --weights), pkg.mod:factory (+ --weights), or a .pt2 / .onnx / TorchScript file")
+    g.add_argument(
+        "--model",
+        required=required,
+        default=None,
+        help="torchvision name (+ --weights), pkg.mod:factory (+ --weights), or a .pt2 / .onnx / TorchScript file",
+    )
     g.add_argument("--weights", default=None, help="state dict for a torchvision name or a factory (weights_only=True)")
     g.add_argument("--data", type=Path, default=None, help="labelled images: DIR/<class>/<image>")
     g.add_argument("--classes", type=Path, default=None, help="class names in the model's output order, one per line")
-    g.add_argument("--max-accuracy-drop", type=float, default=None, metavar="PTS",
-                   help="accuracy points a point may lose against your model as given (budget accuracy_drop)")
-    g.add_argument("--runtimes", nargs="+", default=None, choices=["eager", "compile", "onnxruntime"],
-                   help="runtimes to search (default: eager and onnxruntime where installed; ONNX files: onnxruntime)")
-    g.add_argument("--image-size", type=int, default=None, help="model input side (default: from the model or the images)")
+    g.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=None,
+        metavar="PTS",
+        help="accuracy points a point may lose against your model as given (budget accuracy_drop)",
+    )
+    g.add_argument(
+        "--runtimes",
+        nargs="+",
+        default=None,
+        choices=["eager", "compile", "onnxruntime"],
+        help="runtimes to search (default: eager and onnxruntime where installed; ONNX files: onnxruntime)",
+    )
+    g.add_argument(
+        "--image-size", type=int, default=None, help="model input side (default: from the model or the images)"
+    )
     g.add_argument("--resize", type=int, default=None, help="resize the shorter side to this before the crop")
-    g.add_argument("--channels", type=int, choices=[1, 3], default=None, help="input channels (default: from the model)")
+    g.add_argument(
+        "--channels", type=int, choices=[1, 3], default=None, help="input channels (default: from the model)"
+    )
     g.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel mean on [0, 1] pixels")
     g.add_argument("--std", type=float, nargs="+", default=None, help="per-channel std on [0, 1] pixels")
-    g.add_argument("--color", choices=["rgb", "bgr"], default=None, help="channel order the model expects (default rgb)")
+    g.add_argument(
+        "--color", choices=["rgb", "bgr"], default=None, help="channel order the model expects (default rgb)"
+    )
     g.add_argument("--calibration-images", type=int, default=None, help="images for int8 calibration (default 256)")
-    g.add_argument("--accuracy-images", type=int, default=None, help="images scoring accuracy (default: all the others)")
-    g.add_argument("--protocol", default=None, metavar="YAML",
-                   help="measurement overrides as a YAML mapping, e.g. '{requests: 50, repeats: 1}'")
+    g.add_argument(
+        "--accuracy-images", type=int, default=None, help="images scoring accuracy (default: all the others)"
+    )
+    g.add_argument(
+        "--protocol",
+        default=None,
+        metavar="YAML",
+        help="measurement overrides as a YAML mapping, e.g. '{requests: 50, repeats: 1}'",
+    )
 
 
 def _model_section(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,14 +121,21 @@ def _dataset_section(args: argparse.Namespace, model: dict[str, Any]) -> dict[st
     declared = _declared(model, max(classes, 2))
     imagenet = "torchvision" in model
     size = args.image_size or declared.get("size") or (224 if imagenet else _first_image_side(data) or 224)
-    section: dict[str, Any] = {"kind": "imagefolder", "path": str(data), "eval_only": True,
-                               "channels": args.channels or declared.get("channels") or 3}
+    section: dict[str, Any] = {
+        "kind": "imagefolder",
+        "path": str(data),
+        "eval_only": True,
+        "channels": args.channels or declared.get("channels") or 3,
+    }
     resize = args.resize or (256 if imagenet and not args.image_size else None)
     if resize:
         section.update(resize=resize, center_crop=size)
     else:
         section["image_size"] = size
-    mean, std = args.mean or (list(IMAGENET_MEAN) if imagenet else None), args.std or (list(IMAGENET_STD) if imagenet else None)
+    mean, std = (
+        args.mean or (list(IMAGENET_MEAN) if imagenet else None),
+        args.std or (list(IMAGENET_STD) if imagenet else None),
+    )
     section.update({k: v for k, v in (("mean", mean), ("std", std)) if v is not None})
     if args.color:
         section["color"] = args.color
@@ -131,15 +164,25 @@ def study_from_model(args: argparse.Namespace) -> tuple[str, str]:
         raise ConfigError("--data: --model needs the labelled images (--data DIR with one folder per class)")
     model = _model_section(args)
     form = ModelSpec(**model).form
-    runtimes = list(args.runtimes or (["eager", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["eager"]))
+    runtimes = list(
+        args.runtimes or (["eager", "onnxruntime"] if importlib.util.find_spec("onnxruntime") else ["eager"])
+    )
     params, constraints = model_space(form, runtimes)
     budgets = {"accuracy_drop": float(args.max_accuracy_drop)} if args.max_accuracy_drop is not None else {}
     protocol = safe_load_yaml(args.protocol, "--protocol") if args.protocol else {}
     if not isinstance(protocol, dict):
         raise ConfigError(f"--protocol: must be a YAML mapping such as '{{requests: 50}}', got {args.protocol!r}")
     name = study_name_for(str(args.model))
-    text = model_study_yaml(name=name, model=model, dataset=_dataset_section(args, model), params=params,
-                            constraints=constraints, budgets=budgets, n_trials=args.n_trials or 20, protocol=protocol)
+    text = model_study_yaml(
+        name=name,
+        model=model,
+        dataset=_dataset_section(args, model),
+        params=params,
+        constraints=constraints,
+        budgets=budgets,
+        n_trials=args.n_trials or 20,
+        protocol=protocol,
+    )
     return name, text
 
 
@@ -160,5 +203,7 @@ def announce_study(path: Path) -> Path:
     """Say where the study file is and how to re-run it (stderr: stdout may hold ``--json``)."""
     from lepton_tune._cli._common import err_console
 
-    err_console().print(f"study file: {path}\nedit and re-run: lepton-tune search {path}", markup=False, highlight=False)
+    err_console().print(
+        f"study file: {path}\nedit and re-run: lepton-tune search {path}", markup=False, highlight=False
+    )
     return path

@@ -34,8 +34,14 @@ def _ours(category: type[Warning], filename: str) -> bool:
         return False
 
 
-def _show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-          line: str | None = None) -> None:
+def _show(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     text = str(message).strip()
     if not _ours(category, filename):
         _LOG.debug("%s:%s: %s: %s", filename, lineno, category.__name__, text)

@@ -12,9 +12,14 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("cache", help="list or clear the model cache",
-                       description="List or clear the model cache ($LEPTON_TUNE_CACHE, default ~/.cache/lepton-tune).")
-    p.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: $LEPTON_TUNE_CACHE or ~/.cache/lepton-tune)")
+    p = sub.add_parser(
+        "cache",
+        help="list or clear the model cache",
+        description="List or clear the model cache ($LEPTON_TUNE_CACHE, default ~/.cache/lepton-tune).",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="cache root (default: $LEPTON_TUNE_CACHE or ~/.cache/lepton-tune)"
+    )
     actions = p.add_subparsers(dest="cache_action", metavar="ACTION")
     actions.required = True
     ls = actions.add_parser("ls", help="list entries: backbone, recipe hash, precision, size, created")
@@ -33,9 +38,20 @@ def _size(n: float) -> str:
 
 
 def _ls(cache, as_json: bool) -> int:  # type: ignore[no-untyped-def]
-    rows = [{"backbone": e.get("backbone"), "recipe_hash": e.get("recipe_hash"), "precision": e.get("precision"),
-             "kind": e.get("kind"), "key": e.get("key"), "size": e.get("size"), "created": e.get("created"),
-             "val_accuracy": e.get("val_accuracy"), "path": e.get("path")} for e in cache.entries()]
+    rows = [
+        {
+            "backbone": e.get("backbone"),
+            "recipe_hash": e.get("recipe_hash"),
+            "precision": e.get("precision"),
+            "kind": e.get("kind"),
+            "key": e.get("key"),
+            "size": e.get("size"),
+            "created": e.get("created"),
+            "val_accuracy": e.get("val_accuracy"),
+            "path": e.get("path"),
+        }
+        for e in cache.entries()
+    ]
     if as_json:
         print_json(rows)
         return 0
@@ -46,8 +62,9 @@ def _ls(cache, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     for col in ("backbone", "recipe hash", "precision", "size", "created"):
         table.add_column(col, justify="right" if col == "size" else "left")
     for r in rows:
-        table.add_row(str(r["backbone"]), str(r["recipe_hash"]), str(r["precision"]),
-                      _size(r["size"] or 0), str(r["created"]))
+        table.add_row(
+            str(r["backbone"]), str(r["recipe_hash"]), str(r["precision"]), _size(r["size"] or 0), str(r["created"])
+        )
     console = Console()
     console.print(table)
     console.print(f"{len(rows)} entries, {_size(sum(r['size'] or 0 for r in rows))}")

@@ -12,16 +12,23 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("predict", help="classify image files (PNG, JPEG) through a bundle",
-                       description="Classify image files, or directories of them (recursively, sorted), with the "
-                                   "bundle's engine and the same preprocessing as the study's dataset.")
+    p = sub.add_parser(
+        "predict",
+        help="classify image files (PNG, JPEG) through a bundle",
+        description="Classify image files, or directories of them (recursively, sorted), with the "
+        "bundle's engine and the same preprocessing as the study's dataset.",
+    )
     p.add_argument("bundle", type=Path, metavar="DIR", help="bundle directory (from 'lepton-tune export')")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
-    p.add_argument("--trust-code", action="store_true",
-                   help="allow importing the user-model factory (model_spec.python) the bundle names; "
-                        "refused by default because it runs that code")
-    p.add_argument("--json", action="store_true",
-                   help='print a JSON list of {"input", "label", "probability"} on stdout')
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow importing the user-model factory (model_spec.python) the bundle names; "
+        "refused by default because it runs that code",
+    )
+    p.add_argument(
+        "--json", action="store_true", help='print a JSON list of {"input", "label", "probability"} on stdout'
+    )
     p.set_defaults(handler=run)
 
 

@@ -11,15 +11,22 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("report", help="write the HTML report of a study (opens offline)",
-                       description="Write one self-contained HTML file that opens offline: a plain summary and the "
-                                   "recommended picks (with their export commands) first, then the front table, "
-                                   "Pareto projections and 3-D view, front quality over trials, parameter "
-                                   "importances and parallel coordinates.")
+    p = sub.add_parser(
+        "report",
+        help="write the HTML report of a study (opens offline)",
+        description="Write one self-contained HTML file that opens offline: a plain summary and the "
+        "recommended picks (with their export commands) first, then the front table, "
+        "Pareto projections and 3-D view, front quality over trials, parameter "
+        "importances and parallel coordinates.",
+    )
     add_location_options(p)
-    p.add_argument("-o", "--output", type=Path, default=None,
-                   help="HTML file to write (default: <run dir>/report-<study>.html, or ./report-<study>.html "
-                        "with --storage)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="HTML file to write (default: <run dir>/report-<study>.html, or ./report-<study>.html with --storage)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -33,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     default_dir = Path(".") if args.storage else run_dir
     from lepton_tune._cli.show import location_of
 
-    path = write_report(study, args.output or default_dir / f"report-{study.study_name}.html",
-                        location=location_of(args, study))
+    path = write_report(
+        study, args.output or default_dir / f"report-{study.study_name}.html", location=location_of(args, study)
+    )
     err_console().print(f"Report of study {study.study_name!r}: {path}")
     print(path)
     return 0

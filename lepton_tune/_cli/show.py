@@ -10,8 +10,11 @@ __all__ = ["add_parser", "open_existing", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("show", help="print the Pareto front of an existing study",
-                       description="Print the feasible Pareto front of a study (table, or --json).")
+    p = sub.add_parser(
+        "show",
+        help="print the Pareto front of an existing study",
+        description="Print the feasible Pareto front of a study (table, or --json).",
+    )
     add_location_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=run)
@@ -28,7 +31,9 @@ def location_of(args: argparse.Namespace, study) -> str:  # type: ignore[no-unty
     """How an export command names this study: the options the user typed (password hidden)."""
     from lepton_tune._redact import redact_url
 
-    where = f"--storage '{redact_url(args.storage)}'" if args.storage else f"--run-dir {args.run_dir or DEFAULT_RUN_DIR}"
+    where = (
+        f"--storage '{redact_url(args.storage)}'" if args.storage else f"--run-dir {args.run_dir or DEFAULT_RUN_DIR}"
+    )
     return f"{where} --study-name {study.study_name}" if args.study_name else where
 
 
@@ -48,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     picks = recommended_picks(study)
     out.print(front_table(study, picks))
     out.print("Recommended picks (the knee of the front, then the best on each objective):", highlight=False)
-    for line in pick_lines(picks, study_objectives(study), location_of(args, study),
-                          baseline_front=baseline_on_front(study)):
+    for line in pick_lines(
+        picks, study_objectives(study), location_of(args, study), baseline_front=baseline_on_front(study)
+    ):
         out.print(line, markup=False, highlight=False)
     counts = study_counts(study)
     console.print(", ".join(f"{k} {v}" for k, v in counts.items()))

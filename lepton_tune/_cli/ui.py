@@ -24,16 +24,27 @@ __all__ = ["add_parser", "run", "server_command"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ui", help="start the MLflow UI for a run directory (127.0.0.1)",
-                       description="Start the MLflow UI on the run directory's own MLflow store; Ctrl-C, SIGTERM or SIGHUP stops it and every process it started.")
-    p.add_argument("--run-dir", type=Path, default=None, help=f"run directory holding mlflow.db (default: ./{DEFAULT_RUN_DIR})")
+    p = sub.add_parser(
+        "ui",
+        help="start the MLflow UI for a run directory (127.0.0.1)",
+        description="Start the MLflow UI on the run directory's own MLflow store; Ctrl-C, SIGTERM or SIGHUP stops it and every process it started.",
+    )
+    p.add_argument(
+        "--run-dir", type=Path, default=None, help=f"run directory holding mlflow.db (default: ./{DEFAULT_RUN_DIR})"
+    )
     p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
-    p.add_argument("--study", default=None, help="print the links of this study only (default: every study in the store)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow store to show (default: $MLFLOW_TRACKING_URI, else the run directory's mlflow.db); "
-                        "an http(s) server is not started again: its links are printed")
-    p.add_argument("--open", action="store_true",
-                   help="open the browser on the first study's runs table once the server answers")
+    p.add_argument(
+        "--study", default=None, help="print the links of this study only (default: every study in the store)"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store to show (default: $MLFLOW_TRACKING_URI, else the run directory's mlflow.db); "
+        "an http(s) server is not started again: its links are printed",
+    )
+    p.add_argument(
+        "--open", action="store_true", help="open the browser on the first study's runs table once the server answers"
+    )
     p.set_defaults(handler=run)
 
 
@@ -42,9 +53,22 @@ def server_command(run_dir: Path, port: int, uri: str | None = None) -> list[str
     and artifact root."""
     from lepton_tune.tracking import default_tracking_uri
 
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri or default_tracking_uri(run_dir),
-            "--default-artifact-root", str((run_dir / "mlartifacts").resolve()),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri or default_tracking_uri(run_dir),
+        "--default-artifact-root",
+        str((run_dir / "mlartifacts").resolve()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 def _check(run_dir: Path, port: int, uri: str) -> None:
@@ -54,8 +78,9 @@ def _check(run_dir: Path, port: int, uri: str) -> None:
     if not 0 < port < 65536:
         raise ConfigError(f"--port: must be between 1 and 65535, got {port}. Pass another --port.")
     if uri == default_tracking_uri(run_dir) and not (run_dir / "mlflow.db").is_file():
-        raise StorageError(f"no MLflow store at {run_dir / 'mlflow.db'}; run 'lepton-tune search' first "
-                           "or pass the --run-dir it used")
+        raise StorageError(
+            f"no MLflow store at {run_dir / 'mlflow.db'}; run 'lepton-tune search' first or pass the --run-dir it used"
+        )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -90,13 +115,17 @@ def run(args: argparse.Namespace) -> int:
     console = err_console()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY=os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"))
     address = f"http://127.0.0.1:{args.port}"
-    print(f"MLflow UI for {run_dir if uri.endswith(str((run_dir / 'mlflow.db').resolve())) else redact_url(uri)}: "
-          f"{address}", flush=True)
+    print(
+        f"MLflow UI for {run_dir if uri.endswith(str((run_dir / 'mlflow.db').resolve())) else redact_url(uri)}: "
+        f"{address}",
+        flush=True,
+    )
     # the saved views are written (older stores) before the server opens the database
     links = _print_links(run_dir, address, getattr(args, "study", None), uri=uri)
     # own session: a terminal's Ctrl-C reaches us once, and we stop the server and its consumers together
-    server = subprocess.Popen(guarded(server_command(run_dir, args.port, uri)), env=env, stdin=subprocess.PIPE,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        guarded(server_command(run_dir, args.port, uri)), env=env, stdin=subprocess.PIPE, start_new_session=True
+    )
     if getattr(args, "open", False) and links:
         threading.Thread(target=_open_when_up, args=(server, address, links[0].trials), daemon=True).start()
     console.print("Press Ctrl-C to stop it.")
@@ -119,8 +148,12 @@ def _print_links(run_dir: Path, address: str, study: str | None, *, uri: str | N
     try:
         links = study_links(uri or default_tracking_uri(run_dir), address, study=study)
     except Exception as exc:  # noqa: BLE001 - MLflow/SQLAlchemy errors vary; the UI still starts
-        warnings.warn(f"could not read the studies in {run_dir / 'mlflow.db'}: {type(exc).__name__}: {exc}; "
-                      f"open {address} and pick the experiment by hand", TrackingWarning, stacklevel=2)
+        warnings.warn(
+            f"could not read the studies in {run_dir / 'mlflow.db'}: {type(exc).__name__}: {exc}; "
+            f"open {address} and pick the experiment by hand",
+            TrackingWarning,
+            stacklevel=2,
+        )
         return []
     if not links and study is not None:
         print(f"  no lepton-tune study named {study!r} in {run_dir / 'mlflow.db'}", flush=True)

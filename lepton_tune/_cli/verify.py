@@ -13,20 +13,31 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "verify", help="re-measure a bundle here; exit 3 if it drifted, 4 if the host was busy",
+        "verify",
+        help="re-measure a bundle here; exit 3 if it drifted, 4 if the host was busy",
         description="Check the bundle's files, start its engine, re-measure it under the recorded protocol and "
-                    "compare with the recorded values. Tolerances, in the worse direction only: latency p50/p95 "
-                    "+15%%, throughput -10%%, memory +10%%; accuracy equal within one test image. p99 and cost are "
-                    "reported, not judged. Exit 0 within, 3 outside (drifted), 4 host busy (other processes used more "
-                    "than the protocol's noise_threshold in every re-measured window: nothing judged).",
+        "compare with the recorded values. Tolerances, in the worse direction only: latency p50/p95 "
+        "+15%%, throughput -10%%, memory +10%%; accuracy equal within one test image. p99 and cost are "
+        "reported, not judged. Exit 0 within, 3 outside (drifted), 4 host busy (other processes used more "
+        "than the protocol's noise_threshold in every re-measured window: nothing judged).",
     )
     p.add_argument("bundle", type=Path, metavar="DIR", help="bundle directory")
-    p.add_argument("--tolerance", action="append", default=None, metavar="[METRIC=]FRACTION",
-                   help="override a tolerance: '0.5' for every timing/memory metric, 'memory_mb=0.2', "
-                        "'accuracy=0.01' (absolute); repeatable")
-    p.add_argument("--noise-threshold", type=float, default=None, metavar="CORES",
-                   help="CPU (in cores) other processes may use during a window before it is re-measured and, "
-                        "past the retry budget, the run is called busy (exit 4); default: the bundle's protocol")
+    p.add_argument(
+        "--tolerance",
+        action="append",
+        default=None,
+        metavar="[METRIC=]FRACTION",
+        help="override a tolerance: '0.5' for every timing/memory metric, 'memory_mb=0.2', "
+        "'accuracy=0.01' (absolute); repeatable",
+    )
+    p.add_argument(
+        "--noise-threshold",
+        type=float,
+        default=None,
+        metavar="CORES",
+        help="CPU (in cores) other processes may use during a window before it is re-measured and, "
+        "past the retry budget, the run is called busy (exit 4); default: the bundle's protocol",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(handler=run)
 
@@ -45,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
     console = err_console()
     differences = host_differences(read_manifest(args.bundle, verify=False).get("host", {}))
     if differences:
-        console.print("[yellow]warning:[/] this host differs from the one the bundle was measured on "
-                      f"({escape('; '.join(differences))}); expect different numbers", soft_wrap=True)
+        console.print(
+            "[yellow]warning:[/] this host differs from the one the bundle was measured on "
+            f"({escape('; '.join(differences))}); expect different numbers",
+            soft_wrap=True,
+        )
     result = verify(args.bundle, tolerances=args.tolerance, noise_threshold=args.noise_threshold)
     if args.json:
         print_json(result.as_dict())
@@ -54,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]{escape(result.message)}[/]", soft_wrap=True)
     elif not args.json:
         console.print(_table(args.bundle, result.checks))
-        console.print("[green]within tolerance[/]" if result.ok else
-                      f"[red]outside tolerance:[/] {', '.join(c.name for c in result.outside)}")
+        console.print(
+            "[green]within tolerance[/]"
+            if result.ok
+            else f"[red]outside tolerance:[/] {', '.join(c.name for c in result.outside)}"
+        )
     return result.exit_code
 
 

@@ -14,19 +14,40 @@ def input_examples(manifest: dict[str, Any]) -> list[tuple[str, str, str]]:
     """``(form, what it holds, a copy-paste shell example)`` for each input form the served model takes."""
     c, h, w = (int(v) for v in manifest["model"]["image_shape"])
     return [
-        ("files", "encoded image files (PNG, JPEG, WebP, ... any size and mode) as base64 strings",
-         f"printf '{{\"inputs\": {{\"files\": [\"%s\"]}}}}' \"$(base64 -w0 image.png)\" | {_POST}"),
-        ("pixels", "uint8 pixels [N, H, W] (grey) or [N, H, W, C] (C = 1, 3 or 4), any size",
-         (f"curl -s {_URL} -H 'Content-Type: application/json' "
-          "-d '{\"inputs\": {\"pixels\": [[[0, 255, 0], [255, 0, 255], [0, 255, 0]]]}}'")),
-        ("images", f"the preprocessed float32 tensor [N, {c}, {h}, {w}] (no preprocessing here)",
-         ("python -c 'import json; print(json.dumps({\"inputs\": {\"images\": "
-          f"[[[[0.0] * {w}] * {h}] * {c}]}}, \"params\": {{\"return_logits\": True}}}}))' | {_POST}")),
+        (
+            "files",
+            "encoded image files (PNG, JPEG, WebP, ... any size and mode) as base64 strings",
+            f'printf \'{{"inputs": {{"files": ["%s"]}}}}\' "$(base64 -w0 image.png)" | {_POST}',
+        ),
+        (
+            "pixels",
+            "uint8 pixels [N, H, W] (grey) or [N, H, W, C] (C = 1, 3 or 4), any size",
+            (
+                f"curl -s {_URL} -H 'Content-Type: application/json' "
+                '-d \'{"inputs": {"pixels": [[[0, 255, 0], [255, 0, 255], [0, 255, 0]]]}}\''
+            ),
+        ),
+        (
+            "images",
+            f"the preprocessed float32 tensor [N, {c}, {h}, {w}] (no preprocessing here)",
+            (
+                'python -c \'import json; print(json.dumps({"inputs": {"images": '
+                f'[[[[0.0] * {w}] * {h}] * {c}]}}, "params": {{"return_logits": True}}}}))\' | {_POST}'
+            ),
+        ),
     ]
 
-_UNITS = {"accuracy": "", "latency_p50_ms": " ms", "latency_p95_ms": " ms", "latency_p99_ms": " ms",
-          "throughput": " images/s", "memory_mb": " MiB", "cost_per_million": " USD per million images",
-          "device_memory_mb": " MiB"}
+
+_UNITS = {
+    "accuracy": "",
+    "latency_p50_ms": " ms",
+    "latency_p95_ms": " ms",
+    "latency_p99_ms": " ms",
+    "throughput": " images/s",
+    "memory_mb": " MiB",
+    "cost_per_million": " USD per million images",
+    "device_memory_mb": " MiB",
+}
 
 
 def _isolation(engine: dict[str, Any]) -> str:
@@ -43,9 +64,16 @@ def _value(name: str, value: Any) -> str:
     return f"{value:.4g}{_UNITS.get(name, '')}"
 
 
-_NAMES = {"accuracy": "accuracy (top-1)", "latency_p50_ms": "latency, median", "latency_p95_ms": "latency, 95th percentile",
-          "latency_p99_ms": "latency, 99th percentile", "throughput": "throughput", "memory_mb": "memory (all processes, PSS)",
-          "cost_per_million": "cost", "device_memory_mb": "GPU memory"}
+_NAMES = {
+    "accuracy": "accuracy (top-1)",
+    "latency_p50_ms": "latency, median",
+    "latency_p95_ms": "latency, 95th percentile",
+    "latency_p99_ms": "latency, 99th percentile",
+    "throughput": "throughput",
+    "memory_mb": "memory (all processes, PSS)",
+    "cost_per_million": "cost",
+    "device_memory_mb": "GPU memory",
+}
 
 
 def _numbers(values: Any) -> str:
@@ -53,7 +81,9 @@ def _numbers(values: Any) -> str:
 
 
 def _examples(manifest: dict[str, Any]) -> str:
-    return "\n".join(f"- `{form}`: {holds}\n  ```bash\n  {example}\n  ```" for form, holds, example in input_examples(manifest))
+    return "\n".join(
+        f"- `{form}`: {holds}\n  ```bash\n  {example}\n  ```" for form, holds, example in input_examples(manifest)
+    )
 
 
 def model_card(manifest: dict[str, Any], name: str = "BUNDLE_DIR") -> str:
@@ -62,7 +92,8 @@ def model_card(manifest: dict[str, Any], name: str = "BUNDLE_DIR") -> str:
     sections = (_what_it_does(manifest), _how_served(m, e), _how_measured(manifest), _use_it(manifest, name), _LIMITS)
     return f"# {s['name']} trial {s['trial']}: {m['backbone']} ({m['precision']}, {e['shards']} shard(s))\n\n" + (
         "A lepton-tune production bundle: an image classifier and the serving layout it was measured with.\n\n"
-        + "\n".join(sections))
+        + "\n".join(sections)
+    )
 
 
 _LIMITS = """## Limits
@@ -76,22 +107,25 @@ def _what_it_does(manifest: dict[str, Any]) -> str:
     classes = manifest.get("classes", [])
     c, h, w = manifest["model"]["image_shape"]
     pre = manifest["preprocessing"]
-    invert = ("; light-background images are inverted first (dark ink on white becomes bright ink on black)"
-              if pre.get("invert") == "auto" else "")
+    invert = (
+        "; light-background images are inverted first (dark ink on white becomes bright ink on black)"
+        if pre.get("invert") == "auto"
+        else ""
+    )
     return f"""## What it does
-Classifies {c}-channel {h}x{w} images into {len(classes)} classes ({', '.join(map(str, classes[:20]))}{' ...' if len(classes) > 20 else ''}).
-Input files are preprocessed exactly as the study's dataset ({manifest['dataset']['kind']}): resized to {h}x{w},
-normalised per channel with mean ({_numbers(pre['mean'])}) and std ({_numbers(pre['std'])}){invert}.
+Classifies {c}-channel {h}x{w} images into {len(classes)} classes ({", ".join(map(str, classes[:20]))}{" ..." if len(classes) > 20 else ""}).
+Input files are preprocessed exactly as the study's dataset ({manifest["dataset"]["kind"]}): resized to {h}x{w},
+normalised per channel with mean ({_numbers(pre["mean"])}) and std ({_numbers(pre["std"])}){invert}.
 """
 
 
 def _how_served(m: dict[str, Any], e: dict[str, Any]) -> str:
     return f"""## How it is served
-Model `{m['backbone']}` trained with recipe `{m['recipe_hash']}` ({m['recipe']['epochs']} epochs, {m['recipe']['optimizer']}),
-converted to {m['precision']}, run by the `{m['runtime']}` runtime on `{m['device']}`.
-The lepton-tune engine runs {e['shards']} {e['mode']} shard(s) x {e['threads_per_shard']} thread(s),
-batch size {e['batch_size']} (waiting up to {e['max_wait_ms']} ms to fill a batch), {e['pool_slots']} slots,
-core pinning {'on' if e['pin'] else 'off'}, shards as {_isolation(e)}.
+Model `{m["backbone"]}` trained with recipe `{m["recipe_hash"]}` ({m["recipe"]["epochs"]} epochs, {m["recipe"]["optimizer"]}),
+converted to {m["precision"]}, run by the `{m["runtime"]}` runtime on `{m["device"]}`.
+The lepton-tune engine runs {e["shards"]} {e["mode"]} shard(s) x {e["threads_per_shard"]} thread(s),
+batch size {e["batch_size"]} (waiting up to {e["max_wait_ms"]} ms to fill a batch), {e["pool_slots"]} slots,
+core pinning {"on" if e["pin"] else "off"}, shards as {_isolation(e)}.
 """
 
 
@@ -100,17 +134,17 @@ def _how_measured(manifest: dict[str, Any]) -> str:
     proto = meas.get("protocol", {})
     metrics = "\n".join(f"| {_NAMES.get(k, k)} | {_value(k, v)} |" for k, v in meas["metrics"].items())
     return f"""## How it measured
-On the study's host ({host.get('cpu_model', '?')}, {host.get('cores', '?')} usable cores, {host.get('memory_gib', '?')} GiB,
-device {host.get('device', '?')}, torch {host.get('torch', '?')}), {proto.get('loop', 'closed')} loop with
-{proto.get('concurrency', '?')} request(s) in flight, {proto.get('repeats', '?')} window(s) of {proto.get('requests', '?')} requests
-after {proto.get('warmup', '?')} warm-up requests (medians over windows); accuracy is top-1 on
-{meas.get('accuracy_samples', '?')} held-out test images through the engine.
+On the study's host ({host.get("cpu_model", "?")}, {host.get("cores", "?")} usable cores, {host.get("memory_gib", "?")} GiB,
+device {host.get("device", "?")}, torch {host.get("torch", "?")}), {proto.get("loop", "closed")} loop with
+{proto.get("concurrency", "?")} request(s) in flight, {proto.get("repeats", "?")} window(s) of {proto.get("requests", "?")} requests
+after {proto.get("warmup", "?")} warm-up requests (medians over windows); accuracy is top-1 on
+{meas.get("accuracy_samples", "?")} held-out test images through the engine.
 
 | metric | value |
 |---|---|
 {metrics}
 
-Chosen: {manifest['study'].get('selection') or 'by trial number'}.
+Chosen: {manifest["study"].get("selection") or "by trial number"}.
 """
 
 
@@ -135,7 +169,7 @@ as above) with `"params": {{"return_logits": true}}`:
 
 {_examples(manifest)}
 
-Serve with one worker (`--workers 1`, the default): the engine already runs {e['shards']} shard(s) on the cores it
+Serve with one worker (`--workers 1`, the default): the engine already runs {e["shards"]} shard(s) on the cores it
 was measured on, and concurrent requests share its batcher. An extra worker on this host starts no engine: it
 warns and waits as a standby, taking over if the serving worker exits.
 

@@ -32,8 +32,13 @@ def _libraries() -> dict[str, str]:
 
     from lepton_tune import __version__
 
-    libs = {"lepton_tune": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": numpy.__version__}
+    libs = {
+        "lepton_tune": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+    }
     try:
         import mlflow
 
@@ -50,17 +55,29 @@ def _trial_parts(study: Any, trial: Any) -> tuple[dict[str, Any], dict[str, Any]
     point = TrialRecord.of(trial).point
     metrics = TrialRecord.of(trial).metrics
     if not isinstance(spec, dict) or not isinstance(point, dict):
-        raise BundleError(f"study {study.study_name!r}: trial {trial.number} lacks the 'spec'/'point' attributes a "
-                          "lepton-tune study records; export only works on studies run by 'lepton-tune search'")
+        raise BundleError(
+            f"study {study.study_name!r}: trial {trial.number} lacks the 'spec'/'point' attributes a "
+            "lepton-tune study records; export only works on studies run by 'lepton-tune search'"
+        )
     if not metrics or TrialRecord.of(trial).status == "failed":
-        raise BundleError(f"study {study.study_name!r}: trial {trial.number} was not measured "
-                          f"({TrialRecord.of(trial).reason or trial.state.name}); choose a COMPLETE trial")
+        raise BundleError(
+            f"study {study.study_name!r}: trial {trial.number} was not measured "
+            f"({TrialRecord.of(trial).reason or trial.state.name}); choose a COMPLETE trial"
+        )
     return spec, point, metrics
 
 
-def export_bundle(study: Any, trial: Any, out_dir: str | Path, *, reason: str = "", overwrite: bool = False,
-                  storage: str | None = None, protect: Sequence[str | Path] = (),
-                  trust_code: bool | None = None) -> Path:
+def export_bundle(
+    study: Any,
+    trial: Any,
+    out_dir: str | Path,
+    *,
+    reason: str = "",
+    overwrite: bool = False,
+    storage: str | None = None,
+    protect: Sequence[str | Path] = (),
+    trust_code: bool | None = None,
+) -> Path:
     """Write the served model of ``trial`` as a production bundle in ``out_dir``.
 
     The trained weights come from the model cache (retrained if missing, from the recipe the study
@@ -124,8 +141,9 @@ class _Rebuilt:
     served: Served
 
 
-def _rebuild(trial: Any, spec: dict[str, Any], point: dict[str, Any], config: EngineConfig,
-             model_spec: ModelSpec | None) -> _Rebuilt:
+def _rebuild(
+    trial: Any, spec: dict[str, Any], point: dict[str, Any], config: EngineConfig, model_spec: ModelSpec | None
+) -> _Rebuilt:
     """The trial's model, from the cache (or trained again from its recipe) and converted by the study's own step;
     refused when this checkout builds a different recipe or artifact than the trial measured."""
     from lepton_tune.data import load_dataset
@@ -135,8 +153,9 @@ def _rebuild(trial: Any, spec: dict[str, Any], point: dict[str, Any], config: En
     dataset_spec = DatasetSpec(**spec.get("dataset", {}))
     recipe = TrainRecipe(**{k[6:]: v for k, v in point.items() if k.startswith("train.")})
     dataset, cache = load_dataset(dataset_spec), ModelCache()
-    trained = train_model(model_spec if model_spec is not None else str(point["backbone"]), recipe, dataset,
-                          cache=cache)
+    trained = train_model(
+        model_spec if model_spec is not None else str(point["backbone"]), recipe, dataset, cache=cache
+    )
     recorded = TrialRecord.of(trial).model
     if recorded.get("recipe_hash") and recorded["recipe_hash"] != trained.recipe_hash:
         raise BundleError(
@@ -145,8 +164,11 @@ def _rebuild(trial: Any, spec: dict[str, Any], point: dict[str, Any], config: En
             "version that ran the study, or run the study again"
         )
     if not trained.from_cache:
-        warnings.warn(f"trial {trial.number}: the trained weights were not in the model cache ({cache.root}) and were "
-                      "trained again from the recorded recipe; run 'lepton-tune verify' on the bundle", stacklevel=3)
+        warnings.warn(
+            f"trial {trial.number}: the trained weights were not in the model cache ({cache.root}) and were "
+            "trained again from the recorded recipe; run 'lepton-tune verify' on the bundle",
+            stacklevel=3,
+        )
     served = prepare_served(trained, config, dataset, cache)
     if recorded.get("artifact_hash") and recorded["artifact_hash"] != served.artifact_hash:
         raise BundleError(
@@ -157,8 +179,17 @@ def _rebuild(trial: Any, spec: dict[str, Any], point: dict[str, Any], config: En
     return _Rebuilt(dataset_spec, dataset, recipe, model_spec, trained, served)
 
 
-def _manifest(study: Any, trial: Any, spec: dict[str, Any], config: EngineConfig, rebuilt: _Rebuilt, *,
-              reason: str, storage: str | None, files: list[dict[str, Any]]) -> dict[str, Any]:
+def _manifest(
+    study: Any,
+    trial: Any,
+    spec: dict[str, Any],
+    config: EngineConfig,
+    rebuilt: _Rebuilt,
+    *,
+    reason: str,
+    storage: str | None,
+    files: list[dict[str, Any]],
+) -> dict[str, Any]:
     """``lepton.yaml``: what is served and how, what was measured under which protocol, on which host."""
     from lepton_tune.front import TrialRecord
 
@@ -171,19 +202,31 @@ def _manifest(study: Any, trial: Any, spec: dict[str, Any], config: EngineConfig
     return {
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "study": {"name": study.study_name, "trial": trial.number, "storage": public_storage(storage),
-                  "selection": reason, "objectives": study.user_attrs.get("objectives"),
-                  "budgets": spec.get("budgets", {})},
+        "study": {
+            "name": study.study_name,
+            "trial": trial.number,
+            "storage": public_storage(storage),
+            "selection": reason,
+            "objectives": study.user_attrs.get("objectives"),
+            "budgets": spec.get("budgets", {}),
+        },
         "engine": config.model_dump(mode="json"),
         "model": _model_section(config, rebuilt),
         "dataset": public_dataset(rebuilt.dataset_spec.model_dump(mode="json")),
         "preprocessing": dataset.preprocessing(),
         "classes": list(dataset.classes),
-        "measured": {"metrics": record.metrics, "spread": record.spread, "protocol": protocol,
-                     "prices": spec.get("prices", {}), "accuracy_samples": accuracy_samples,
-                     "request_pool": "the first 8-64 images of the test split (at most 8 MiB)",
-                     "host_id": record.host_id or study.user_attrs.get("host_id"), "confirms": record.confirms,
-                     "first_metrics": record.first_metrics or None, "noise": record.noise},
+        "measured": {
+            "metrics": record.metrics,
+            "spread": record.spread,
+            "protocol": protocol,
+            "prices": spec.get("prices", {}),
+            "accuracy_samples": accuracy_samples,
+            "request_pool": "the first 8-64 images of the test split (at most 8 MiB)",
+            "host_id": record.host_id or study.user_attrs.get("host_id"),
+            "confirms": record.confirms,
+            "first_metrics": record.first_metrics or None,
+            "noise": record.noise,
+        },
         "host": public_host(study.user_attrs.get("host", {})),
         "libraries": _libraries(),
         "files": files,
@@ -237,5 +280,7 @@ def _self_check(root: Path, module: Any, dataset: Any, trust_code: bool | None) 
     with torch.inference_mode():
         want, got = module(x).float(), rebuilt(x).float()
     if not torch.equal(want.argmax(1), got.argmax(1)) or not torch.allclose(want, got, rtol=1e-3, atol=1e-3):
-        raise BundleError(f"{root}: the written weights do not reproduce the trial's model outputs "
-                          f"(max difference {float((want - got).abs().max()):.3g}); this is a bug, please report it")
+        raise BundleError(
+            f"{root}: the written weights do not reproduce the trial's model outputs "
+            f"(max difference {float((want - got).abs().max()):.3g}); this is a bug, please report it"
+        )

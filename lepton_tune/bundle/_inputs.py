@@ -29,9 +29,11 @@ from lepton_tune.exceptions import DataError
 __all__ = ["FORMS", "ParsedInput", "parse_input"]
 
 #: The input names a request may use, with what each holds.
-FORMS = {"files": "encoded image files (base64 strings or bytes)",
-         "pixels": "uint8 pixels [N, H, W] or [N, H, W, C]",
-         "images": "preprocessed float32 [N, C, H, W]"}
+FORMS = {
+    "files": "encoded image files (base64 strings or bytes)",
+    "pixels": "uint8 pixels [N, H, W] or [N, H, W, C]",
+    "images": "preprocessed float32 [N, C, H, W]",
+}
 #: Longest base64 text of a file within MAX_IMAGE_BYTES (checked before decoding anything).
 _MAX_B64_CHARS = 4 * ((MAX_IMAGE_BYTES + 2) // 3)
 
@@ -69,8 +71,10 @@ def parse_input(model_input: Any, input_shape: tuple[int, ...]) -> ParsedInput:
     try:
         array = np.asarray(value)
     except ValueError as exc:  # ragged nested lists
-        raise DataError(f"{name or 'input'}: not a rectangular array ({str(exc)[:120]}). Send images of one size "
-                        "per request, or send them as 'files'") from None
+        raise DataError(
+            f"{name or 'input'}: not a rectangular array ({str(exc)[:120]}). Send images of one size "
+            "per request, or send them as 'files'"
+        ) from None
     if array.dtype.kind in "USO" and array.ndim <= 1:
         return _files(name or "files", list(array.reshape(-1)))
     if name == "files" and array.size == 0:
@@ -93,8 +97,9 @@ def _unwrap(model_input: Any) -> tuple[str | None, Any]:
     if not isinstance(model_input, dict):
         return None, model_input
     if len(model_input) != 1 or next(iter(model_input)) not in FORMS:
-        raise DataError(f"input names {sorted(map(str, model_input))}: send exactly one of {', '.join(FORMS)} "
-                        f"({_forms()})")
+        raise DataError(
+            f"input names {sorted(map(str, model_input))}: send exactly one of {', '.join(FORMS)} ({_forms()})"
+        )
     return next(iter(model_input.items()))
 
 
@@ -128,13 +133,16 @@ def _encoded(name: str, cell: Any) -> EncodedImage:
     if text.startswith("data:") and ";base64," in text[:100]:
         text = text.split(",", 1)[1]
     if len(text) > _MAX_B64_CHARS:
-        raise DataError(f"{name}: {len(text) * 3 / 4 / 2**20:.1f} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB limit for "
-                        "one image file. Downscale or re-encode it")
+        raise DataError(
+            f"{name}: {len(text) * 3 / 4 / 2**20:.1f} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB limit for "
+            "one image file. Downscale or re-encode it"
+        )
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise DataError(f"{name}: not valid base64 ({exc}); send the image file encoded with base64 "
-                        "(e.g. base64 -w0 image.png)") from None
+        raise DataError(
+            f"{name}: not valid base64 ({exc}); send the image file encoded with base64 (e.g. base64 -w0 image.png)"
+        ) from None
     return EncodedImage(data, name)
 
 
@@ -142,30 +150,40 @@ def _pixels(name: str, array: np.ndarray) -> ParsedInput:
     """uint8 ``[N, H, W]`` / ``[N, H, W, C]``; integer arrays within 0-255 (JSON has no uint8) become uint8."""
     if array.dtype.kind in "ui" and array.dtype != np.uint8:
         if array.size and (int(array.min()) < 0 or int(array.max()) > 255):
-            raise DataError(f"{name}: pixels must be uint8 (0-255), got {array.dtype} values from {int(array.min())} "
-                            f"to {int(array.max())}. Send 8-bit pixels, or the encoded file")
+            raise DataError(
+                f"{name}: pixels must be uint8 (0-255), got {array.dtype} values from {int(array.min())} "
+                f"to {int(array.max())}. Send 8-bit pixels, or the encoded file"
+            )
         array = array.astype(np.uint8)
     if array.dtype != np.uint8:
-        raise DataError(f"{name}: pixels must be uint8 (0-255), got {array.dtype}. Send 8-bit integer pixels, the "
-                        "encoded file as 'files', or the preprocessed float32 tensor as 'images'")
+        raise DataError(
+            f"{name}: pixels must be uint8 (0-255), got {array.dtype}. Send 8-bit integer pixels, the "
+            "encoded file as 'files', or the preprocessed float32 tensor as 'images'"
+        )
     if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[3] not in (1, 3, 4)):
-        raise DataError(f"{name}: pixels must be [N, height, width] or [N, height, width, channels 1|3|4], got shape "
-                        f"{list(array.shape)}. Send a batch of images, channels last")
+        raise DataError(
+            f"{name}: pixels must be [N, height, width] or [N, height, width, channels 1|3|4], got shape "
+            f"{list(array.shape)}. Send a batch of images, channels last"
+        )
     return ParsedInput("pixels", sources=[PixelArray(image, f"{name}[{i}]") for i, image in enumerate(array)])
 
 
 def _tensor(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The preprocessed tensor as float32 ``[N, *shape]`` (a single image or flattened rows are reshaped)."""
     if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
-        raise DataError(f"{name}: must be the preprocessed float32 tensor [N, {', '.join(map(str, shape))}], got "
-                        f"dtype {array.dtype}")
+        raise DataError(
+            f"{name}: must be the preprocessed float32 tensor [N, {', '.join(map(str, shape))}], got "
+            f"dtype {array.dtype}"
+        )
     x = array.astype(np.float32, copy=False)
     if x.ndim == 2 and x.shape[1] == int(np.prod(shape)):
         x = x.reshape((-1, *shape))
     elif x.shape == shape:
         x = x[None]
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
-        raise DataError(f"{name}: the preprocessed tensor must be float32 [N, {', '.join(map(str, shape))}], got shape "
-                        f"{list(array.shape)}. Send image files as 'files' or uint8 pixels as 'pixels' to have them "
-                        "preprocessed here")
+        raise DataError(
+            f"{name}: the preprocessed tensor must be float32 [N, {', '.join(map(str, shape))}], got shape "
+            f"{list(array.shape)}. Send image files as 'files' or uint8 pixels as 'pixels' to have them "
+            "preprocessed here"
+        )
     return np.ascontiguousarray(x)

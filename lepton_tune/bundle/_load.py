@@ -85,14 +85,17 @@ def open_bundle(path: str | Path, *, trust_code: bool | None = None, digest: str
         config = EngineConfig(**manifest["engine"])
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        raise BundleError(f"{root / 'lepton.yaml'}: engine.{'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg'].removeprefix('Value error, ')}") from None
+        raise BundleError(
+            f"{root / 'lepton.yaml'}: engine.{'.'.join(map(str, first['loc']))}: "
+            f"{first['msg'].removeprefix('Value error, ')}"
+        ) from None
     module = load_served(root, manifest, trust_code=trust_code)
     return Bundle(root=root, manifest=manifest, module=module, config=config)
 
 
-def load_bundle(path: str | Path, *, trust_code: bool | None = None, digest: str | None = None,
-                **overrides: Any) -> Engine:
+def load_bundle(
+    path: str | Path, *, trust_code: bool | None = None, digest: str | None = None, **overrides: Any
+) -> Engine:
     """Load a production bundle and return its Engine, started and ready to serve.
 
     The bundle's files are checked against their SHA-256 first, the weights are loaded with

@@ -26,8 +26,17 @@ import yaml
 from lepton_tune.exceptions import BundleError
 from lepton_tune.models import sha256_file
 
-__all__ = ["DIGEST", "FORMAT_VERSION", "MANIFEST", "file_entry", "manifest_digest", "read_manifest", "sha256_of",
-           "verify_files", "write_manifest"]
+__all__ = [
+    "DIGEST",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "file_entry",
+    "manifest_digest",
+    "read_manifest",
+    "sha256_of",
+    "verify_files",
+    "write_manifest",
+]
 
 #: The bundle layout version this build writes and the newest it reads (2: ``lepton.sha256`` added).
 FORMAT_VERSION = 2
@@ -37,8 +46,14 @@ _REQUIRED = ("format_version", "engine", "model", "preprocessing", "files")
 _MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few KiB
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 #: The file role each model loader serves from.
-LOADER_ROLES = {"fp32": "weights", "cast": "weights", "int8_static": "weights", "int8_dynamic": "weights",
-                "onnx": "onnx", "openvino": "openvino"}
+LOADER_ROLES = {
+    "fp32": "weights",
+    "cast": "weights",
+    "int8_static": "weights",
+    "int8_dynamic": "weights",
+    "onnx": "onnx",
+    "openvino": "openvino",
+}
 
 
 sha256_of = sha256_file  # one file digest for the model cache and bundles
@@ -114,8 +129,12 @@ def _model_problems(model: Any, roles: list[Any]) -> list[str]:
         return [f"model: must be a mapping, got {_short(model)}"]
     out: list[str] = []
     shape = model.get("image_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and _is_int(shape[0], 1, 3)
-            and all(_is_int(v, 1, 4096) for v in shape[1:])):
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and _is_int(shape[0], 1, 3)
+        and all(_is_int(v, 1, 4096) for v in shape[1:])
+    ):
         out.append(f"model.image_shape: must be [channels 1-3, height, width] with sides 1-4096, got {_short(shape)}")
     if not _is_int(model.get("num_classes"), 1, 100_000):
         out.append(f"model.num_classes: must be an integer 1-100000, got {_short(model.get('num_classes'))}")
@@ -123,8 +142,10 @@ def _model_problems(model: Any, roles: list[Any]) -> list[str]:
     if loader not in LOADER_ROLES:
         out.append(f"model.loader: must be one of {', '.join(LOADER_ROLES)}, got {_short(loader)}")
     elif roles.count(LOADER_ROLES[loader]) != 1:
-        out.append(f"files: loader {loader!r} serves from exactly one file with role "
-                   f"{LOADER_ROLES[loader]!r}, the list has {roles.count(LOADER_ROLES[loader])}")
+        out.append(
+            f"files: loader {loader!r} serves from exactly one file with role "
+            f"{LOADER_ROLES[loader]!r}, the list has {roles.count(LOADER_ROLES[loader])}"
+        )
     spec = model.get("model_spec")
     if spec is not None and not isinstance(spec, dict):
         out.append(f"model.model_spec: must be a mapping or null, got {_short(spec)}")
@@ -143,8 +164,12 @@ def _preprocessing_problems(pre: Any) -> list[str]:
         out.append(f"preprocessing.channels: must be 1 or 3, got {_short(pre.get('channels'))}")
     for key in ("mean", "std"):
         values = pre.get(key)
-        if not (isinstance(values, list) and 1 <= len(values) <= 3 and all(_is_num(v) for v in values)
-                and (key == "mean" or all(v > 0 for v in values))):
+        if not (
+            isinstance(values, list)
+            and 1 <= len(values) <= 3
+            and all(_is_num(v) for v in values)
+            and (key == "mean" or all(v > 0 for v in values))
+        ):
             rule = "finite numbers" if key == "mean" else "finite numbers > 0"
             out.append(f"preprocessing.{key}: must be 1-3 {rule}, got {_short(values)}")
     return out
@@ -169,8 +194,10 @@ def verify_files(root: Path, manifest: dict[str, Any]) -> None:
         if (root / rel).is_symlink():
             raise BundleError(f"{root / rel}: is a symbolic link; a bundle holds plain files only. Export it again")
         if not path.is_file():
-            raise BundleError(f"{root / rel}: missing from the bundle ({entry.get('role', 'file')} listed in "
-                              f"{MANIFEST}). Copy the whole bundle directory, or export it again")
+            raise BundleError(
+                f"{root / rel}: missing from the bundle ({entry.get('role', 'file')} listed in "
+                f"{MANIFEST}). Copy the whole bundle directory, or export it again"
+            )
         size = path.stat().st_size
         digest = sha256_of(path)
         if size != entry.get("size") or digest != entry.get("sha256"):
@@ -206,8 +233,10 @@ def read_manifest(bundle: str | Path, *, verify: bool = True, digest: str | None
     except OSError as exc:
         raise BundleError(f"{path}: unreadable manifest ({exc.strerror or exc})") from None
     if len(blob) > _MAX_MANIFEST_BYTES:
-        raise BundleError(f"{path}: larger than {_MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a few KiB. "
-                          "This is not a lepton-tune manifest; export the bundle again")
+        raise BundleError(
+            f"{path}: larger than {_MAX_MANIFEST_BYTES // 1024} KiB; a manifest is a few KiB. "
+            "This is not a lepton-tune manifest; export the bundle again"
+        )
     manifest = _parse(path, blob)
     version = manifest.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
@@ -221,15 +250,23 @@ def read_manifest(bundle: str | Path, *, verify: bool = True, digest: str | None
         )
     missing = [key for key in _REQUIRED if key not in manifest]
     if missing:
-        raise BundleError(f"{path}: missing key(s) {', '.join(missing)}. The manifest is incomplete; export the bundle again")
+        raise BundleError(
+            f"{path}: missing key(s) {', '.join(missing)}. The manifest is incomplete; export the bundle again"
+        )
     if version < 2:
-        raise BundleError(f"{path}: format_version {version} has no {DIGEST} covering the manifest itself; this "
-                          "lepton-tune loads only bundles whose every byte is checked. Export the bundle again")
+        raise BundleError(
+            f"{path}: format_version {version} has no {DIGEST} covering the manifest itself; this "
+            "lepton-tune loads only bundles whose every byte is checked. Export the bundle again"
+        )
     _check_digest(root, blob, digest)
     problems = _problems(manifest)
     if problems:
-        raise BundleError(f"{path}: " + "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-                          + ". The manifest is not valid; export the bundle again")
+        raise BundleError(
+            f"{path}: "
+            + "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            + ". The manifest is not valid; export the bundle again"
+        )
     if verify:
         verify_files(root, manifest)
     return manifest
@@ -239,7 +276,9 @@ def _parse(path: Path, blob: bytes) -> dict[str, Any]:
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BundleError(f"{path}: not UTF-8 text (byte {exc.start}); not a lepton-tune manifest. Export the bundle again") from None
+        raise BundleError(
+            f"{path}: not UTF-8 text (byte {exc.start}); not a lepton-tune manifest. Export the bundle again"
+        ) from None
     try:
         from lepton_tune.config import safe_load_yaml
 
@@ -255,14 +294,20 @@ def _parse(path: Path, blob: bytes) -> dict[str, Any]:
 def _check_digest(root: Path, blob: bytes, expected: str | None) -> None:
     actual = hashlib.sha256(blob).hexdigest()
     if expected is not None and actual != expected.strip().lower():
-        raise BundleError(f"{root / MANIFEST}: sha256 {actual[:16]}... is not the digest you pinned "
-                          f"({expected.strip()[:16]}...): this is not the bundle you expected. Refusing to load it")
+        raise BundleError(
+            f"{root / MANIFEST}: sha256 {actual[:16]}... is not the digest you pinned "
+            f"({expected.strip()[:16]}...): this is not the bundle you expected. Refusing to load it"
+        )
     try:
         stored = (root / DIGEST).read_text(encoding="ascii", errors="replace")[:200].split()
     except OSError:
-        raise BundleError(f"{root / DIGEST}: missing; it holds the checksum of {MANIFEST}. Copy the whole bundle "
-                          "directory, or export it again") from None
+        raise BundleError(
+            f"{root / DIGEST}: missing; it holds the checksum of {MANIFEST}. Copy the whole bundle "
+            "directory, or export it again"
+        ) from None
     if not stored or stored[0] != actual:
-        raise BundleError(f"{root / MANIFEST}: checksum mismatch with {DIGEST} (sha256 {actual[:16]}..., expected "
-                          f"{(stored or ['?'])[0][:16]}...): the manifest was modified or corrupted. Refusing to load it; "
-                          "export the bundle again")
+        raise BundleError(
+            f"{root / MANIFEST}: checksum mismatch with {DIGEST} (sha256 {actual[:16]}..., expected "
+            f"{(stored or ['?'])[0][:16]}...): the manifest was modified or corrupted. Refusing to load it; "
+            "export the bundle again"
+        )

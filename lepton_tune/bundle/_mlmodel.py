@@ -44,18 +44,24 @@ def signature_of(manifest: dict[str, Any]) -> Any:
     from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
     label = "string" if manifest.get("classes") else "long"
-    outputs = Schema([ColSpec(label, "label"), ColSpec("double", "probability"),
-                      ColSpec(Array("float"), "logits", required=False)])
-    return ModelSignature(inputs=None, outputs=outputs, params=ParamSchema([ParamSpec("return_logits", "boolean", False)]))
+    outputs = Schema(
+        [ColSpec(label, "label"), ColSpec("double", "probability"), ColSpec(Array("float"), "logits", required=False)]
+    )
+    return ModelSignature(
+        inputs=None, outputs=outputs, params=ParamSchema([ParamSpec("return_logits", "boolean", False)])
+    )
 
 
 def metadata_of(manifest: dict[str, Any]) -> dict[str, Any]:
     """The ``MLmodel`` metadata: each accepted input form with a copy-paste ``curl`` example."""
     from lepton_tune.bundle._card import input_examples
 
-    return {"lepton_tune": {"inputs": {form: {"holds": holds, "example": example}
-                                       for form, holds, example in input_examples(manifest)},
-                            "answer": "one row per image: label, probability (logits with params.return_logits)"}}
+    return {
+        "lepton_tune": {
+            "inputs": {form: {"holds": holds, "example": example} for form, holds, example in input_examples(manifest)},
+            "answer": "one row per image: label, probability (logits with params.return_logits)",
+        }
+    }
 
 
 #: Said at the top of requirements.txt: why lepton-tune itself is not in it, and how to serve.
@@ -69,8 +75,11 @@ REQUIREMENTS_NOTE = (
 def _requirements(manifest: dict[str, Any]) -> list[str]:
     """Exact pins of the public packages the bundle needs (never lepton-tune: see :data:`REQUIREMENTS_NOTE`)."""
     libs = manifest.get("libraries", {})
-    pins = [("torch", libs.get("torch", "")), ("torchvision", libs.get("torchvision", "")),
-            ("mlflow", libs.get("mlflow", ""))]
+    pins = [
+        ("torch", libs.get("torch", "")),
+        ("torchvision", libs.get("torchvision", "")),
+        ("mlflow", libs.get("mlflow", "")),
+    ]
     return [f"{name}=={str(version).split('+')[0]}" for name, version in pins if version]
 
 
@@ -82,19 +91,25 @@ def write_mlmodel(root: Path, manifest: dict[str, Any]) -> list[str]:
     (root / "requirements.txt").write_text(REQUIREMENTS_NOTE + "\n".join(_requirements(manifest)) + "\n")
     (root / "python_env.yaml").write_text(
         f"python: {platform.python_version()}\nbuild_dependencies:\n- pip\ndependencies:\n- {ENV_GUARD}\n"
-        "- -r requirements.txt\n")
+        "- -r requirements.txt\n"
+    )
     # MLflow's default env manager reads the conda entry before python_env.yaml (KeyError 'conda' without it)
     pins = "".join(f"  - {pin}\n" for pin in [ENV_GUARD, *_requirements(manifest)])
-    (root / "conda.yaml").write_text(f"name: lepton-bundle\nchannels:\n- conda-forge\ndependencies:\n"
-                                     f"- python={platform.python_version()}\n- pip\n- pip:\n{pins}")
+    (root / "conda.yaml").write_text(
+        f"name: lepton-bundle\nchannels:\n- conda-forge\ndependencies:\n"
+        f"- python={platform.python_version()}\n- pip\n- pip:\n{pins}"
+    )
     model = Model(signature=signature_of(manifest), metadata=metadata_of(manifest))
     mlflow.pyfunc.add_to_model(model, loader_module=LOADER_MODULE, python_env="python_env.yaml", conda_env="conda.yaml")
     model.save(str(root / "MLmodel"))
-    return sorted(p.name for p in root.iterdir() if p.name in ("MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml"))
+    return sorted(
+        p.name for p in root.iterdir() if p.name in ("MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml")
+    )
 
 
-def register_bundle(root: Path, name: str, *, tracking_uri: str, experiment_id: str | None = None,
-                    alias: str | None = None) -> str:
+def register_bundle(
+    root: Path, name: str, *, tracking_uri: str, experiment_id: str | None = None, alias: str | None = None
+) -> str:
     """Log the bundle as a pyfunc model in a run and register it as ``name`` (with ``alias``); return the version.
 
     ``mlflow.pyfunc.load_model(f"models:/{name}@{alias}")`` then loads it (checksums verified).
@@ -111,12 +126,18 @@ def register_bundle(root: Path, name: str, *, tracking_uri: str, experiment_id: 
     try:
         study = manifest["study"]
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"export {study['name']} trial {study['trial']}"):
-            mlflow.set_tags({"lepton.study": study["name"], "lepton.trial": str(study["trial"]), "lepton.bundle": "true"})
+            mlflow.set_tags(
+                {"lepton.study": study["name"], "lepton.trial": str(study["trial"]), "lepton.bundle": "true"}
+            )
             with warnings.catch_warnings():  # an input example would start the engine just to log it
                 warnings.filterwarnings("ignore", message=".*input example was not provided.*")
                 info = mlflow.pyfunc.log_model(
-                    name="bundle", loader_module=LOADER_MODULE, data_path=str(root), signature=signature_of(manifest),
-                    pip_requirements=_requirements(manifest), registered_model_name=name,
+                    name="bundle",
+                    loader_module=LOADER_MODULE,
+                    data_path=str(root),
+                    signature=signature_of(manifest),
+                    pip_requirements=_requirements(manifest),
+                    registered_model_name=name,
                     metadata=metadata_of(manifest),
                 )
         version = str(info.registered_model_version)

@@ -43,7 +43,9 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def loader_of(precision: str) -> str:
     """How a module of ``precision`` is stored and rebuilt (``model.loader`` in the manifest)."""
-    return {"fp32": "fp32", "bf16": "cast", "fp16": "cast", "int8": "int8_static", "int8_dynamic": "int8_dynamic"}[precision]
+    return {"fp32": "fp32", "bf16": "cast", "fp16": "cast", "int8": "int8_static", "int8_dynamic": "int8_dynamic"}[
+        precision
+    ]
 
 
 def served_state(module: nn.Module) -> dict[str, Any]:
@@ -89,8 +91,10 @@ def _file_model(model: dict[str, Any], state: dict[str, Any]) -> nn.Module | Non
 
     data = state.get("file_bytes")
     if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
-        raise BundleError(f"model.model_spec.file {spec['file']!r}: the weights must hold the file's bytes "
-                          "('file_bytes', uint8); export the bundle again")
+        raise BundleError(
+            f"model.model_spec.file {spec['file']!r}: the weights must hold the file's bytes "
+            "('file_bytes', uint8); export the bundle again"
+        )
     return FileModel(data.numpy().tobytes(), file_form(str(spec["file"])), label=str(spec["file"]))
 
 
@@ -102,8 +106,9 @@ def _architecture(model: dict[str, Any]) -> nn.Module:
     return build_model(str(model["backbone"]), num_classes=int(model["num_classes"]), image_shape=shape)  # type: ignore[arg-type]
 
 
-def rebuild_module(root: Path, model: dict[str, Any], weights: str = WEIGHTS, *,
-                   trust_code: bool | None = None) -> nn.Module:
+def rebuild_module(
+    root: Path, model: dict[str, Any], weights: str = WEIGHTS, *, trust_code: bool | None = None
+) -> nn.Module:
     """Build the architecture described by ``model`` (the manifest's ``model`` section) and load its weights.
 
     Raises:
@@ -111,16 +116,21 @@ def rebuild_module(root: Path, model: dict[str, Any], weights: str = WEIGHTS, *,
             (e.g. a bundle from another adaptation version of the backbone).
     """
     spec = model.get("model_spec") or {}
-    check_trust(spec.get("python") if isinstance(spec, dict) else None, f"{root / 'lepton.yaml'}: model.model_spec.python",
-                trust_code)
+    check_trust(
+        spec.get("python") if isinstance(spec, dict) else None,
+        f"{root / 'lepton.yaml'}: model.model_spec.python",
+        trust_code,
+    )
     path = root / weights
     try:
         with quiet(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - whatever torch raises, the file is not a safe state dict
-        raise BundleError(f"{path}: not a state dict loadable with weights_only=True "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise BundleError(
+            f"{path}: not a state dict loadable with weights_only=True "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
     if not isinstance(state, dict):
         raise BundleError(f"{path}: must hold a state dict, got {type(state).__name__}")
     loader = model.get("loader", "fp32")
@@ -139,8 +149,10 @@ def rebuild_module(root: Path, model: dict[str, Any], weights: str = WEIGHTS, *,
             elif loader == "fp32":
                 module = fp32
             else:
-                raise BundleError(f"{root}: model.loader: unknown value {loader!r} (this build knows fp32, cast, "
-                                  "int8_static, int8_dynamic). Upgrade lepton-tune")
+                raise BundleError(
+                    f"{root}: model.loader: unknown value {loader!r} (this build knows fp32, cast, "
+                    "int8_static, int8_dynamic). Upgrade lepton-tune"
+                )
             module.load_state_dict(state)
     except (RuntimeError, ModelError) as exc:
         raise BundleError(

@@ -69,8 +69,10 @@ class BundlePyfunc:
         if parsed.tensor is not None:
             return self.engine.predict(parsed.tensor)
         # the preprocessing of `lepton-tune predict`, chunk by chunk (bounded memory for a large request)
-        parts = [self.engine.predict(np.ascontiguousarray(images.numpy(), dtype=np.float32))
-                 for _, images in iter_preprocessed(parsed.sources, self.bundle.preprocessing)]
+        parts = [
+            self.engine.predict(np.ascontiguousarray(images.numpy(), dtype=np.float32))
+            for _, images in iter_preprocessed(parsed.sources, self.bundle.preprocessing)
+        ]
         if not parts:
             return np.zeros((0, int(self.bundle.manifest["model"]["num_classes"])), dtype=np.float32)
         return np.concatenate(parts)

@@ -23,8 +23,15 @@ from lepton_tune.exceptions import BundleError
 __all__ = ["LAYOUT_FILES", "bundle_files", "check_out_dir", "storage_dirs", "swap_in"]
 
 #: Files every bundle holds besides the ones its manifest lists (lepton.yaml, model card, MLflow files).
-LAYOUT_FILES = ("lepton.yaml", "README.md", "MLmodel", "requirements.txt", "python_env.yaml", "conda.yaml",
-                "lepton.sha256")
+LAYOUT_FILES = (
+    "lepton.yaml",
+    "README.md",
+    "MLmodel",
+    "requirements.txt",
+    "python_env.yaml",
+    "conda.yaml",
+    "lepton.sha256",
+)
 _MANIFEST_MAX_BYTES = 1 << 20
 
 
@@ -53,7 +60,11 @@ def bundle_files(root: Path) -> set[str] | None:
     """The relative paths a bundle at ``root`` consists of, or None if ``root`` is not a lepton-tune bundle."""
     manifest_path = root / "lepton.yaml"
     try:
-        if manifest_path.is_symlink() or not manifest_path.is_file() or manifest_path.stat().st_size > _MANIFEST_MAX_BYTES:
+        if (
+            manifest_path.is_symlink()
+            or not manifest_path.is_file()
+            or manifest_path.stat().st_size > _MANIFEST_MAX_BYTES
+        ):
             return None
         manifest = yaml.safe_load(manifest_path.read_bytes())
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
@@ -121,17 +132,24 @@ def check_out_dir(out: Path, *, overwrite: bool, protect: Iterable[Path] = ()) -
     known = bundle_files(out)
     if known is None:
         if not overwrite:
-            raise BundleError(f"{out}: already exists and is not empty. {fix}, or pass --force to replace an "
-                              "existing lepton-tune bundle")
-        raise BundleError(f"{out}: already exists and is not a lepton-tune bundle (no valid lepton.yaml); --force "
-                          f"replaces only a bundle or an empty directory, never other files. {fix}")
+            raise BundleError(
+                f"{out}: already exists and is not empty. {fix}, or pass --force to replace an "
+                "existing lepton-tune bundle"
+            )
+        raise BundleError(
+            f"{out}: already exists and is not a lepton-tune bundle (no valid lepton.yaml); --force "
+            f"replaces only a bundle or an empty directory, never other files. {fix}"
+        )
     if not overwrite:
-        raise BundleError(f"{out}: already exists and is not empty (a lepton-tune bundle). {fix}, or pass --force "
-                          "to replace it")
+        raise BundleError(
+            f"{out}: already exists and is not empty (a lepton-tune bundle). {fix}, or pass --force to replace it"
+        )
     stray = _foreign(out, known)
     if stray is not None:
-        raise BundleError(f"{out}: is a lepton-tune bundle but also holds {stray!r}, which the bundle did not write; "
-                          f"--force never deletes such files. Move {stray!r} out of it, or {fix[0].lower()}{fix[1:]}")
+        raise BundleError(
+            f"{out}: is a lepton-tune bundle but also holds {stray!r}, which the bundle did not write; "
+            f"--force never deletes such files. Move {stray!r} out of it, or {fix[0].lower()}{fix[1:]}"
+        )
 
 
 def _remove_bundle(root: Path, known: set[str]) -> None:

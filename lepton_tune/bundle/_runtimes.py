@@ -44,8 +44,9 @@ def prepare_served(trained: Any, config: EngineConfig, dataset: Any, cache: Any)
     """Rebuild what the trial served from its trained model, with the study's own step (``served_artifact``)."""
     from lepton_tune.models import served_artifact
 
-    art = served_artifact(trained, precision=config.precision, runtime=config.runtime, device=config.device,
-                          dataset=dataset, cache=cache)
+    art = served_artifact(
+        trained, precision=config.precision, runtime=config.runtime, device=config.device, dataset=dataset, cache=cache
+    )
     loader = art.kind if art.kind in ("onnx", "openvino") else loader_of(config.precision)
     return Served(art.module, art.artifact_hash, loader, art.val_accuracy)
 
@@ -71,11 +72,15 @@ def _no_external_data(path: Path) -> None:
     try:
         graph = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - whatever onnx raises, the file is not a graph we serve
-        raise BundleError(f"{path}: not a readable ONNX graph ({type(exc).__name__}). Export the bundle again") from None
+        raise BundleError(
+            f"{path}: not a readable ONNX graph ({type(exc).__name__}). Export the bundle again"
+        ) from None
     external = [t.name for t in graph.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     if external:
-        raise BundleError(f"{path}: the graph reads {len(external)} tensor(s) from external files (e.g. {external[0]!r}), "
-                          "which the manifest does not list or check. A bundle serves only its listed files; export it again")
+        raise BundleError(
+            f"{path}: the graph reads {len(external)} tensor(s) from external files (e.g. {external[0]!r}), "
+            "which the manifest does not list or check. A bundle serves only its listed files; export it again"
+        )
 
 
 def load_served(root: Path, manifest: dict[str, Any], *, trust_code: bool | None = None) -> nn.Module:
@@ -91,16 +96,19 @@ def load_served(root: Path, manifest: dict[str, Any], *, trust_code: bool | None
     roles = {f.get("role"): f["path"] for f in manifest["files"]}
     need = LOADER_ROLES.get(str(model.get("loader", "fp32")))
     if need is None or need not in roles:
-        raise BundleError(f"{root / 'lepton.yaml'}: model.loader {model.get('loader')!r} needs a file with role "
-                          f"{need!r} listed in files, and none is. The manifest is not valid; export the bundle again")
+        raise BundleError(
+            f"{root / 'lepton.yaml'}: model.loader {model.get('loader')!r} needs a file with role "
+            f"{need!r} listed in files, and none is. The manifest is not valid; export the bundle again"
+        )
     if model.get("loader") == "onnx":
         from lepton_tune.engine import OnnxModule
         from lepton_tune.exceptions import EngineError
 
         _no_external_data(root / roles["onnx"])
         try:
-            return OnnxModule.from_file(root / roles["onnx"], output_shape=(int(model["num_classes"]),),
-                                        precision=str(model["precision"]))
+            return OnnxModule.from_file(
+                root / roles["onnx"], output_shape=(int(model["num_classes"]),), precision=str(model["precision"])
+            )
         except EngineError as exc:
             raise BundleError(f"{root / roles['onnx']}: cannot be served here: {exc}") from None
     if model.get("loader") == "openvino":
@@ -114,10 +122,16 @@ def _load_openvino(root: Path, model: dict[str, Any], roles: dict[Any, str]) -> 
     from lepton_tune.exceptions import EngineError
 
     if "openvino_weights" not in roles:
-        raise BundleError(f"{root / 'lepton.yaml'}: model.loader 'openvino' needs a file with role 'openvino_weights' "
-                          "(the IR's .bin) listed in files, and none is. The manifest is not valid; export the bundle again")
+        raise BundleError(
+            f"{root / 'lepton.yaml'}: model.loader 'openvino' needs a file with role 'openvino_weights' "
+            "(the IR's .bin) listed in files, and none is. The manifest is not valid; export the bundle again"
+        )
     try:
-        return OpenVinoModule.from_files(root / roles["openvino"], root / roles["openvino_weights"],
-                                         output_shape=(int(model["num_classes"]),), precision=str(model["precision"]))
+        return OpenVinoModule.from_files(
+            root / roles["openvino"],
+            root / roles["openvino_weights"],
+            output_shape=(int(model["num_classes"]),),
+            precision=str(model["precision"]),
+        )
     except EngineError as exc:
         raise BundleError(f"{root / roles['openvino']}: cannot be served here: {exc}") from None

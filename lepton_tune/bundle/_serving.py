@@ -65,14 +65,19 @@ class ServingLock:
         owner = _owner(self.path)
         if not serving:
             fh.close()
-            warnings.warn(f"{self.what}: a server (pid {owner}) already serves this bundle on this host; this process "
-                          "starts a second engine on the same cores, so both run slower than the bundle measured",
-                          stacklevel=3)
+            warnings.warn(
+                f"{self.what}: a server (pid {owner}) already serves this bundle on this host; this process "
+                "starts a second engine on the same cores, so both run slower than the bundle measured",
+                stacklevel=3,
+            )
             return self
-        warnings.warn(f"{self.what}: another worker (pid {owner}) already serves this bundle on this host with its "
-                      f"engine; this worker (pid {os.getpid()}) starts no engine and waits as a standby, taking over if "
-                      "that one exits. Serve a bundle with one worker: mlflow models serve --workers 1 (the default; "
-                      "MLFLOW_MODELS_WORKERS=1 in an MLflow Docker image)", stacklevel=3)
+        warnings.warn(
+            f"{self.what}: another worker (pid {owner}) already serves this bundle on this host with its "
+            f"engine; this worker (pid {os.getpid()}) starts no engine and waits as a standby, taking over if "
+            "that one exits. Serve a bundle with one worker: mlflow models serve --workers 1 (the default; "
+            "MLFLOW_MODELS_WORKERS=1 in an MLflow Docker image)",
+            stacklevel=3,
+        )
         _wait_for(fh)
         self._own(fh)
         return self

@@ -16,10 +16,20 @@ from lepton_tune.exceptions import BundleError
 
 __all__ = ["DEFAULT_TOLERANCES", "Check", "compare_metrics", "parse_tolerances"]
 
-DEFAULT_TOLERANCES: dict[str, float] = {"latency_p50_ms": 0.15, "latency_p95_ms": 0.15, "throughput": 0.10,
-                                        "memory_mb": 0.10}
-_HIGHER_IS_WORSE = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "memory_mb", "cost_per_million",
-                    "device_memory_mb")
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "latency_p50_ms": 0.15,
+    "latency_p95_ms": 0.15,
+    "throughput": 0.10,
+    "memory_mb": 0.10,
+}
+_HIGHER_IS_WORSE = (
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "memory_mb",
+    "cost_per_million",
+    "device_memory_mb",
+)
 _REPORTED = ("latency_p99_ms", "cost_per_million", "device_memory_mb")
 
 
@@ -55,11 +65,13 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
         try:
             value = float(text)
         except ValueError:
-            raise BundleError(f"--tolerance: {item!r} is not FRACTION or METRIC=FRACTION (e.g. 0.3, memory_mb=0.2)") from None
+            raise BundleError(
+                f"--tolerance: {item!r} is not FRACTION or METRIC=FRACTION (e.g. 0.3, memory_mb=0.2)"
+            ) from None
         if not 0 <= value < float("inf"):  # also refuses NaN
             raise BundleError(f"--tolerance: {item!r}: must be a finite number >= 0, e.g. 0.3")
         if not name:
-            out.update({k: value for k in DEFAULT_TOLERANCES})
+            out.update(dict.fromkeys(DEFAULT_TOLERANCES, value))
         elif name in known:
             out[name] = value
         else:
@@ -67,8 +79,13 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
     return out
 
 
-def compare_metrics(recorded: dict[str, float], measured: dict[str, float], *, accuracy_samples: int,
-                    tolerances: dict[str, float] | None = None) -> list[Check]:
+def compare_metrics(
+    recorded: dict[str, float],
+    measured: dict[str, float],
+    *,
+    accuracy_samples: int,
+    tolerances: dict[str, float] | None = None,
+) -> list[Check]:
     """Judge every metric present in both dicts (see the module docstring for the rules).
 
     Example:
@@ -84,8 +101,11 @@ def compare_metrics(recorded: dict[str, float], measured: dict[str, float], *, a
         if name == "accuracy":
             one_image = limits.get("accuracy", 1.0 / max(accuracy_samples, 1))
             diff = float(got) - float(want)
-            checks.append(Check(name, float(want), float(got), diff, one_image,
-                                "ok" if abs(diff) <= one_image + 1e-9 else "outside"))
+            checks.append(
+                Check(
+                    name, float(want), float(got), diff, one_image, "ok" if abs(diff) <= one_image + 1e-9 else "outside"
+                )
+            )
             continue
         change = (float(got) - float(want)) / abs(float(want)) if want else 0.0
         tol = None if name in _REPORTED else limits.get(name)

@@ -7,8 +7,17 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ENGINE_FIELDS", "MODES", "PRECISIONS", "RUNTIMES", "THREAD_RUNTIMES", "EngineConfig", "Mode", "Precision",
-           "Runtime"]
+__all__ = [
+    "ENGINE_FIELDS",
+    "MODES",
+    "PRECISIONS",
+    "RUNTIMES",
+    "THREAD_RUNTIMES",
+    "EngineConfig",
+    "Mode",
+    "Precision",
+    "Runtime",
+]
 
 # Each choice list is declared once, as the type; the tuples are derived from it.
 Precision = Literal["fp32", "bf16", "fp16", "int8", "int8_dynamic"]

@@ -89,7 +89,9 @@ def _check(node: ast.AST, names: set[str], depth: int = 0) -> None:
     ):
         names.add(f"{node.value.id}.{node.attr}")  # train.epochs
     else:
-        raise ExpressionError(f"'{ast.unparse(node)}' is not allowed (use numbers, names, + - * / // %, comparisons, and/or/not)")
+        raise ExpressionError(
+            f"'{ast.unparse(node)}' is not allowed (use numbers, names, + - * / // %, comparisons, and/or/not)"
+        )
 
 
 def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
@@ -143,8 +145,10 @@ class Expression:
         if not isinstance(text, str):
             raise ExpressionError(f"must be a string expression, got {type(text).__name__}")
         if len(text) > MAX_CHARS:
-            raise ExpressionError(f"{len(text)} characters, over the {MAX_CHARS}-character limit for one constraint; "
-                                  "split it into several constraints")
+            raise ExpressionError(
+                f"{len(text)} characters, over the {MAX_CHARS}-character limit for one constraint; "
+                "split it into several constraints"
+            )
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as exc:

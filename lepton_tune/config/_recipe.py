@@ -98,8 +98,10 @@ class ModelSpec(BaseModel):
         # A model loaded as given (an architecture name + weights, or a file) is served, never trained.
         if isinstance(data, dict) and (data.get("torchvision") or data.get("file")):
             if data.get("train") is True:
-                raise ValueError("model.train: a torchvision or file model is served as given and never trained; "
-                                 "remove 'train: true' (use 'python: pkg.mod:factory' to train your own architecture)")
+                raise ValueError(
+                    "model.train: a torchvision or file model is served as given and never trained; "
+                    "remove 'train: true' (use 'python: pkg.mod:factory' to train your own architecture)"
+                )
             data = {**data, "train": False}
         return data
 
@@ -123,11 +125,15 @@ class ModelSpec(BaseModel):
         if len(given) != 1:
             raise ValueError(f"model: give exactly one of python, torchvision, file; got {given or 'none'}")
         if self.file and self.weights:
-            raise ValueError("model.weights: a model file carries its own weights; remove 'weights' (got "
-                             f"{self.weights!r} with file {self.file!r})")
+            raise ValueError(
+                "model.weights: a model file carries its own weights; remove 'weights' (got "
+                f"{self.weights!r} with file {self.file!r})"
+            )
         if self.torchvision and not self.weights:
-            raise ValueError(f"model.weights: torchvision '{self.torchvision}' needs your state dict (weights: w.pt), "
-                             "got None; serving random weights is never what you want")
+            raise ValueError(
+                f"model.weights: torchvision '{self.torchvision}' needs your state dict (weights: w.pt), "
+                "got None; serving random weights is never what you want"
+            )
         return self
 
     @property

@@ -7,7 +7,7 @@ import itertools
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -24,12 +24,12 @@ from pydantic import (
 from lepton_tune.config._engine import ENGINE_FIELDS, EngineConfig
 from lepton_tune.config._errors import format_validation_error, load_yaml, short_value
 from lepton_tune.config._expr import Expression, ExpressionError
-
-#: More constraints than this are refused: each one is evaluated for up to 200 000 combinations.
-MAX_CONSTRAINTS = 64
 from lepton_tune.config._host import HostFacts, host_facts
 from lepton_tune.config._recipe import BACKBONES, TRAIN_FIELDS
 from lepton_tune.exceptions import ConfigError
+
+#: More constraints than this are refused: each one is evaluated for up to 200 000 combinations.
+MAX_CONSTRAINTS = 64
 
 __all__ = ["SEARCHABLE", "ParamSpec", "SearchSpaceSpec", "load_search_space"]
 
@@ -44,7 +44,7 @@ _AUTO_OK = {"shards", "threads_per_shard"}
 _LAYOUT_FIELDS = ("precision", "runtime", "mode", "isolation", "device", "share_weights")
 _MAX_ENUM = 512
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 class ParamSpec(BaseModel):
@@ -150,7 +150,7 @@ class SearchSpaceSpec(BaseModel):
     def _check_constraints_and_values(self, info: ValidationInfo) -> SearchSpaceSpec:
         problems = []
         host_names = HostFacts(cores=1, memory_gib=0.0, gpus=0).as_names()
-        for name, spec in self.params.items():
+        for name in self.params:
             if name not in SEARCHABLE:
                 close = difflib.get_close_matches(str(name), SEARCHABLE, n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(SEARCHABLE)}."
@@ -162,8 +162,10 @@ class SearchSpaceSpec(BaseModel):
                     problems.append(f"params.{name}: {problem}, got {value!r}")
         parsed = []
         if len(self.constraints) > MAX_CONSTRAINTS:
-            problems.append(f"constraints: at most {MAX_CONSTRAINTS} constraints (each is checked against every "
-                            f"combination), got {len(self.constraints)}. Merge or drop some")
+            problems.append(
+                f"constraints: at most {MAX_CONSTRAINTS} constraints (each is checked against every "
+                f"combination), got {len(self.constraints)}. Merge or drop some"
+            )
         for i, text in enumerate(self.constraints[:MAX_CONSTRAINTS]):
             try:
                 expr = Expression.parse(text)
@@ -218,8 +220,7 @@ class SearchSpaceSpec(BaseModel):
                 return None
             except ValidationError as exc:
                 first = first or exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
-        return (f"params: no combination of {', '.join(names)} can be served ({first}). "
-                "Change one of these values")
+        return f"params: no combination of {', '.join(names)} can be served ({first}). Change one of these values"
 
     def expressions(self) -> list[Expression]:
         return [Expression.parse(text) for text in self.constraints]

@@ -63,9 +63,17 @@ def _flow(value: Any) -> str:
     return json.dumps(value)
 
 
-def model_study_yaml(*, name: str, model: dict[str, Any], dataset: dict[str, Any], params: dict[str, Any],
-                     constraints: list[str], budgets: dict[str, float], n_trials: int = 20,
-                     protocol: dict[str, Any] | None = None) -> str:
+def model_study_yaml(
+    *,
+    name: str,
+    model: dict[str, Any],
+    dataset: dict[str, Any],
+    params: dict[str, Any],
+    constraints: list[str],
+    budgets: dict[str, float],
+    n_trials: int = 20,
+    protocol: dict[str, Any] | None = None,
+) -> str:
     """The commented study text for the user's ``model`` on ``dataset`` (see the template's comments).
 
     Example:
@@ -76,6 +84,13 @@ def model_study_yaml(*, name: str, model: dict[str, Any], dataset: dict[str, Any
         True
     """
     template = resources.files("lepton_tune.config").joinpath("templates/your-model.yaml").read_text()
-    return template.format(name=name, model=_flow(model), dataset=_flow(dataset), params=_flow(params),
-                           constraints=_flow(constraints), budgets=_flow(budgets), n_trials=int(n_trials),
-                           protocol=_flow(protocol or {}))
+    return template.format(
+        name=name,
+        model=_flow(model),
+        dataset=_flow(dataset),
+        params=_flow(params),
+        constraints=_flow(constraints),
+        budgets=_flow(budgets),
+        n_trials=int(n_trials),
+        protocol=_flow(protocol or {}),
+    )

@@ -31,8 +31,10 @@ def _expanded_size(data: Any, source: str) -> None:
         node, depth = stack.pop()
         seen += 1
         if seen > MAX_YAML_NODES:
-            raise ConfigError(f"{source}: expands to more than {MAX_YAML_NODES} values (YAML aliases '*name' repeat "
-                              "what they point to). Write the values out, or use fewer aliases")
+            raise ConfigError(
+                f"{source}: expands to more than {MAX_YAML_NODES} values (YAML aliases '*name' repeat "
+                "what they point to). Write the values out, or use fewer aliases"
+            )
         if depth > MAX_YAML_DEPTH:
             raise ConfigError(f"{source}: nested deeper than {MAX_YAML_DEPTH} levels. Flatten the document")
         if isinstance(node, dict):
@@ -62,8 +64,10 @@ def safe_load_yaml(text: str | bytes, source: str) -> Any:
         ConfigError: too long, too deep, expands too far, or not YAML (with line and column).
     """
     if len(text) > MAX_YAML_BYTES:
-        raise ConfigError(f"{source}: {len(text)} bytes, over the {MAX_YAML_BYTES // 1024} KiB limit for a "
-                          "configuration file. This is not a lepton-tune file, or it holds data that belongs elsewhere")
+        raise ConfigError(
+            f"{source}: {len(text)} bytes, over the {MAX_YAML_BYTES // 1024} KiB limit for a "
+            "configuration file. This is not a lepton-tune file, or it holds data that belongs elsewhere"
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

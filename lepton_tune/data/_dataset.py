@@ -111,16 +111,21 @@ def _eval_split(y: np.ndarray, spec: DatasetSpec) -> dict[str, np.ndarray]:
     calib = spec.calibration_images
     accuracy = spec.accuracy_images if spec.accuracy_images is not None else len(y) - calib
     if calib + accuracy > len(y) or accuracy < 1:
-        raise DataError(f"dataset: {len(y)} images in {spec.path} are too few for calibration_images {calib} + "
-                        f"accuracy_images {spec.accuracy_images}. Lower calibration_images or accuracy_images")
+        raise DataError(
+            f"dataset: {len(y)} images in {spec.path} are too few for calibration_images {calib} + "
+            f"accuracy_images {spec.accuracy_images}. Lower calibration_images or accuracy_images"
+        )
     rest = len(y) - calib - accuracy
     try:
         cal, other = train_test_split(idx, train_size=calib, random_state=spec.split_seed, stratify=y)
-        acc = other if rest == 0 else train_test_split(other, train_size=accuracy, random_state=spec.split_seed,
-                                                       stratify=y[other])[0]
+        acc = (
+            other
+            if rest == 0
+            else train_test_split(other, train_size=accuracy, random_state=spec.split_seed, stratify=y[other])[0]
+        )
     except ValueError:  # a class too small to stratify: a plain seeded split
         order = np.random.default_rng(spec.split_seed).permutation(idx)
-        cal, acc = order[:calib], order[calib:calib + accuracy]
+        cal, acc = order[:calib], order[calib : calib + accuracy]
     return {"train": np.sort(cal), "val": np.sort(cal), "test": np.sort(acc)}
 
 
@@ -230,7 +235,6 @@ def load_image_files(paths: Sequence[str | Path], like: Dataset | dict[str, Any]
     missing = [k for k in _SETTINGS if k not in settings]
     if missing:
         raise DataError(
-            f"load_image_files: like is missing {missing}; pass a Dataset or the dict from "
-            "Dataset.preprocessing()"
+            f"load_image_files: like is missing {missing}; pass a Dataset or the dict from Dataset.preprocessing()"
         )
     return preprocess_files(expand_image_paths(paths), settings)

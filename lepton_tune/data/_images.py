@@ -25,9 +25,22 @@ import torch.nn.functional as F
 
 from lepton_tune.exceptions import DataError
 
-__all__ = ["CHUNK_FILES", "IMAGE_EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "EncodedImage", "ImageSource",
-           "PixelArray", "adapt_channels", "decode_image", "expand_image_paths", "fit_image", "iter_preprocessed",
-           "normalise", "resize"]
+__all__ = [
+    "CHUNK_FILES",
+    "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "EncodedImage",
+    "ImageSource",
+    "PixelArray",
+    "adapt_channels",
+    "decode_image",
+    "expand_image_paths",
+    "fit_image",
+    "iter_preprocessed",
+    "normalise",
+    "resize",
+]
 
 #: File name endings read as images (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
@@ -77,8 +90,15 @@ def _regular_file(path: Path) -> int:
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc}). Check the path and its permissions") from None
     if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
-            "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket or other special file"
+        kind = (
+            "a directory"
+            if stat.S_ISDIR(info.st_mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a socket or other special file"
+        )
         raise DataError(f"{path}: is {kind}, not a regular image file. Pass image files or directories of them")
     _check_size(path, info.st_size)
     return info.st_size
@@ -87,14 +107,18 @@ def _regular_file(path: Path) -> int:
 def _check_size(name: object, size: int) -> None:
     """One image file (on disk or received in memory) holds at most :data:`MAX_IMAGE_BYTES`."""
     if size > MAX_IMAGE_BYTES:
-        raise DataError(f"{name}: {size / 2**20:.1f} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB limit for one "
-                        "image file. Downscale or re-encode it")
+        raise DataError(
+            f"{name}: {size / 2**20:.1f} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB limit for one "
+            "image file. Downscale or re-encode it"
+        )
 
 
 def _check_pixels(name: object, width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
-        raise DataError(f"{name}: {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,} pixels "
-                        "per image (a decompression bomb, or far larger than any model input). Downscale it")
+        raise DataError(
+            f"{name}: {width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS:,} pixels "
+            "per image (a decompression bomb, or far larger than any model input). Downscale it"
+        )
 
 
 def _from_pixels(source: PixelArray, channels: int) -> torch.Tensor:
@@ -108,8 +132,10 @@ def _from_pixels(source: PixelArray, channels: int) -> torch.Tensor:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))) or 0 in array.shape:
-        raise DataError(f"{source}: pixels must be [height, width] or [height, width, channels 1|3|4], got shape "
-                        f"{list(source.array.shape)}. Send one image per row, channels last")
+        raise DataError(
+            f"{source}: pixels must be [height, width] or [height, width, channels 1|3|4], got shape "
+            f"{list(source.array.shape)}. Send one image per row, channels last"
+        )
     _check_pixels(source, array.shape[1], array.shape[0])
     mode = "L" if array.ndim == 2 else "RGB" if array.shape[2] == 3 else "RGBA"
     array = _to_array(Image.fromarray(np.ascontiguousarray(array), mode=mode), channels)
@@ -164,18 +190,18 @@ def decode_image(path: ImageSource, channels: int) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
-                _check_pixels(path, *img.size)
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                array = _to_array(img, channels)
+            with Image.open(source) as opened:
+                _check_pixels(path, *opened.size)
+                opened.load()
+                array = _to_array(ImageOps.exif_transpose(opened), channels)
     except DataError:
         raise
     except FileNotFoundError:
         raise DataError(f"{path}: image file does not exist. Check the path") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"{path}: declares more than {MAX_IMAGE_PIXELS:,} pixels (a decompression bomb). "
-                        "Downscale it") from None
+        raise DataError(
+            f"{path}: declares more than {MAX_IMAGE_PIXELS:,} pixels (a decompression bomb). Downscale it"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise DataError(
             f"{path}: cannot be read as an image ({type(exc).__name__}: {str(exc)[:200]}). Replace or remove the file"
@@ -212,7 +238,7 @@ def center_crop(x: torch.Tensor, side: int) -> torch.Tensor:
         x = resize_shorter(x, side)
         h, w = x.shape[-2:]
     top, left = round((h - side) / 2.0), round((w - side) / 2.0)
-    return x[..., top:top + side, left:left + side].contiguous()
+    return x[..., top : top + side, left : left + side].contiguous()
 
 
 def fit_image(x: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
@@ -295,9 +321,10 @@ def preprocess_files(paths: Sequence[ImageSource], settings: dict[str, Any]) -> 
     return normalise(torch.cat(decoded), settings["mean"], settings["std"])
 
 
-def iter_preprocessed(paths: Sequence[ImageSource], settings: dict[str, Any], *,
-                      chunk: int = CHUNK_FILES) -> Iterator[tuple[Sequence[ImageSource], torch.Tensor]]:
+def iter_preprocessed(
+    paths: Sequence[ImageSource], settings: dict[str, Any], *, chunk: int = CHUNK_FILES
+) -> Iterator[tuple[Sequence[ImageSource], torch.Tensor]]:
     """Yield ``(paths, images)`` for ``chunk`` files at a time: memory stays bounded for any number of files."""
     for start in range(0, len(paths), chunk):
-        part = paths[start:start + chunk]
+        part = paths[start : start + chunk]
         yield part, preprocess_files(list(part), settings)

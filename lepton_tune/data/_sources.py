@@ -78,7 +78,9 @@ def _class_order(spec: DatasetSpec, root: Path, found: list[Path]) -> list[Path]
     try:
         names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"dataset.classes: cannot read '{path}' ({exc}). Give a text file with one class name per line") from None
+        raise DataError(
+            f"dataset.classes: cannot read '{path}' ({exc}). Give a text file with one class name per line"
+        ) from None
     by_name = {p.name: p for p in found}
     problems = []
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -174,7 +176,9 @@ def _cifar10(spec: DatasetSpec) -> Raw:
         batch = _load_batch(path)
         data, labels = batch.get("data"), batch.get("labels")
         if data is None or labels is None:
-            raise DataError(f"{path}: CIFAR-10 batch lacks 'data' or 'labels' (keys: {sorted(batch)}). Replace the file")
+            raise DataError(
+                f"{path}: CIFAR-10 batch lacks 'data' or 'labels' (keys: {sorted(batch)}). Replace the file"
+            )
         data = np.asarray(data, dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != len(labels):
             raise DataError(

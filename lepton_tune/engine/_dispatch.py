@@ -19,7 +19,6 @@ from lepton_tune.exceptions import EngineError, EngineTimeoutError, ShardCrashed
 __all__ = ["Dispatcher"]
 
 
-
 class Dispatcher:
     """Moves requests into lane slots and results back; restarts lanes whose shard died.
 
@@ -27,8 +26,9 @@ class Dispatcher:
     outside it. ``deliver(request, output)`` is called for each finished request.
     """
 
-    def __init__(self, ctx: Any, *, timeout_s: float, start_timeout_s: float,
-                 deliver: Callable[[Request, np.ndarray], None]) -> None:
+    def __init__(
+        self, ctx: Any, *, timeout_s: float, start_timeout_s: float, deliver: Callable[[Request, np.ndarray], None]
+    ) -> None:
         self.ctx, self.timeout_s, self.start_timeout_s, self.deliver = ctx, timeout_s, start_timeout_s, deliver
         self.lock = threading.Lock()
         self.lanes: list[Lane] = []
@@ -128,10 +128,10 @@ class Dispatcher:
 
     def timeout_error(self, where: str) -> EngineTimeoutError:
         """The error for a request past its deadline."""
-        return timeout_error(self.timeout_s, where, 'lower the load, or check that the shards are alive')
+        return timeout_error(self.timeout_s, where, "lower the load, or check that the shards are alive")
 
     def _watch(self) -> None:
-        watch_deadlines(self, 'waiting for a slot')
+        watch_deadlines(self, "waiting for a slot")
 
     # -- what the shards say (one reader thread per shard process) --------------------------
     def _read(self, lane: Lane, stage: int, gen: int, conn: Connection, proc: Any) -> None:
@@ -183,7 +183,9 @@ class Dispatcher:
                 return
             reqs = [lane.inflight.pop(slot, None) for slot in slots]
             lane.free.extend(slots)
-        error = EngineError(f"engine: the model raised in shard {lane.stages[stage].spec.index} on this request: {text}")
+        error = EngineError(
+            f"engine: the model raised in shard {lane.stages[stage].spec.index} on this request: {text}"
+        )
         for req in reqs:
             if req is not None:
                 fail(req.future, error)
@@ -213,10 +215,14 @@ class Dispatcher:
             self.pending.extendleft(reversed(retry))
             self._spawn(self._relaunch, f"lepton-relaunch-{lane.index}", lane, lane.gen)
         for req in doomed:
-            fail(req.future, ShardCrashedError(
-                f"engine: shard {lane.stages[stage].spec.index} died (exit code {proc.exitcode}) while serving "
-                f"this request, after it had already been retried once (shard pids {req.crashed_pids}). "
-                "The model most likely crashes on this input; run it in-process to see why"))
+            fail(
+                req.future,
+                ShardCrashedError(
+                    f"engine: shard {lane.stages[stage].spec.index} died (exit code {proc.exitcode}) while serving "
+                    f"this request, after it had already been retried once (shard pids {req.crashed_pids}). "
+                    "The model most likely crashes on this input; run it in-process to see why"
+                ),
+            )
         self.pump()
 
     def _relaunch(self, lane: Lane, gen: int) -> None:
@@ -239,6 +245,8 @@ class Dispatcher:
         if problem:
             lane.stop(kill=True)
         for req in orphans:
-            fail(req.future, ShardCrashedError(
-                f"engine: shard of lane {lane.index} died and could not be restarted: {problem}"))
+            fail(
+                req.future,
+                ShardCrashedError(f"engine: shard of lane {lane.index} died and could not be restarted: {problem}"),
+            )
         self.pump()

@@ -82,8 +82,9 @@ class Engine:
         (5, 3)
     """
 
-    def __init__(self, model: torch.nn.Module, config: EngineConfig, *,
-                 input_shape: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, config: EngineConfig, *, input_shape: tuple[int, ...] | None = None
+    ) -> None:
         self.model, self.config = model, config
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self._shape_given = input_shape is not None
@@ -122,7 +123,7 @@ class Engine:
             self._launch(self.input_shape)
         return self
 
-    def __enter__(self) -> Engine:  # noqa: PYI034 - Engine is not meant to be subclassed
+    def __enter__(self) -> Engine:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -136,14 +137,23 @@ class Engine:
             self.input_shape = shape
             try:
                 if self.config.isolation == "thread":
-                    threads = ThreadDispatcher(self.model, self.config, self._core_plan,
-                                               timeout_s=self.config.request_timeout_s,
-                                               start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
+                    threads = ThreadDispatcher(
+                        self.model,
+                        self.config,
+                        self._core_plan,
+                        timeout_s=self.config.request_timeout_s,
+                        start_timeout_s=self._start_timeout_s(),
+                        deliver=self._deliver,
+                    )
                     self._dispatch = threads
                     self.output_shape = threads.start(shape)
                 else:
-                    processes = Dispatcher(mp_context(self.model), timeout_s=self.config.request_timeout_s,
-                                           start_timeout_s=self._start_timeout_s(), deliver=self._deliver)
+                    processes = Dispatcher(
+                        mp_context(self.model),
+                        timeout_s=self.config.request_timeout_s,
+                        start_timeout_s=self._start_timeout_s(),
+                        deliver=self._deliver,
+                    )
                     self._dispatch = processes
                     lanes, self.output_shape = build_lanes(self.model, self.config, shape, self._core_plan)
                     processes.start(lanes)
@@ -294,7 +304,12 @@ class Engine:
                 depth = [len(lane.inflight) for lane in self._dispatch.lanes]
                 pending, restarts = len(self._dispatch.pending), self._dispatch.restarts
         return EngineStats(
-            requests=self._requests, cache_hits=self._hits, queue_depth=depth, restarts=restarts,
-            core_plan={i: list(cores) for i, cores in enumerate(self._core_plan)}, pids=self.pids(),
-            pending=pending, device_memory_mb=self.device_memory_mb,
+            requests=self._requests,
+            cache_hits=self._hits,
+            queue_depth=depth,
+            restarts=restarts,
+            core_plan={i: list(cores) for i, cores in enumerate(self._core_plan)},
+            pids=self.pids(),
+            pending=pending,
+            device_memory_mb=self.device_memory_mb,
         )

@@ -28,8 +28,9 @@ def feasibility(config: EngineConfig, usable_cores: int) -> str | None:
         return reason
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         return f"device {config.device!r} needs CUDA, which this host does not have"
-    return (precision_support(config.precision, device=config.device)
-            or runtime_support(config.runtime, config.precision, config.mode, config.device))
+    return precision_support(config.precision, device=config.device) or runtime_support(
+        config.runtime, config.precision, config.mode, config.device
+    )
 
 
 def _cuda_ok(device: str) -> str | None:
@@ -74,5 +75,3 @@ def precision_support(precision: str, device: str = "cpu") -> str | None:
         if "x86" not in engines and "fbgemm" not in engines:
             return f"{precision} needs the x86/fbgemm quantized engine; this torch has {engines}"
     return None
-
-

@@ -128,7 +128,9 @@ class Lane:
             upstream = links[s - 1][0] if s > 0 else None
             downstream = links[s][1] if s < count - 1 else None
             proc = ctx.Process(
-                target=shard_main, name=f"lepton-shard-{plan.spec.index}", daemon=True,
+                target=shard_main,
+                name=f"lepton-shard-{plan.spec.index}",
+                daemon=True,
                 args=(plan.spec, [parcels[s]], child_end, upstream, downstream, self.pools[s], self.pools[s + 1]),
             )
             start_process(proc, with_main=b"__main__" in parcels[s].data)
@@ -138,8 +140,12 @@ class Lane:
         for end in child_ends + [e for pair in links for e in pair]:
             end.close()
         for s, (proc, conn) in enumerate(zip(self.procs, self.conns)):
-            thread = threading.Thread(target=reader, args=(self, s, self.gen, conn, proc), daemon=True,
-                                      name=f"lepton-reader-{self.stages[s].spec.index}")
+            thread = threading.Thread(
+                target=reader,
+                args=(self, s, self.gen, conn, proc),
+                daemon=True,
+                name=f"lepton-reader-{self.stages[s].spec.index}",
+            )
             thread.start()
             self.readers.append(thread)
 

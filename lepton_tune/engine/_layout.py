@@ -42,22 +42,32 @@ def probe_output(model: torch.nn.Module, config: EngineConfig, shape: tuple[int,
             "Check input_shape"
         ) from exc
     if out.ndim < 1 or out.shape[0] != 1:
-        raise EngineError(f"engine: the model returned shape {tuple(out.shape)} for a batch of 1; "
-                          "expected [1, num_outputs]")
+        raise EngineError(
+            f"engine: the model returned shape {tuple(out.shape)} for a batch of 1; expected [1, num_outputs]"
+        )
     return tuple(out.shape[1:])
 
 
 def _spec(config: EngineConfig, index: int, stage: int, stages: int, cores: list[int], private: bool) -> StageSpec:
     return StageSpec(
-        index=index, stage=stage, stages=stages, cores=tuple(cores) if config.pin else None,
-        threads=config.threads_per_shard, batch_size=config.batch_size, max_wait_ms=config.max_wait_ms,
-        precision=config.precision, runtime=config.runtime, device=config.device,
-        private_weights=private, parent_pid=os.getpid(),
+        index=index,
+        stage=stage,
+        stages=stages,
+        cores=tuple(cores) if config.pin else None,
+        threads=config.threads_per_shard,
+        batch_size=config.batch_size,
+        max_wait_ms=config.max_wait_ms,
+        precision=config.precision,
+        runtime=config.runtime,
+        device=config.device,
+        private_weights=private,
+        parent_pid=os.getpid(),
     )
 
 
-def build_lanes(model: torch.nn.Module, config: EngineConfig, shape: tuple[int, ...],
-                core_plan: list[list[int]]) -> tuple[list[Lane], tuple[int, ...]]:
+def build_lanes(
+    model: torch.nn.Module, config: EngineConfig, shape: tuple[int, ...], core_plan: list[list[int]]
+) -> tuple[list[Lane], tuple[int, ...]]:
     """Plan the lanes (not started) and return them with one output's shape.
 
     Replica mode: ``shards`` lanes, each with the whole model. Pipeline mode: one lane whose
@@ -67,9 +77,19 @@ def build_lanes(model: torch.nn.Module, config: EngineConfig, shape: tuple[int, 
     if config.mode == "replica":
         out_shape = probe_output(model, config, shape)
         lanes = [
-            Lane(index=i, slots=config.pool_slots, out_shape=out_shape, stages=[StagePlan(
-                module=model, spec=_spec(config, i, 0, 1, core_plan[i], not config.share_weights),
-                in_shape=shape, in_dtype=torch.float32)])
+            Lane(
+                index=i,
+                slots=config.pool_slots,
+                out_shape=out_shape,
+                stages=[
+                    StagePlan(
+                        module=model,
+                        spec=_spec(config, i, 0, 1, core_plan[i], not config.share_weights),
+                        in_shape=shape,
+                        in_dtype=torch.float32,
+                    )
+                ],
+            )
             for i in range(k)
         ]
         return lanes, out_shape
@@ -77,6 +97,12 @@ def build_lanes(model: torch.nn.Module, config: EngineConfig, shape: tuple[int, 
     plans = []
     for s, stage in enumerate(stages):
         in_shape, in_dtype = (shape, torch.float32) if s == 0 else (stages[s - 1].out_shape, stages[s - 1].out_dtype)
-        plans.append(StagePlan(module=stage.module, spec=_spec(config, s, s, k, core_plan[s], True),
-                               in_shape=in_shape, in_dtype=in_dtype))
+        plans.append(
+            StagePlan(
+                module=stage.module,
+                spec=_spec(config, s, s, k, core_plan[s], True),
+                in_shape=in_shape,
+                in_dtype=in_dtype,
+            )
+        )
     return [Lane(index=0, slots=config.pool_slots, out_shape=stages[-1].out_shape, stages=plans)], stages[-1].out_shape

@@ -80,8 +80,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def die_with_parent(*links: Any, parent_pid: int | None = None, signum: int = signal.SIGKILL,
-                    on_death: Any = None) -> None:
+def die_with_parent(
+    *links: Any, parent_pid: int | None = None, signum: int = signal.SIGKILL, on_death: Any = None
+) -> None:
     """Make this process end within about ``_WATCH_S`` seconds of its parent's death.
 
     Call it first thing in a child. ``links`` are connections (or descriptors) to the parent:
@@ -104,8 +105,9 @@ def die_with_parent(*links: Any, parent_pid: int | None = None, signum: int = si
                 fds.append(os.dup(_fileno(link)))
             except (OSError, ValueError):
                 pass
-    thread = threading.Thread(target=_watch, args=(fds, ppid, parent_pid, on_death), name="lepton-parent-watch",
-                              daemon=True)
+    thread = threading.Thread(
+        target=_watch, args=(fds, ppid, parent_pid, on_death), name="lepton-parent-watch", daemon=True
+    )
     thread.start()
 
 
@@ -177,6 +179,7 @@ def cap_memory(limit_mib: float | None) -> int | None:
 
 
 # -- the guard ``lepton-tune ui`` runs its server under ----------------------------------------
+
 
 def _group_members(pgid: int) -> list[int]:
     members = []

@@ -40,8 +40,13 @@ def _rebuild(cls: type[torch.nn.Module], state: object) -> torch.nn.Module:
 
 
 def _shareable(obj: torch.Tensor) -> bool:
-    return (obj.device.type == "cpu" and obj.layout == torch.strided and not obj.is_quantized
-            and (obj.grad_fn is None) and obj.untyped_storage().nbytes() > 0)
+    return (
+        obj.device.type == "cpu"
+        and obj.layout == torch.strided
+        and not obj.is_quantized
+        and (obj.grad_fn is None)
+        and obj.untyped_storage().nbytes() > 0
+    )
 
 
 class _Pickler(pickle.Pickler):
@@ -60,8 +65,11 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: object) -> Any:
         kind = type(obj)
-        if (isinstance(obj, torch.nn.Module) and ".quantized" in kind.__module__
-                and kind.__setstate__ is not torch.nn.Module.__setstate__):  # type: ignore[attr-defined]
+        if (
+            isinstance(obj, torch.nn.Module)
+            and ".quantized" in kind.__module__
+            and kind.__setstate__ is not torch.nn.Module.__setstate__
+        ):  # type: ignore[attr-defined]
             return _rebuild, (kind, obj.__getstate__())  # type: ignore[no-untyped-call]
         return NotImplemented
 

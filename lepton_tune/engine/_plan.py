@@ -32,4 +32,4 @@ def plan_cores(config: EngineConfig, usable: list[int]) -> list[list[int]]:
     if not config.pin:
         return [list(usable) for _ in range(config.shards)]
     step = config.threads_per_shard
-    return [list(usable[i * step:(i + 1) * step]) for i in range(config.shards)]
+    return [list(usable[i * step : (i + 1) * step]) for i in range(config.shards)]

@@ -67,4 +67,4 @@ def unpack_fail(message: bytes) -> tuple[list[int], str]:
     """``(slots, text)`` of a FAIL message."""
     (count,) = struct.unpack_from("<i", message, 1)
     slots = np.frombuffer(message, dtype=np.int32, count=count, offset=5).tolist()
-    return slots, message[5 + 4 * count:].decode(errors="replace")
+    return slots, message[5 + 4 * count :].decode(errors="replace")

@@ -83,8 +83,9 @@ def fail(future: Future[np.ndarray], error: BaseException) -> None:
 
 def timeout_error(timeout_s: float, where: str, hint: str) -> EngineTimeoutError:
     """The error for a request past its deadline."""
-    return EngineTimeoutError(f"engine: no answer within request_timeout_s = {timeout_s:g} s ({where}). "
-                              f"Raise request_timeout_s, {hint}")
+    return EngineTimeoutError(
+        f"engine: no answer within request_timeout_s = {timeout_s:g} s ({where}). Raise request_timeout_s, {hint}"
+    )
 
 
 def watch_deadlines(owner: Any, waiting: str) -> None:

@@ -30,13 +30,17 @@ __all__ = ["Runner", "build_runner", "input_dtype", "model_runtime_error", "runt
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
-_PRECISIONS = {"eager": None, "compile": ("fp32", "bf16", "fp16"), "onnxruntime": ("fp32", "int8"),
-               "openvino": ("fp32", "bf16", "int8")}
+_PRECISIONS = {
+    "eager": None,
+    "compile": ("fp32", "bf16", "fp16"),
+    "onnxruntime": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
+}
 _WHY_NOT = {
     "openvino": "int8 is NNCF's post-training quantization; fp16 has no fast CPU kernels here; use runtime eager",
     "compile": "int8 here is FX-quantized, which torch.compile does not speed up; use runtime eager or onnxruntime for int8",
     "onnxruntime": "int8 is ONNX Runtime's static quantization (int8); bf16/fp16 have few ONNX Runtime CPU kernels; "
-                   "use runtime eager or compile for them",
+    "use runtime eager or compile for them",
 }
 
 
@@ -57,11 +61,15 @@ def runtime_support(runtime: str, precision: str = "fp32", mode: str = "replica"
     if allowed is not None and precision not in allowed:
         return f"runtime {runtime!r} serves {', '.join(allowed)}, not precision {precision!r}: {_WHY_NOT[runtime]}"
     if mode != "replica":
-        return (f"runtime {runtime!r} serves mode 'replica' only (pipeline stages are torch.fx cuts served eagerly); "
-                "use mode: replica or runtime: eager")
+        return (
+            f"runtime {runtime!r} serves mode 'replica' only (pipeline stages are torch.fx cuts served eagerly); "
+            "use mode: replica or runtime: eager"
+        )
     if runtime == "onnxruntime":
         if device != "cpu":
-            return f"runtime 'onnxruntime' runs on CPU here (CPUExecutionProvider), not device {device!r}; use device: cpu"
+            return (
+                f"runtime 'onnxruntime' runs on CPU here (CPUExecutionProvider), not device {device!r}; use device: cpu"
+            )
         if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime is not installed (pip install 'lepton-tune[onnx]')"
     if runtime == "openvino":
@@ -77,14 +85,18 @@ def model_runtime_error(module: torch.nn.Module, runtime: str) -> str | None:
     """Why ``module`` cannot be served by ``runtime`` (an ONNX model needs onnxruntime and vice versa)."""
     onnx = isinstance(module, OnnxModule)
     if runtime == "onnxruntime" and not onnx:
-        return (f"runtime 'onnxruntime' serves an OnnxModule (an exported ONNX graph), got {type(module).__name__}. "
-                "Export it first (lepton_tune.models.export_onnx) and pass OnnxModule.from_file(path)")
+        return (
+            f"runtime 'onnxruntime' serves an OnnxModule (an exported ONNX graph), got {type(module).__name__}. "
+            "Export it first (lepton_tune.models.export_onnx) and pass OnnxModule.from_file(path)"
+        )
     if onnx and runtime != "onnxruntime":
         return f"an OnnxModule is served by runtime 'onnxruntime', not {runtime!r}. Set runtime: onnxruntime"
     ir = isinstance(module, OpenVinoModule)
     if runtime == "openvino" and not ir:
-        return (f"runtime 'openvino' serves an OpenVinoModule (an OpenVINO IR), got {type(module).__name__}. "
-                "Convert it first (lepton_tune.models.convert_openvino) and pass OpenVinoModule.from_files(xml)")
+        return (
+            f"runtime 'openvino' serves an OpenVinoModule (an OpenVINO IR), got {type(module).__name__}. "
+            "Convert it first (lepton_tune.models.convert_openvino) and pass OpenVinoModule.from_files(xml)"
+        )
     if ir and runtime != "openvino":
         return f"an OpenVinoModule is served by runtime 'openvino', not {runtime!r}. Set runtime: openvino"
     return None
@@ -102,9 +114,17 @@ def _own_weights(module: torch.nn.Module) -> None:
             tensor.data = tensor.data.clone()
 
 
-def build_runner(module: torch.nn.Module, *, precision: str, runtime: str = "eager", device: str = "cpu",
-                 cast_input: bool = True, private_weights: bool = False, threads: int | None = None,
-                 batch_size: int | None = None) -> Runner:
+def build_runner(
+    module: torch.nn.Module,
+    *,
+    precision: str,
+    runtime: str = "eager",
+    device: str = "cpu",
+    cast_input: bool = True,
+    private_weights: bool = False,
+    threads: int | None = None,
+    batch_size: int | None = None,
+) -> Runner:
     """Prepare ``module`` to serve and return ``run(batch) -> output tensor``.
 
     Args:

@@ -92,8 +92,10 @@ class OnnxModule(nn.Module):
     def _graph_output_shape(self) -> tuple[int, ...]:
         dims = self._own_session().get_outputs()[0].shape[1:]
         if not all(isinstance(d, int) for d in dims):
-            raise EngineError(f"engine: the ONNX model's output shape {dims} is not static past the batch "
-                              "dimension; pass output_shape=")
+            raise EngineError(
+                f"engine: the ONNX model's output shape {dims} is not static past the batch "
+                "dimension; pass output_shape="
+            )
         return tuple(dims)
 
     def _own_session(self) -> Any:

@@ -64,14 +64,18 @@ def openvino_support(precision: str, capabilities: tuple[str, ...] | None = ()) 
         "precision 'bf16' on runtime 'openvino' need"
     """
     if precision not in OPENVINO_PRECISIONS:
-        return (f"runtime 'openvino' serves {', '.join(OPENVINO_PRECISIONS)}, not precision {precision!r}: int8 is "
-                "NNCF's post-training quantization; fp16 has no fast kernels on this CPU; use runtime eager for it")
+        return (
+            f"runtime 'openvino' serves {', '.join(OPENVINO_PRECISIONS)}, not precision {precision!r}: int8 is "
+            "NNCF's post-training quantization; fp16 has no fast kernels on this CPU; use runtime eager for it"
+        )
     caps = _capabilities() if capabilities == () else capabilities
     if caps is None:
         return _MISSING
     if precision == "bf16" and "BF16" not in caps:
-        return ("precision 'bf16' on runtime 'openvino' needs a CPU with native bf16 (AVX512-BF16/AMX); OpenVINO's "
-                f"CPU plugin reports only {', '.join(caps)}. Use fp32 or int8")
+        return (
+            "precision 'bf16' on runtime 'openvino' needs a CPU with native bf16 (AVX512-BF16/AMX); OpenVINO's "
+            f"CPU plugin reports only {', '.join(caps)}. Use fp32 or int8"
+        )
     return None
 
 
@@ -100,8 +104,9 @@ class OpenVinoModule(nn.Module):
     def __init__(self, xml: bytes, weights: bytes, *, output_shape: tuple[int, ...], precision: str = "fp32") -> None:
         super().__init__()
         if precision not in OPENVINO_PRECISIONS:
-            raise EngineError(f"engine: OpenVinoModule precision must be one of {', '.join(OPENVINO_PRECISIONS)}, "
-                              f"got {precision!r}")
+            raise EngineError(
+                f"engine: OpenVinoModule precision must be one of {', '.join(OPENVINO_PRECISIONS)}, got {precision!r}"
+            )
         self.register_buffer("xml_bytes", torch.from_numpy(np.frombuffer(xml, dtype=np.uint8).copy()))
         self.register_buffer("bin_bytes", torch.from_numpy(np.frombuffer(weights, dtype=np.uint8).copy()))
         self.precision = precision
@@ -145,10 +150,16 @@ class OpenVinoModule(nn.Module):
         except ImportError:
             raise EngineError(f"engine: {_MISSING}") from None
         core = ov.Core()
-        model = core.read_model(model=self.xml_bytes.numpy().tobytes(),
-                                weights=ov.Tensor(self.bin_bytes.numpy().copy()))
-        config = {"INFERENCE_NUM_THREADS": int(threads), "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_PRECISION_HINT": _HINT[self.precision], "ENABLE_CPU_PINNING": False}
+        model = core.read_model(
+            model=self.xml_bytes.numpy().tobytes(), weights=ov.Tensor(self.bin_bytes.numpy().copy())
+        )
+        config = {
+            "INFERENCE_NUM_THREADS": int(threads),
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": _HINT[self.precision],
+            "ENABLE_CPU_PINNING": False,
+        }
         try:
             return core.compile_model(model, "CPU", config)
         except RuntimeError as exc:

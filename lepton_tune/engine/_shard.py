@@ -51,8 +51,15 @@ def _apply_cores(spec: StageSpec) -> None:
         pass
 
 
-def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream: Connection | None,
-               downstream: Connection | None, in_pool: torch.Tensor, out_pool: torch.Tensor) -> None:
+def shard_main(
+    spec: StageSpec,
+    holder: list[Parcel],
+    conn: Connection,
+    upstream: Connection | None,
+    downstream: Connection | None,
+    in_pool: torch.Tensor,
+    out_pool: torch.Tensor,
+) -> None:
     """Serve until the parent says quit, a pipe closes, or the parent dies.
 
     ``holder`` is a one-item list whose parcel is popped, so that nothing else keeps the shared
@@ -67,9 +74,16 @@ def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream
         with warnings.catch_warnings():  # torch.ao's deprecation chatter when int8 modules load
             warnings.simplefilter("ignore")
             module = unwrap(holder.pop())
-        run = build_runner(module, precision=spec.precision, runtime=spec.runtime, device=spec.device,
-                           cast_input=spec.stage == 0, private_weights=spec.private_weights,
-                           threads=spec.threads, batch_size=spec.batch_size)
+        run = build_runner(
+            module,
+            precision=spec.precision,
+            runtime=spec.runtime,
+            device=spec.device,
+            cast_input=spec.stage == 0,
+            private_weights=spec.private_weights,
+            threads=spec.threads,
+            batch_size=spec.batch_size,
+        )
         del module
         staging = torch.empty((spec.batch_size, *in_pool.shape[1:]), dtype=in_pool.dtype)
         run(staging[:1].zero_())  # warm-up; for runtime compile this is the (one) compilation
@@ -85,8 +99,16 @@ def shard_main(spec: StageSpec, holder: list[Parcel], conn: Connection, upstream
         return
 
 
-def _serve(spec: StageSpec, run: Runner, conn: Connection, upstream: Connection | None, downstream: Connection | None,
-           in_pool: torch.Tensor, out_pool: torch.Tensor, staging: torch.Tensor) -> None:
+def _serve(
+    spec: StageSpec,
+    run: Runner,
+    conn: Connection,
+    upstream: Connection | None,
+    downstream: Connection | None,
+    in_pool: torch.Tensor,
+    out_pool: torch.Tensor,
+    staging: torch.Tensor,
+) -> None:
     source = upstream if upstream is not None else conn
     watched = [source] if source is conn else [source, conn]
     backlog: deque[int] = deque()
@@ -124,15 +146,24 @@ def _take(source: Connection, backlog: deque[int]) -> bool:
     return True
 
 
-def _run_batch(spec: StageSpec, run: Runner, slots: list[int], conn: Connection, downstream: Connection | None,
-               in_pool: torch.Tensor, out_pool: torch.Tensor, staging: torch.Tensor, cuda: bool) -> None:
+def _run_batch(
+    spec: StageSpec,
+    run: Runner,
+    slots: list[int],
+    conn: Connection,
+    downstream: Connection | None,
+    in_pool: torch.Tensor,
+    out_pool: torch.Tensor,
+    staging: torch.Tensor,
+    cuda: bool,
+) -> None:
     slots = sorted(slots)  # the parent hands out ascending runs, so a batch is usually one contiguous block
     first, count = slots[0], len(slots)
     contiguous = slots[-1] - first == count - 1
     index = None if contiguous else torch.tensor(slots, dtype=torch.int64)
     try:
         if index is None:
-            batch = in_pool[first:first + count]  # a view of the shared pool: no copy
+            batch = in_pool[first : first + count]  # a view of the shared pool: no copy
         else:
             batch = torch.index_select(in_pool, 0, index, out=staging[:count])
         out = run(batch)
@@ -140,7 +171,7 @@ def _run_batch(spec: StageSpec, run: Runner, slots: list[int], conn: Connection,
         if tuple(out.shape) != want:
             raise ValueError(f"stage {spec.stage} output shape {tuple(out.shape)}, expected {want}")
         if index is None:
-            out_pool[first:first + count].copy_(out)
+            out_pool[first : first + count].copy_(out)
         else:
             out_pool.index_copy_(0, index, out.to(out_pool.dtype))
     except Exception as exc:  # noqa: BLE001 - the model raised on this batch: fail these requests, keep serving

@@ -92,8 +92,14 @@ def _choose(points: list[int], cumulative: list[float], stages: int) -> list[int
     return chosen
 
 
-def _stage_graph(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], start: int, end: int,
-                 entry: torch.fx.Node | None, exit_node: torch.fx.Node | None) -> torch.fx.GraphModule:
+def _stage_graph(
+    gm: torch.fx.GraphModule,
+    nodes: list[torch.fx.Node],
+    start: int,
+    end: int,
+    entry: torch.fx.Node | None,
+    exit_node: torch.fx.Node | None,
+) -> torch.fx.GraphModule:
     graph = torch.fx.Graph()
     env: dict[torch.fx.Node, torch.fx.Node] = {}
     if entry is not None:
@@ -104,7 +110,7 @@ def _stage_graph(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], start: in
             env[n] = graph.node_copy(n, lookup)
         return env[n]
 
-    for n in nodes[start:end + 1]:
+    for n in nodes[start : end + 1]:
         if n.op == "get_attr":
             continue
         env[n] = graph.node_copy(n, lookup)
@@ -113,8 +119,9 @@ def _stage_graph(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], start: in
     return torch.fx.GraphModule(gm, graph)
 
 
-def split_model(module: torch.nn.Module, input_shape: tuple[int, ...], stages: int, *, precision: str,
-                repeats: int = 3) -> list[Stage]:
+def split_model(
+    module: torch.nn.Module, input_shape: tuple[int, ...], stages: int, *, precision: str, repeats: int = 3
+) -> list[Stage]:
     """Cut ``module`` into ``stages`` consecutive stages of roughly equal measured cost.
 
     Args:

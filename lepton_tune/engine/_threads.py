@@ -32,7 +32,6 @@ from lepton_tune.exceptions import EngineError, EngineTimeoutError
 __all__ = ["ThreadDispatcher"]
 
 
-
 @dataclass(eq=False)
 class ThreadLane:
     """One serving thread and the requests of the batch it is running."""
@@ -55,8 +54,16 @@ class ThreadDispatcher:
 
     restarts = 0  # a thread lane is never restarted: its failure is the process's
 
-    def __init__(self, model: torch.nn.Module, config: EngineConfig, core_plan: list[list[int]], *,
-                 timeout_s: float, start_timeout_s: float, deliver: Callable[[Request, np.ndarray], None]) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: EngineConfig,
+        core_plan: list[list[int]],
+        *,
+        timeout_s: float,
+        start_timeout_s: float,
+        deliver: Callable[[Request, np.ndarray], None],
+    ) -> None:
         self.model, self.config, self.timeout_s, self.start_timeout_s = model, config, timeout_s, start_timeout_s
         self.deliver = deliver
         self.lock = threading.Lock()
@@ -64,8 +71,9 @@ class ThreadDispatcher:
         self._full = threading.Condition(self.lock)  # a lane filling its batch waits here, woken when it is full
         self.pending: deque[Request] = deque()
         self.closed = False
-        self.lanes = [ThreadLane(index=i, cores=tuple(cores) if config.pin else None)
-                      for i, cores in enumerate(core_plan)]
+        self.lanes = [
+            ThreadLane(index=i, cores=tuple(cores) if config.pin else None) for i, cores in enumerate(core_plan)
+        ]
         self._shapes: list[tuple[int, ...]] = []
         self._watcher: threading.Thread | None = None
 
@@ -77,8 +85,9 @@ class ThreadDispatcher:
             EngineError: a lane failed to build its runner or to run a zero batch in time.
         """
         for lane in self.lanes:
-            lane.thread = threading.Thread(target=self._serve, args=(lane, shape), daemon=True,
-                                           name=f"lepton-lane-{lane.index}")
+            lane.thread = threading.Thread(
+                target=self._serve, args=(lane, shape), daemon=True, name=f"lepton-lane-{lane.index}"
+            )
             lane.thread.start()
         limit = time.monotonic() + self.start_timeout_s
         for lane in self.lanes:
@@ -119,18 +128,24 @@ class ThreadDispatcher:
 
     def timeout_error(self, where: str) -> EngineTimeoutError:
         """The error for a request past its deadline."""
-        return timeout_error(self.timeout_s, where, 'or lower the load')
+        return timeout_error(self.timeout_s, where, "or lower the load")
 
     def _watch(self) -> None:
-        watch_deadlines(self, 'waiting for a lane')
+        watch_deadlines(self, "waiting for a lane")
 
     # -- one lane --------------------------------------------------------------------------
     def _prepare(self, lane: ThreadLane, shape: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
         if lane.cores is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, lane.cores)  # this thread only; the runtime's own threads inherit it
         cfg = self.config
-        run = build_runner(self.model, precision=cfg.precision, runtime=cfg.runtime, device=cfg.device,
-                           threads=cfg.threads_per_shard, batch_size=cfg.batch_size)
+        run = build_runner(
+            self.model,
+            precision=cfg.precision,
+            runtime=cfg.runtime,
+            device=cfg.device,
+            threads=cfg.threads_per_shard,
+            batch_size=cfg.batch_size,
+        )
         # numpy zeros, not torch.zeros: a torch op in this thread would start an OpenMP team for it,
         # whose idle workers slow every torch op of the serving process's other threads (measured 2.6x)
         out = run(torch.from_numpy(np.zeros((1, *shape), np.float32)))
@@ -179,8 +194,9 @@ class ThreadDispatcher:
                     lane.inflight = dict(enumerate(batch))
                     return batch
 
-    def _run(self, lane: ThreadLane, run: Callable[[torch.Tensor], torch.Tensor], batch: list[Request],
-             staging: np.ndarray) -> None:
+    def _run(
+        self, lane: ThreadLane, run: Callable[[torch.Tensor], torch.Tensor], batch: list[Request], staging: np.ndarray
+    ) -> None:
         try:
             if len(batch) == 1:
                 images = batch[0].image[None]
@@ -192,8 +208,9 @@ class ThreadDispatcher:
             if out.shape[0] != len(batch):
                 raise ValueError(f"output shape {tuple(out.shape)} for a batch of {len(batch)}")
         except Exception as exc:  # noqa: BLE001 - the model raised on this batch: fail it, keep serving
-            error = EngineError(f"engine: the model raised in thread lane {lane.index} on this request: "
-                                f"{type(exc).__name__}: {exc}")
+            error = EngineError(
+                f"engine: the model raised in thread lane {lane.index} on this request: {type(exc).__name__}: {exc}"
+            )
             for req in batch:
                 fail(req.future, error)
         else:

@@ -91,8 +91,9 @@ def feasible_front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(front, key=lambda t: t.number)
 
 
-def by_first_objective(trials: Sequence[FrozenTrial], objectives: Sequence[str],
-                       directions: Sequence[str]) -> list[FrozenTrial]:
+def by_first_objective(
+    trials: Sequence[FrozenTrial], objectives: Sequence[str], directions: Sequence[str]
+) -> list[FrozenTrial]:
     """``trials`` best first on the first objective, ties by trial number (the order of every front table)."""
     if not objectives:
         return sorted(trials, key=lambda t: t.number)
@@ -114,14 +115,17 @@ def study_reference(study: optuna.Study, trials: Sequence[FrozenTrial] | None = 
     """
     objectives, directions = study_objectives(study), study_directions(study)
     trials = study.get_trials(deepcopy=False) if trials is None else trials
-    complete = [objective_values(t, objectives) for t in trials
-                if t.state == TrialState.COMPLETE and TrialRecord.of(t).confirms is None
-                and not TrialRecord.of(t).noisy]
+    complete = [
+        objective_values(t, objectives)
+        for t in trials
+        if t.state == TrialState.COMPLETE and TrialRecord.of(t).confirms is None and not TrialRecord.of(t).noisy
+    ]
     complete = [v for v in complete if v is not None]
     if not complete:
         return None
-    ref = reference_point(to_loss(np.array(complete), directions), objectives, directions,
-                          study.user_attrs.get("budgets") or {})
+    ref = reference_point(
+        to_loss(np.array(complete), directions), objectives, directions, study.user_attrs.get("budgets") or {}
+    )
     return ref if np.all(np.isfinite(ref)) else None
 
 
@@ -149,8 +153,9 @@ def ideal_point(values: Sequence[Sequence[float]], directions: Sequence[str]) ->
     return [float(v) for v in losses.min(axis=0) * sign]
 
 
-def hypervolume_share(volume: float, ideal: Sequence[float] | None, reference: Sequence[float] | None,
-                      directions: Sequence[str]) -> float | None:
+def hypervolume_share(
+    volume: float, ideal: Sequence[float] | None, reference: Sequence[float] | None, directions: Sequence[str]
+) -> float | None:
     """``volume`` as a share of the box between ``reference`` and the best value seen per objective.
 
     1.0 means one point is best on every objective at once; lower means the objectives trade off

@@ -35,7 +35,9 @@ def to_loss(values: Sequence[float] | np.ndarray, directions: Sequence[str]) -> 
 
 
 def reference_point(
-    losses: np.ndarray, objectives: Sequence[str], directions: Sequence[str],
+    losses: np.ndarray,
+    objectives: Sequence[str],
+    directions: Sequence[str],
     budgets: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """The reference point (in loss form) for the hypervolume of a study.

@@ -84,7 +84,7 @@ def searched_params(study_attrs: Mapping[str, Any], points: Sequence[Mapping[str
     """
     from lepton_tune.front._format import PARAM_NAMES, format_value
 
-    space = ((study_attrs.get("spec") or {}).get("search_space") or {})
+    space = (study_attrs.get("spec") or {}).get("search_space") or {}
     params = space.get("params") if isinstance(space, Mapping) else None
     found: dict[str, str] = {}
     if isinstance(params, Mapping) and params:
@@ -99,8 +99,9 @@ def searched_params(study_attrs: Mapping[str, Any], points: Sequence[Mapping[str
         for key in keys:
             values = {repr(p.get(key)): p.get(key) for p in points if key in p}
             if len(values) > 1:
-                ordered = sorted(values.values(), key=lambda v: (isinstance(v, str), v if not isinstance(v, str) else 0,
-                                                                 str(v)))
+                ordered = sorted(
+                    values.values(), key=lambda v: (isinstance(v, str), v if not isinstance(v, str) else 0, str(v))
+                )
                 found[key] = ", ".join(format_value(v) for v in ordered)
     order = list(PARAM_NAMES)
-    return dict(sorted(found.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order))))
+    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))

@@ -27,8 +27,15 @@ from lepton_tune.front._front import (
 from lepton_tune.front._label import short_label
 from lepton_tune.front._record import TrialRecord
 
-__all__ = ["MAX_PICKS", "Pick", "confirmation_for", "export_command", "knee_index", "recommended_picks",
-           "study_location"]
+__all__ = [
+    "MAX_PICKS",
+    "Pick",
+    "confirmation_for",
+    "export_command",
+    "knee_index",
+    "recommended_picks",
+    "study_location",
+]
 
 #: How many distinct points the picks hold at most (each is confirmed at the end of a search).
 MAX_PICKS = 3
@@ -77,14 +84,17 @@ def _knee_distances(values: Sequence[Sequence[float]], directions: Sequence[str]
         lo, hi = data[:, j].min(), data[:, j].max()
         span = (hi - lo) or 1.0
         scaled[:, j] = ((hi - data[:, j]) if direction == "maximize" else (data[:, j] - lo)) / span
-    distances: np.ndarray = np.sqrt((scaled ** 2).sum(axis=1))
+    distances: np.ndarray = np.sqrt((scaled**2).sum(axis=1))
     return distances
 
 
 def confirmation_for(study: optuna.Study, number: int) -> FrozenTrial | None:
     """The newest quiet confirmation (``confirms == number``, not noisy) of trial ``number``, if any."""
-    found = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if TrialRecord.of(t).confirms == number and not TrialRecord.of(t).noisy]
+    found = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if TrialRecord.of(t).confirms == number and not TrialRecord.of(t).noisy
+    ]
     return found[-1] if found else None
 
 
@@ -149,7 +159,7 @@ def study_location(study: optuna.Study) -> str:
         return ""
     where = f"--storage '{redact_url(str(url))}'"
     if str(url).startswith("sqlite:///") and str(url).endswith("/study.db"):
-        where = f"--run-dir {os.path.dirname(str(url)[len('sqlite:///'):]) or '.'}"
+        where = f"--run-dir {os.path.dirname(str(url)[len('sqlite:///') :]) or '.'}"
     try:
         several = len(backend.get_all_studies()) > 1
     except Exception:  # noqa: BLE001 - only decides whether to name the study

@@ -98,7 +98,9 @@ class ModelCache:
             self._make_root()
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CacheError(f"{path}: cannot create model cache directory ({exc}). Set LEPTON_TUNE_CACHE to a writable directory") from None
+            raise CacheError(
+                f"{path}: cannot create model cache directory ({exc}). Set LEPTON_TUNE_CACHE to a writable directory"
+            ) from None
 
     def _make_root(self) -> None:
         """Create the root with its marker; an existing root gets the marker only if it is empty (ours now)."""
@@ -148,17 +150,26 @@ class ModelCache:
         weights = entry / WEIGHTS
         try:
             _atomic_write(weights, lambda fh: torch.save(state_dict, fh))
-            full = {**meta, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "size": weights.stat().st_size, "sha256": sha256_file(weights)}
+            full = {
+                **meta,
+                "key": key,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "size": weights.stat().st_size,
+                "sha256": sha256_file(weights),
+            }
             _atomic_write(entry / META, lambda fh: fh.write(json.dumps(full, indent=2, default=str).encode()))
         except OSError as exc:
             with contextlib.suppress(OSError):
                 entry.rmdir()  # an entry directory this call made and could not fill
-            raise CacheError(f"{entry}: cannot write model cache entry ({exc}). Check free space and permissions") from None
+            raise CacheError(
+                f"{entry}: cannot write model cache entry ({exc}). Check free space and permissions"
+            ) from None
         return entry
 
     def _discard(self, entry: Path, why: str) -> None:
-        warnings.warn(f"{entry / WEIGHTS}: corrupt model cache entry ({why}); discarding it and rebuilding", stacklevel=3)
+        warnings.warn(
+            f"{entry / WEIGHTS}: corrupt model cache entry ({why}); discarding it and rebuilding", stacklevel=3
+        )
         for name in (META, WEIGHTS):  # only the files an entry is made of; anything else stays
             with contextlib.suppress(OSError):
                 (entry / name).unlink()
@@ -181,8 +192,11 @@ class ModelCache:
             return None
         size, digest = weights.stat().st_size, sha256_file(weights)
         if size != meta.get("size") or digest != meta.get("sha256"):
-            self._discard(entry, f"checksum mismatch: size {size} vs {meta.get('size')}, sha256 {digest[:12]} vs "
-                                 f"{str(meta.get('sha256'))[:12]}")
+            self._discard(
+                entry,
+                f"checksum mismatch: size {size} vs {meta.get('size')}, sha256 {digest[:12]} vs "
+                f"{str(meta.get('sha256'))[:12]}",
+            )
             return None
         try:
             with warnings.catch_warnings():  # quantized tensors go through TypedStorage (harmless warning)
@@ -210,8 +224,13 @@ class ModelCache:
 
     def size_bytes(self) -> int:
         """Total bytes of the cache's entries and locks (nothing else under the root is counted)."""
-        return sum(p.stat().st_size for sub in ("entries", "locks") if (self.root / sub).is_dir()
-                   for p in (self.root / sub).rglob("*") if p.is_file() and not p.is_symlink())
+        return sum(
+            p.stat().st_size
+            for sub in ("entries", "locks")
+            if (self.root / sub).is_dir()
+            for p in (self.root / sub).rglob("*")
+            if p.is_file() and not p.is_symlink()
+        )
 
     def _proven_entries(self) -> list[Path]:
         """``entries/<key>`` directories (not links) whose ``meta.json`` says ``key: <key>``."""

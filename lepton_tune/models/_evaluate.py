@@ -11,10 +11,11 @@ __all__ = ["accuracy", "predict"]
 def predict(module: nn.Module, x: torch.Tensor, *, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
     """Top-1 class of every row of ``x`` (module put in eval mode, no autograd), on the CPU."""
     module.eval()
-    out = []
     with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            out.append(module(x[start:start + batch_size].to(device)).float().argmax(dim=1).cpu())
+        out = [
+            module(x[start : start + batch_size].to(device)).float().argmax(dim=1).cpu()
+            for start in range(0, len(x), batch_size)
+        ]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
 
 

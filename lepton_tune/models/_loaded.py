@@ -23,7 +23,14 @@ from torch import nn
 
 from lepton_tune.exceptions import ConfigError, ModelError
 
-__all__ = ["FileModel", "build_torchvision", "check_model_fits", "check_weights_fit", "describe_model", "describe_weights"]
+__all__ = [
+    "FileModel",
+    "build_torchvision",
+    "check_model_fits",
+    "check_weights_fit",
+    "describe_model",
+    "describe_weights",
+]
 
 
 def build_torchvision(name: str, num_classes: int) -> nn.Module:
@@ -35,8 +42,10 @@ def build_torchvision(name: str, num_classes: int) -> nn.Module:
     import torchvision.models as tvm
 
     if name not in tvm.list_models(module=tvm):
-        raise ModelError(f"model.torchvision: torchvision has no classification model {name!r}; see "
-                         "torchvision.models.list_models() (e.g. resnet18, mobilenet_v3_small, efficientnet_b0)")
+        raise ModelError(
+            f"model.torchvision: torchvision has no classification model {name!r}; see "
+            "torchvision.models.list_models() (e.g. resnet18, mobilenet_v3_small, efficientnet_b0)"
+        )
     return tvm.get_model(name, weights=None, num_classes=num_classes)
 
 
@@ -120,8 +129,12 @@ def _refuse_pickles(data: bytes, label: str) -> None:
         why = None
         if name.endswith("_config.json") and "/data/" in name:
             config = json.loads(archive.read(name) or b"{}").get("config", {})
-            flagged = [k for k, v in config.items() if isinstance(v, dict) and
-                       (v.get("use_pickle") or not str(v.get("path_name", "")).startswith(("weight_", "tensor_")))]
+            flagged = [
+                k
+                for k, v in config.items()
+                if isinstance(v, dict)
+                and (v.get("use_pickle") or not str(v.get("path_name", "")).startswith(("weight_", "tensor_")))
+            ]
             why = f"entries {flagged[:3]} are pickled objects" if flagged else None
         elif "/data/constants/" in name and name.endswith(".pt"):
             why = "it holds a legacy pickled constants file"
@@ -131,8 +144,10 @@ def _refuse_pickles(data: bytes, label: str) -> None:
             except Exception:  # noqa: BLE001 - torch would retry with weights_only=False: refuse instead
                 why = f"{name.rsplit('/', 1)[-1]} is not loadable with weights_only=True"
         if why:
-            raise ModelError(f"model.file: {label}: {why}; loading it could run code from the file, so it is refused. "
-                             "Save the program again with torch.export.save from plain tensors")
+            raise ModelError(
+                f"model.file: {label}: {why}; loading it could run code from the file, so it is refused. "
+                "Save the program again with torch.export.save from plain tensors"
+            )
 
 
 def _load(data: bytes, form: str, label: str) -> Any:
@@ -153,11 +168,16 @@ def _load(data: bytes, form: str, label: str) -> Any:
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the loader raises, the file is not a model of that form
-        what = {"export": "a torch.export program (torch.export.save)", "torchscript": "a TorchScript file "
-                "(torch.jit.save)", "onnx": "an ONNX graph"}[form]
+        what = {
+            "export": "a torch.export program (torch.export.save)",
+            "torchscript": "a TorchScript file (torch.jit.save)",
+            "onnx": "an ONNX graph",
+        }[form]
         first = (str(exc).splitlines() or [""])[0][:200]
-        raise ModelError(f"model.file: {label} is not {what} ({type(exc).__name__}: {first}). Check the file "
-                         "or its extension (.pt2 export, .onnx ONNX, anything else TorchScript)") from None
+        raise ModelError(
+            f"model.file: {label} is not {what} ({type(exc).__name__}: {first}). Check the file "
+            "or its extension (.pt2 export, .onnx ONNX, anything else TorchScript)"
+        ) from None
 
 
 def _static(dims: Any) -> list[int | None]:
@@ -173,29 +193,42 @@ def describe_model(module: nn.Module) -> dict[str, Any]:
     if isinstance(module, FileModel) and module.form == "onnx":
         session = module.loaded()
         ins, outs = _static(session.get_inputs()[0].shape), _static(session.get_outputs()[0].shape)
-        return {"channels": ins[1] if len(ins) == 4 else None,
-                "size": (ins[2], ins[3]) if len(ins) == 4 and None not in ins[2:] else None,
-                "classes": outs[-1] if outs else None, "dynamic_batch": ins[0] is None if ins else None}
+        return {
+            "channels": ins[1] if len(ins) == 4 else None,
+            "size": (ins[2], ins[3]) if len(ins) == 4 and None not in ins[2:] else None,
+            "classes": outs[-1] if outs else None,
+            "dynamic_batch": ins[0] is None if ins else None,
+        }
     if isinstance(module, FileModel) and module.form == "export":
         _refuse_pickles(module.to_bytes(), module.label)
         program = torch.export.load(io.BytesIO(module.to_bytes()))
         user = set(program.graph_signature.user_inputs)
-        ins = next((list(n.meta["val"].shape) for n in program.graph.nodes if n.op == "placeholder" and n.name in user), [])
+        ins = next(
+            (list(n.meta["val"].shape) for n in program.graph.nodes if n.op == "placeholder" and n.name in user), []
+        )
         out_node = next(n for n in program.graph.nodes if n.op == "output")
         first = out_node.args[0][0] if out_node.args and out_node.args[0] else None
         outs = list(first.meta["val"].shape) if first is not None and "val" in first.meta else []
         ins_s, outs_s = _static(ins), _static(outs)
-        return {"channels": ins_s[1] if len(ins_s) == 4 else None,
-                "size": (ins_s[2], ins_s[3]) if len(ins_s) == 4 and None not in ins_s[2:] else None,
-                "classes": outs_s[-1] if outs_s else None, "dynamic_batch": ins_s[0] is None if ins_s else None}
+        return {
+            "channels": ins_s[1] if len(ins_s) == 4 else None,
+            "size": (ins_s[2], ins_s[3]) if len(ins_s) == 4 and None not in ins_s[2:] else None,
+            "classes": outs_s[-1] if outs_s else None,
+            "dynamic_batch": ins_s[0] is None if ins_s else None,
+        }
     target = module.loaded() if isinstance(module, FileModel) else module
     conv = next((p for p in target.parameters() if p.ndim == 4), None)
-    return {"channels": int(conv.shape[1]) if conv is not None else None, "size": None, "classes": None,
-            "dynamic_batch": None}
+    return {
+        "channels": int(conv.shape[1]) if conv is not None else None,
+        "size": None,
+        "classes": None,
+        "dynamic_batch": None,
+    }
 
 
-def check_model_fits(module: nn.Module, *, model_label: str, data_label: str, num_classes: int,
-                     image_shape: tuple[int, int, int]) -> None:
+def check_model_fits(
+    module: nn.Module, *, model_label: str, data_label: str, num_classes: int, image_shape: tuple[int, int, int]
+) -> None:
     """Refuse a model whose channels, input side or class count differ from the images' (ConfigError, exit 2).
 
     A model that declares nothing is probed with two images of the data's shape.
@@ -204,14 +237,20 @@ def check_model_fits(module: nn.Module, *, model_label: str, data_label: str, nu
     channels, height, width = image_shape
     problems = []
     if info["channels"] is not None and info["channels"] != channels:
-        problems.append(f"model {model_label} takes {info['channels']}-channel images, but the images in {data_label} "
-                        f"are read as {channels}-channel (dataset.channels). Set channels: {info['channels']}")
+        problems.append(
+            f"model {model_label} takes {info['channels']}-channel images, but the images in {data_label} "
+            f"are read as {channels}-channel (dataset.channels). Set channels: {info['channels']}"
+        )
     if info["size"] is not None and tuple(info["size"]) != (height, width):
-        problems.append(f"model {model_label} takes {info['size'][0]}x{info['size'][1]} inputs, but the images in "
-                        f"{data_label} are prepared as {height}x{width}. Set center_crop/image_size to {info['size'][0]}")
+        problems.append(
+            f"model {model_label} takes {info['size'][0]}x{info['size'][1]} inputs, but the images in "
+            f"{data_label} are prepared as {height}x{width}. Set center_crop/image_size to {info['size'][0]}"
+        )
     if info["dynamic_batch"] is False:
-        problems.append(f"model {model_label} has a fixed batch size; the engine batches requests. Export it with a "
-                        "dynamic batch dimension (torch.export Dim('batch') / ONNX dynamic_axes)")
+        problems.append(
+            f"model {model_label} has a fixed batch size; the engine batches requests. Export it with a "
+            "dynamic batch dimension (torch.export Dim('batch') / ONNX dynamic_axes)"
+        )
     classes = info["classes"]
     if classes is None and not problems:
         try:
@@ -219,12 +258,16 @@ def check_model_fits(module: nn.Module, *, model_label: str, data_label: str, nu
                 out = module(torch.zeros((2, *image_shape)))
         except Exception as exc:  # noqa: BLE001 - the model cannot take the data's images: say which
             first = (str(exc).splitlines() or [""])[0][:200]
-            raise ConfigError(f"model {model_label} cannot take {channels}x{height}x{width} images from {data_label} "
-                              f"({type(exc).__name__}: {first})") from None
+            raise ConfigError(
+                f"model {model_label} cannot take {channels}x{height}x{width} images from {data_label} "
+                f"({type(exc).__name__}: {first})"
+            ) from None
         classes = int(out.shape[-1]) if out.ndim == 2 else None
     if classes is not None and classes != num_classes:
-        problems.append(f"model {model_label} has {classes} classes (outputs), but {data_label} has {num_classes} "
-                        "classes. Use the images the model was trained for, or a --classes file listing its classes")
+        problems.append(
+            f"model {model_label} has {classes} classes (outputs), but {data_label} has {num_classes} "
+            "classes. Use the images the model was trained for, or a --classes file listing its classes"
+        )
     if problems:
         raise ConfigError(problems)
 
@@ -241,11 +284,15 @@ def describe_weights(weights: str | Path) -> dict[str, int | None]:
     tensors = [v for v in state.values() if isinstance(v, torch.Tensor)] if isinstance(state, dict) else []
     conv = next((t for t in tensors if t.ndim == 4), None)
     head = next((t for t in reversed(tensors) if t.ndim == 2), None)
-    return {"channels": int(conv.shape[1]) if conv is not None else None,
-            "classes": int(head.shape[0]) if head is not None else None}
+    return {
+        "channels": int(conv.shape[1]) if conv is not None else None,
+        "classes": int(head.shape[0]) if head is not None else None,
+    }
 
 
-def check_weights_fit(weights: str | Path, *, model_label: str, data_label: str, num_classes: int, channels: int) -> None:
+def check_weights_fit(
+    weights: str | Path, *, model_label: str, data_label: str, num_classes: int, channels: int
+) -> None:
     """Refuse a state dict whose first convolution or last 2-D weight (the head) disagrees with the images.
 
     Read before the architecture is built, so that the error names both numbers instead of a
@@ -254,11 +301,15 @@ def check_weights_fit(weights: str | Path, *, model_label: str, data_label: str,
     info = describe_weights(weights)
     problems = []
     if info["channels"] is not None and info["channels"] != channels:
-        problems.append(f"model {model_label} (weights {Path(weights).name}) takes {info['channels']}-channel images, "
-                        f"but the images in {data_label} are read as {channels}-channel. Set channels: {info['channels']}")
+        problems.append(
+            f"model {model_label} (weights {Path(weights).name}) takes {info['channels']}-channel images, "
+            f"but the images in {data_label} are read as {channels}-channel. Set channels: {info['channels']}"
+        )
     if info["classes"] is not None and info["classes"] != num_classes:
-        problems.append(f"model {model_label} (weights {Path(weights).name}) has {info['classes']} classes (outputs), "
-                        f"but {data_label} has {num_classes} classes. Use the images the model was trained for, or a "
-                        "--classes file listing its classes")
+        problems.append(
+            f"model {model_label} (weights {Path(weights).name}) has {info['classes']} classes (outputs), "
+            f"but {data_label} has {num_classes} classes. Use the images the model was trained for, or a "
+            "--classes file listing its classes"
+        )
     if problems:
         raise ConfigError(problems)

@@ -56,9 +56,17 @@ class OnnxArtifact:
 
 def onnx_key(source_hash: str, precision: str, image_shape: tuple[int, ...]) -> str:
     """The cache key of the ONNX export of artifact ``source_hash`` in ``precision``."""
-    return content_key({"what": "onnx", "source": source_hash, "precision": precision, "image_shape": list(image_shape),
-                        "opset": OPSET, "calibration": CALIBRATION_SAMPLES if precision == "int8" else 0,
-                        "version": ONNX_VERSION})
+    return content_key(
+        {
+            "what": "onnx",
+            "source": source_hash,
+            "precision": precision,
+            "image_shape": list(image_shape),
+            "opset": OPSET,
+            "calibration": CALIBRATION_SAMPLES if precision == "int8" else 0,
+            "version": ONNX_VERSION,
+        }
+    )
 
 
 def _export_bytes(module: nn.Module, image_shape: tuple[int, ...]) -> bytes:
@@ -67,31 +75,46 @@ def _export_bytes(module: nn.Module, image_shape: tuple[int, ...]) -> bytes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             buffer = io.BytesIO()
-            torch.onnx.export(module, example, buffer, dynamo=False, opset_version=OPSET,  # type: ignore[arg-type]
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                              input_names=["input"], output_names=["output"])
+            torch.onnx.export(
+                module,
+                example,
+                buffer,
+                dynamo=False,
+                opset_version=OPSET,  # type: ignore[arg-type]
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                input_names=["input"],
+                output_names=["output"],
+            )
             return buffer.getvalue()
     except Exception as legacy:  # noqa: BLE001 - any failure of the deprecated exporter: try the maintained one
         try:
             with contextlib.redirect_stdout(sys.stderr):  # the dynamo exporter prints progress; stdout may hold --json
-                program = torch.onnx.export(module, example, dynamo=True, opset_version=max(OPSET, 18),
-                                            dynamic_shapes=({0: torch.export.Dim("batch")},),
-                                            input_names=["input"], output_names=["output"])
+                program = torch.onnx.export(
+                    module,
+                    example,
+                    dynamo=True,
+                    opset_version=max(OPSET, 18),
+                    dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    input_names=["input"],
+                    output_names=["output"],
+                )
             assert program is not None
             with tempfile.TemporaryDirectory() as tmp:
                 program.save(str(Path(tmp) / ONNX_FILE))
                 return (Path(tmp) / ONNX_FILE).read_bytes()
         except Exception as exc:  # noqa: BLE001 - both exporters failed: the model cannot be exported
             first = (str(exc).splitlines() or [""])[0][:200]
-            raise ModelError(f"runtime onnxruntime: ONNX export failed ({type(legacy).__name__}; then dynamo: "
-                             f"{type(exc).__name__}: {first}). Use runtime eager or compile for this model") from None
+            raise ModelError(
+                f"runtime onnxruntime: ONNX export failed ({type(legacy).__name__}; then dynamo: "
+                f"{type(exc).__name__}: {first}). Use runtime eager or compile for this model"
+            ) from None
 
 
 class _Reader:
     """ONNX Runtime calibration reader over a tensor of images, 32 at a time."""
 
     def __init__(self, images: torch.Tensor, name: str) -> None:
-        self.batches = iter([{name: images[i:i + 32].numpy()} for i in range(0, len(images), 32)])
+        self.batches = iter([{name: images[i : i + 32].numpy()} for i in range(0, len(images), 32)])
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self.batches, None)
@@ -106,8 +129,9 @@ def _quantize(fp32: bytes, calibration: torch.Tensor) -> bytes:
             quantize_static,
         )
     except ImportError:
-        raise ModelError("precision int8 on runtime onnxruntime: onnxruntime is not installed "
-                         "(pip install 'lepton-tune[onnx]')") from None
+        raise ModelError(
+            "precision int8 on runtime onnxruntime: onnxruntime is not installed (pip install 'lepton-tune[onnx]')"
+        ) from None
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(fp32)
@@ -116,9 +140,16 @@ def _quantize(fp32: bytes, calibration: torch.Tensor) -> bytes:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                quantize_static(str(src), str(dst), _Reader(calibration.float(), "input"), quant_format=QuantFormat.QDQ,
-                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.MinMax)
+                quantize_static(
+                    str(src),
+                    str(dst),
+                    _Reader(calibration.float(), "input"),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax,
+                )
         finally:
             logging.disable(previous)
         return dst.read_bytes()
@@ -138,8 +169,15 @@ def _cached(entry: Path) -> dict[str, Any] | None:
     return dict(meta)
 
 
-def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "fp32", dataset: Dataset | None = None,
-                cache: ModelCache | None = None, key: str | None = None) -> OnnxArtifact:
+def export_onnx(
+    model: Any,
+    image_shape: tuple[int, ...],
+    *,
+    precision: str = "fp32",
+    dataset: Dataset | None = None,
+    cache: ModelCache | None = None,
+    key: str | None = None,
+) -> OnnxArtifact:
     """Export ``model`` (fp32; a module, TrainedModel or ConvertedModel) to ONNX once, quantized for int8.
 
     Args:
@@ -159,8 +197,10 @@ def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "f
         >>> OnnxModule.from_file(art.path, output_shape=art.output_shape)  # doctest: +SKIP
     """
     if precision not in ONNX_PRECISIONS:
-        raise ModelError(f"precision '{precision}' on runtime onnxruntime: not supported; choose one of "
-                         f"{', '.join(ONNX_PRECISIONS)} (int8 is ONNX Runtime's static quantization)")
+        raise ModelError(
+            f"precision '{precision}' on runtime onnxruntime: not supported; choose one of "
+            f"{', '.join(ONNX_PRECISIONS)} (int8 is ONNX Runtime's static quantization)"
+        )
     if precision == "int8" and dataset is None:
         raise ModelError("precision 'int8' on runtime onnxruntime: calibration needs dataset= (training images)")
     module = getattr(model, "module", model)
@@ -179,8 +219,10 @@ def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "f
         with torch.inference_mode():
             out = module(torch.zeros((2, *shape)))
         if not isinstance(out, torch.Tensor):
-            raise ModelError(f"runtime onnxruntime: the model returned {type(out).__name__}, expected one tensor; "
-                             "ONNX export needs a model with one tensor output")
+            raise ModelError(
+                f"runtime onnxruntime: the model returned {type(out).__name__}, expected one tensor; "
+                "ONNX export needs a model with one tensor output"
+            )
         output_shape = tuple(out.shape[1:])
         # an ONNX file given by the user is served as it is (quantized for int8), never re-exported
         blob = module.to_bytes() if getattr(module, "form", None) == "onnx" else _export_bytes(module, shape)
@@ -191,10 +233,19 @@ def export_onnx(model: Any, image_shape: tuple[int, ...], *, precision: str = "f
             entry.mkdir(parents=True)
         path = entry / ONNX_FILE
         _atomic_write(path, lambda fh: fh.write(blob))
-        meta = {"kind": "onnx", "source": key, "recipe_hash": getattr(model, "recipe_hash", key),
-                "backbone": getattr(model, "backbone", type(module).__name__), "precision": f"{precision} (onnx)", "image_shape": list(shape),
-                "output_shape": list(output_shape), "opset": OPSET, "key": full,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "size": path.stat().st_size,
-                "sha256": sha256_file(path)}
+        meta = {
+            "kind": "onnx",
+            "source": key,
+            "recipe_hash": getattr(model, "recipe_hash", key),
+            "backbone": getattr(model, "backbone", type(module).__name__),
+            "precision": f"{precision} (onnx)",
+            "image_shape": list(shape),
+            "output_shape": list(output_shape),
+            "opset": OPSET,
+            "key": full,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
         _atomic_write(entry / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
     return OnnxArtifact(path, full, precision, output_shape, time.perf_counter() - started, False)

@@ -77,18 +77,28 @@ def _versions() -> dict[str, str]:
 def openvino_key(source_hash: str, precision: str, image_shape: tuple[int, ...], versions: dict[str, str]) -> str:
     """The cache key of the IR of artifact ``source_hash`` serving ``precision`` (bf16 shares fp32's)."""
     ir = _IR_PRECISION[precision]
-    return content_key({"what": "openvino", "source": source_hash, "precision": ir, "image_shape": list(image_shape),
-                        "calibration": CALIBRATION_SAMPLES if ir == "int8" else 0, "version": OPENVINO_VERSION,
-                        "openvino": versions["openvino"], "nncf": versions["nncf"] if ir == "int8" else ""})
+    return content_key(
+        {
+            "what": "openvino",
+            "source": source_hash,
+            "precision": ir,
+            "image_shape": list(image_shape),
+            "calibration": CALIBRATION_SAMPLES if ir == "int8" else 0,
+            "version": OPENVINO_VERSION,
+            "openvino": versions["openvino"],
+            "nncf": versions["nncf"] if ir == "int8" else "",
+        }
+    )
 
 
 def _quantize(model: Any, calibration: torch.Tensor) -> Any:
     try:
         import nncf
     except ImportError:
-        raise ModelError("precision int8 on runtime openvino: nncf is not installed "
-                         "(pip install 'lepton-tune[openvino]')") from None
-    images = [calibration[i:i + 1].float().numpy() for i in range(len(calibration))]
+        raise ModelError(
+            "precision int8 on runtime openvino: nncf is not installed (pip install 'lepton-tune[openvino]')"
+        ) from None
+    images = [calibration[i : i + 1].float().numpy() for i in range(len(calibration))]
     nncf.set_log_level(logging.ERROR)  # its INFO lines and progress bars would interleave with a study's output
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -106,8 +116,10 @@ def _ov_model(module: torch.nn.Module, shape: tuple[int, ...], onnx: Path | None
         return ov.convert_model(module, example_input=torch.zeros((1, *shape)))
     except Exception as exc:  # noqa: BLE001 - any conversion failure: the model cannot be served by openvino
         first = (str(exc).splitlines() or [""])[0][:200]
-        raise ModelError(f"runtime openvino: conversion failed ({type(exc).__name__}: {first}). "
-                         "Use runtime eager or compile for this model") from None
+        raise ModelError(
+            f"runtime openvino: conversion failed ({type(exc).__name__}: {first}). "
+            "Use runtime eager or compile for this model"
+        ) from None
 
 
 def _cached(entry: Path) -> dict[str, Any] | None:
@@ -135,9 +147,15 @@ def _source(model: Any, shape: tuple[int, ...], cache: ModelCache, key: str) -> 
     return art.path, art.export_seconds
 
 
-def convert_openvino(model: Any, image_shape: tuple[int, ...], *, precision: str = "fp32",
-                     dataset: Dataset | None = None, cache: ModelCache | None = None,
-                     key: str | None = None) -> OpenVinoArtifact:
+def convert_openvino(
+    model: Any,
+    image_shape: tuple[int, ...],
+    *,
+    precision: str = "fp32",
+    dataset: Dataset | None = None,
+    cache: ModelCache | None = None,
+    key: str | None = None,
+) -> OpenVinoArtifact:
     """Convert ``model`` (fp32; a module, TrainedModel or ConvertedModel) to an OpenVINO IR once.
 
     Args:
@@ -157,8 +175,10 @@ def convert_openvino(model: Any, image_shape: tuple[int, ...], *, precision: str
         >>> OpenVinoModule.from_files(art.xml, output_shape=art.output_shape)  # doctest: +SKIP
     """
     if precision not in _IR_PRECISION:
-        raise ModelError(f"precision '{precision}' on runtime openvino: not supported; choose one of "
-                         f"{', '.join(_IR_PRECISION)} (int8 is NNCF's post-training quantization)")
+        raise ModelError(
+            f"precision '{precision}' on runtime openvino: not supported; choose one of "
+            f"{', '.join(_IR_PRECISION)} (int8 is NNCF's post-training quantization)"
+        )
     if precision == "int8" and dataset is None:
         raise ModelError("precision 'int8' on runtime openvino: calibration needs dataset= (training images)")
     versions = _versions()
@@ -172,7 +192,9 @@ def convert_openvino(model: Any, image_shape: tuple[int, ...], *, precision: str
     with cache.lock(full):
         meta = _cached(entry)
         if meta is not None:
-            return OpenVinoArtifact(entry / OPENVINO_FILES[0], full, precision, tuple(meta["output_shape"]), 0.0, 0.0, True)
+            return OpenVinoArtifact(
+                entry / OPENVINO_FILES[0], full, precision, tuple(meta["output_shape"]), 0.0, 0.0, True
+            )
         onnx, export_seconds = _source(model, shape, cache, key)
         started = time.perf_counter()
         module = module.eval()
@@ -184,13 +206,30 @@ def convert_openvino(model: Any, image_shape: tuple[int, ...], *, precision: str
         if _IR_PRECISION[precision] == "int8":
             assert dataset is not None
             ov_model = _quantize(ov_model, _calibration(dataset))
-        _write(entry, ov_model, {"source": key, "recipe_hash": getattr(model, "recipe_hash", key),
-                                 "backbone": getattr(model, "backbone", type(module).__name__),
-                                 "precision": f"{_IR_PRECISION[precision]} (openvino)", "image_shape": list(shape),
-                                 "output_shape": list(out.shape[1:]), "key": full, **versions,
-                                 "from_onnx": onnx is not None})
-    return OpenVinoArtifact(entry / OPENVINO_FILES[0], full, precision, tuple(out.shape[1:]), export_seconds,
-                            time.perf_counter() - started, False)
+        _write(
+            entry,
+            ov_model,
+            {
+                "source": key,
+                "recipe_hash": getattr(model, "recipe_hash", key),
+                "backbone": getattr(model, "backbone", type(module).__name__),
+                "precision": f"{_IR_PRECISION[precision]} (openvino)",
+                "image_shape": list(shape),
+                "output_shape": list(out.shape[1:]),
+                "key": full,
+                **versions,
+                "from_onnx": onnx is not None,
+            },
+        )
+    return OpenVinoArtifact(
+        entry / OPENVINO_FILES[0],
+        full,
+        precision,
+        tuple(out.shape[1:]),
+        export_seconds,
+        time.perf_counter() - started,
+        False,
+    )
 
 
 def _write(entry: Path, ov_model: Any, meta: dict[str, Any]) -> None:
@@ -204,6 +243,8 @@ def _write(entry: Path, ov_model: Any, meta: dict[str, Any]) -> None:
         for name in OPENVINO_FILES:
             blob = (Path(tmp) / name).read_bytes()
             _atomic_write(entry / name, lambda fh, blob=blob: fh.write(blob))
-    files = {name: {"size": (entry / name).stat().st_size, "sha256": sha256_file(entry / name)} for name in OPENVINO_FILES}
+    files = {
+        name: {"size": (entry / name).stat().st_size, "sha256": sha256_file(entry / name)} for name in OPENVINO_FILES
+    }
     meta = {"kind": "openvino", **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": files}
     _atomic_write(entry / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2).encode()))

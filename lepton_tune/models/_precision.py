@@ -102,8 +102,15 @@ def _make(precision: str, fp32: nn.Module, dataset: Dataset, backbone: str, *, f
 
 def artifact_key(tm: TrainedModel, precision: str) -> str:
     """The cache key of ``tm`` converted to ``precision``."""
-    return content_key({"what": "converted", "recipe_hash": tm.recipe_hash, "precision": precision,
-                        "calibration": CALIBRATION_SAMPLES, "version": CONVERT_VERSION})
+    return content_key(
+        {
+            "what": "converted",
+            "recipe_hash": tm.recipe_hash,
+            "precision": precision,
+            "calibration": CALIBRATION_SAMPLES,
+            "version": CONVERT_VERSION,
+        }
+    )
 
 
 def convert_precision(
@@ -146,16 +153,32 @@ def convert_precision(
             else:
                 module = _make(precision, fp32, dataset, tm.backbone, for_load=False)
                 if cache is not None:
-                    cache.store(key, module.state_dict(), {"kind": "converted", "backbone": tm.backbone,
-                                                           "recipe_hash": tm.recipe_hash, "precision": precision})
+                    cache.store(
+                        key,
+                        module.state_dict(),
+                        {
+                            "kind": "converted",
+                            "backbone": tm.backbone,
+                            "recipe_hash": tm.recipe_hash,
+                            "precision": precision,
+                        },
+                    )
     seconds = 0.0 if hit else time.perf_counter() - start
     module = module.to(device).eval()
     reference = predict(fp32, dataset.val[0])
     with quiet():
         got = predict(module, dataset.val[0], device=device)
     val_acc = float((got == dataset.val[1]).float().mean()) if len(got) else 0.0
-    return ConvertedModel(module=module, precision=precision, artifact_hash=key, convert_seconds=seconds, from_cache=hit,
-                          val_accuracy=val_acc, val_accuracy_change=val_acc - tm.val_accuracy,
-                          val_agreement=float((got == reference).float().mean()) if len(got) else 1.0,
-                          backbone=tm.backbone, recipe_hash=tm.recipe_hash, device=device)
-
+    return ConvertedModel(
+        module=module,
+        precision=precision,
+        artifact_hash=key,
+        convert_seconds=seconds,
+        from_cache=hit,
+        val_accuracy=val_acc,
+        val_accuracy_change=val_acc - tm.val_accuracy,
+        val_agreement=float((got == reference).float().mean()) if len(got) else 1.0,
+        backbone=tm.backbone,
+        recipe_hash=tm.recipe_hash,
+        device=device,
+    )

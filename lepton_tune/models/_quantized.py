@@ -30,7 +30,9 @@ def quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.ao")
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao")
-        warnings.filterwarnings("ignore", message=r".*(torch\.ao\.quantization|quantize_per_|reduce_range|TypedStorage).*")
+        warnings.filterwarnings(
+            "ignore", message=r".*(torch\.ao\.quantization|quantize_per_|reduce_range|TypedStorage).*"
+        )
         yield
 
 
@@ -55,7 +57,7 @@ def quantize(kind: str, fp32: nn.Module, calib: torch.Tensor) -> nn.Module:
         prepared = prepare_fx(model, get_default_qconfig_mapping(_engine()), example_inputs=(calib[:1],))
         with torch.inference_mode():
             for start in range(0, len(calib), 64):
-                prepared(calib[start:start + 64])
+                prepared(calib[start : start + 64])
         return convert_fx(prepared).eval()
 
 
@@ -95,7 +97,9 @@ class QuantizedModule(nn.Module):
         return cls(inner, fp32, kind, image_shape)
 
 
-def _rebuild(template: nn.Module, kind: str, image_shape: tuple[int, ...], blob: bytes, training: bool) -> QuantizedModule:
+def _rebuild(
+    template: nn.Module, kind: str, image_shape: tuple[int, ...], blob: bytes, training: bool
+) -> QuantizedModule:
     with quiet():
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     module = QuantizedModule.rebuild(template, kind, image_shape, state)

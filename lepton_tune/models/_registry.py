@@ -43,9 +43,15 @@ class SmallCNN(nn.Sequential):
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
         super().__init__(
-            *block(in_channels, 16), *block(16, 32), nn.MaxPool2d(2),
-            *block(32, 64), nn.MaxPool2d(2), *block(64, 128),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, num_classes),
+            *block(in_channels, 16),
+            *block(16, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            nn.MaxPool2d(2),
+            *block(64, 128),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(128, num_classes),
         )
 
 
@@ -60,7 +66,7 @@ def _tv(name: str) -> Callable[[int], nn.Module]:
 
 #: name -> factory(num_classes) (small-input and channel adaptation happen in build_model).
 REGISTRY: dict[str, Callable[[int], nn.Module]] = {
-    name: (lambda n: SmallCNN(n)) if name == "small_cnn" else _tv(name) for name in BACKBONES
+    name: SmallCNN if name == "small_cnn" else _tv(name) for name in BACKBONES
 }
 
 
@@ -72,15 +78,24 @@ def _first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
     raise ModelError("model has no Conv2d layer to adapt")  # pragma: no cover - every registry model has one
 
 
-def _replace_first_conv(model: nn.Module, in_channels: int, *, kernel: int | None = None, stride: int | None = None) -> None:
+def _replace_first_conv(
+    model: nn.Module, in_channels: int, *, kernel: int | None = None, stride: int | None = None
+) -> None:
     parent, attr, conv = _first_conv(model)
     k = kernel if kernel is not None else conv.kernel_size[0]
     s = stride if stride is not None else conv.stride[0]
     pad = conv.padding[0] if kernel is None else (k // 2 if s == 1 else 0)
     if (in_channels, k, s) == (conv.in_channels, conv.kernel_size[0], conv.stride[0]):
         return
-    new = nn.Conv2d(in_channels, conv.out_channels, k, stride=s, padding=pad, bias=conv.bias is not None,
-                    groups=1 if conv.groups == 1 else conv.groups)
+    new = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        k,
+        stride=s,
+        padding=pad,
+        bias=conv.bias is not None,
+        groups=1 if conv.groups == 1 else conv.groups,
+    )
     setattr(parent, attr, new)
 
 
@@ -106,7 +121,9 @@ def _load_user_factory(spec: ModelSpec) -> Callable[..., nn.Module]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ModelError(f"model.python: cannot import module '{module_name}' ({exc}). Check the name and sys.path") from None
+        raise ModelError(
+            f"model.python: cannot import module '{module_name}' ({exc}). Check the name and sys.path"
+        ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ModelError(f"model.python: module '{module_name}' has no callable '{attr}'. Check '{spec.python}'")
@@ -132,9 +149,7 @@ def _load_weights(model: nn.Module, spec: ModelSpec) -> None:
         raise ModelError(f"{path}: weights do not fit '{spec.label}': {str(exc).splitlines()[0][:300]}") from None
 
 
-def build_model(
-    backbone: str | ModelSpec, *, num_classes: int, image_shape: tuple[int, int, int]
-) -> nn.Module:
+def build_model(backbone: str | ModelSpec, *, num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """Build a backbone by registry name, or a user model from a :class:`ModelSpec`.
 
     Registry models are built with ``weights=None`` and adapted to ``image_shape`` (see the module
@@ -188,8 +203,12 @@ def model_identity(backbone: str | ModelSpec) -> dict[str, object]:
     if isinstance(backbone, str):
         return {"backbone": backbone, "adaptation": ADAPTATION_VERSION}
     if backbone.file or backbone.torchvision:  # the file's bytes (not its path) identify the model
-        return {"form": backbone.form, "torchvision": backbone.torchvision, "file_sha256": _file_sha(backbone.file),
-                "weights_sha256": _file_sha(backbone.weights)}
+        return {
+            "form": backbone.form,
+            "torchvision": backbone.torchvision,
+            "file_sha256": _file_sha(backbone.file),
+            "weights_sha256": _file_sha(backbone.weights),
+        }
     source = None
     try:
         import inspect
@@ -197,8 +216,12 @@ def model_identity(backbone: str | ModelSpec) -> dict[str, object]:
         source = _file_sha(inspect.getsourcefile(importlib.import_module(str(backbone.python).partition(":")[0])))
     except (ImportError, TypeError):
         source = None
-    return {"python": backbone.python, "source_sha256": source, "weights_sha256": _file_sha(backbone.weights),
-            "train": backbone.train}
+    return {
+        "python": backbone.python,
+        "source_sha256": source,
+        "weights_sha256": _file_sha(backbone.weights),
+        "train": backbone.train,
+    }
 
 
 def backbone_name(backbone: str | ModelSpec) -> str:

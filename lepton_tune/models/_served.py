@@ -41,8 +41,9 @@ class ServedArtifact:
     computed_precision: str | None = None
 
 
-def served_artifact(trained: Any, *, precision: str, runtime: str, device: str, dataset: Any,
-                    cache: Any) -> ServedArtifact:
+def served_artifact(
+    trained: Any, *, precision: str, runtime: str, device: str, dataset: Any, cache: Any
+) -> ServedArtifact:
     """Convert ``trained`` (a :class:`TrainedModel`) for ``runtime`` at ``precision``, through ``cache``.
 
     ``onnxruntime``: the fp32 model exported once (int8: ONNX Runtime's static quantization on the
@@ -55,25 +56,50 @@ def served_artifact(trained: Any, *, precision: str, runtime: str, device: str, 
         from lepton_tune.engine import OnnxModule
         from lepton_tune.models._onnx import export_onnx
 
-        art = export_onnx(trained, tuple(dataset.image_shape), precision=precision, dataset=dataset, cache=cache,
-                          key=trained.recipe_hash)
+        art = export_onnx(
+            trained,
+            tuple(dataset.image_shape),
+            precision=precision,
+            dataset=dataset,
+            cache=cache,
+            key=trained.recipe_hash,
+        )
         module = OnnxModule.from_file(art.path, output_shape=art.output_shape, precision=precision)
-        return ServedArtifact(module, art.key, "onnx", None, export_seconds=art.export_seconds,
-                              from_cache=art.from_cache)
+        return ServedArtifact(
+            module, art.key, "onnx", None, export_seconds=art.export_seconds, from_cache=art.from_cache
+        )
     if runtime == "openvino":
         from lepton_tune.engine import OpenVinoModule
         from lepton_tune.models._openvino import convert_openvino
 
-        ir = convert_openvino(trained, tuple(dataset.image_shape), precision=precision, dataset=dataset, cache=cache,
-                              key=trained.recipe_hash)
+        ir = convert_openvino(
+            trained,
+            tuple(dataset.image_shape),
+            precision=precision,
+            dataset=dataset,
+            cache=cache,
+            key=trained.recipe_hash,
+        )
         ir_module = OpenVinoModule.from_files(ir.xml, output_shape=ir.output_shape, precision=precision)
-        return ServedArtifact(ir_module, ir.key, "openvino", None, convert_seconds=ir.convert_seconds,
-                              export_seconds=ir.export_seconds, from_cache=ir.from_cache,
-                              computed_precision=OpenVinoModule.computed_precision(precision))
+        return ServedArtifact(
+            ir_module,
+            ir.key,
+            "openvino",
+            None,
+            convert_seconds=ir.convert_seconds,
+            export_seconds=ir.export_seconds,
+            from_cache=ir.from_cache,
+            computed_precision=OpenVinoModule.computed_precision(precision),
+        )
     from lepton_tune.models._precision import convert_precision
 
     started = time.perf_counter()
     converted = convert_precision(trained, precision, dataset, device=device, cache=cache)
-    return ServedArtifact(converted.module, getattr(converted, "artifact_hash", ""), "torch",
-                          getattr(converted, "val_accuracy", None), convert_seconds=time.perf_counter() - started,
-                          from_cache=bool(getattr(converted, "from_cache", False)))
+    return ServedArtifact(
+        converted.module,
+        getattr(converted, "artifact_hash", ""),
+        "torch",
+        getattr(converted, "val_accuracy", None),
+        convert_seconds=time.perf_counter() - started,
+        from_cache=bool(getattr(converted, "from_cache", False)),
+    )

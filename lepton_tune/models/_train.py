@@ -36,7 +36,7 @@ def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     padded = torch.nn.functional.pad(x, (s, s, s, s), mode="replicate")
     offsets = torch.randint(0, 2 * s + 1, (len(x), 2), generator=gen).tolist()
     h, w = x.shape[-2:]
-    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
 @dataclass
@@ -64,17 +64,29 @@ class TrainedModel:
 
 def recipe_hash(backbone: str | ModelSpec, recipe: TrainRecipe, dataset: Dataset) -> str:
     """The content key of training ``backbone`` with ``recipe`` on ``dataset``."""
-    return content_key({"what": "trained", "dataset": dataset.fingerprint, "model": model_identity(backbone),
-                        "training": [TRAINING_VERSION, AUGMENT_SHIFT],
-                        "image_shape": list(dataset.image_shape), "classes": len(dataset.classes),
-                        "recipe": recipe.model_dump(mode="json")})
+    return content_key(
+        {
+            "what": "trained",
+            "dataset": dataset.fingerprint,
+            "model": model_identity(backbone),
+            "training": [TRAINING_VERSION, AUGMENT_SHIFT],
+            "image_shape": list(dataset.image_shape),
+            "classes": len(dataset.classes),
+            "recipe": recipe.model_dump(mode="json"),
+        }
+    )
 
 
 def _optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
     params = model.parameters()
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
-                               nesterov=recipe.momentum > 0)
+        return torch.optim.SGD(
+            params,
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+            nesterov=recipe.momentum > 0,
+        )
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -86,7 +98,11 @@ def _fit(model: nn.Module, recipe: TrainRecipe, dataset: Dataset, emit: Progress
     gen = torch.Generator().manual_seed(recipe.seed)
     x, y = dataset.train
     opt = _optimizer(model, recipe)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(recipe.epochs, 1)) if recipe.scheduler == "cosine" else None
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(recipe.epochs, 1))
+        if recipe.scheduler == "cosine"
+        else None
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     best_acc, best_state, stale, history, epoch = -1.0, None, 0, [], 0
     for epoch in range(1, recipe.epochs + 1):
@@ -94,7 +110,7 @@ def _fit(model: nn.Module, recipe: TrainRecipe, dataset: Dataset, emit: Progress
         model.train()
         order = torch.randperm(len(y), generator=gen)
         for first in range(0, len(order), recipe.batch_size):
-            idx = order[first:first + recipe.batch_size]
+            idx = order[first : first + recipe.batch_size]
             if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm; drop the remainder
                 continue
             opt.zero_grad(set_to_none=True)
@@ -112,8 +128,15 @@ def _fit(model: nn.Module, recipe: TrainRecipe, dataset: Dataset, emit: Progress
             best_acc, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
-        record = {"event": "epoch", "epoch": epoch, "epochs": recipe.epochs, "train_loss": model_loss / max(seen, 1),
-                  "val_accuracy": val_acc, "best_val_accuracy": best_acc, "seconds": time.perf_counter() - start}
+        record = {
+            "event": "epoch",
+            "epoch": epoch,
+            "epochs": recipe.epochs,
+            "train_loss": model_loss / max(seen, 1),
+            "val_accuracy": val_acc,
+            "best_val_accuracy": best_acc,
+            "seconds": time.perf_counter() - start,
+        }
         history.append(record)
         emit(record)
         if recipe.patience and stale >= recipe.patience:
@@ -186,12 +209,21 @@ class _TrainJob:
 
     def result(self, module: nn.Module, meta: dict[str, Any], hit: bool) -> TrainedModel:
         module.eval()
-        return TrainedModel(module=module, backbone=self.name, recipe_hash=self.key,
-                            val_accuracy=float(meta["val_accuracy"]),
-                            train_seconds=0.0 if hit else float(meta["train_seconds"]), from_cache=hit,
-                            epochs_run=int(meta["epochs_run"]), params=int(meta["params"]), flops=int(meta["flops"]),
-                            image_shape=self.dataset.image_shape, num_classes=len(self.dataset.classes),
-                            source=self.backbone, history=list(meta.get("history", [])))
+        return TrainedModel(
+            module=module,
+            backbone=self.name,
+            recipe_hash=self.key,
+            val_accuracy=float(meta["val_accuracy"]),
+            train_seconds=0.0 if hit else float(meta["train_seconds"]),
+            from_cache=hit,
+            epochs_run=int(meta["epochs_run"]),
+            params=int(meta["params"]),
+            flops=int(meta["flops"]),
+            image_shape=self.dataset.image_shape,
+            num_classes=len(self.dataset.classes),
+            source=self.backbone,
+            history=list(meta.get("history", [])),
+        )
 
     def from_cache(self) -> TrainedModel | None:
         found = self.cache.load(self.key) if self.cache is not None else None
@@ -215,10 +247,19 @@ class _TrainJob:
             epochs_run, history = _fit(module, self.recipe, self.dataset, self.emit) if trains else (0, [])
             seconds = time.perf_counter() - start
             module.eval()
-            meta = {"kind": "trained", "backbone": self.name, "recipe_hash": self.key, "precision": "fp32",
-                    "dataset": self.dataset.fingerprint, "recipe": self.recipe.model_dump(mode="json"),
-                    "val_accuracy": accuracy(module, self.dataset.val), "train_seconds": seconds,
-                    "epochs_run": epochs_run, "history": history, **model_profile(module, self.dataset.image_shape)}
+            meta = {
+                "kind": "trained",
+                "backbone": self.name,
+                "recipe_hash": self.key,
+                "precision": "fp32",
+                "dataset": self.dataset.fingerprint,
+                "recipe": self.recipe.model_dump(mode="json"),
+                "val_accuracy": accuracy(module, self.dataset.val),
+                "train_seconds": seconds,
+                "epochs_run": epochs_run,
+                "history": history,
+                **model_profile(module, self.dataset.image_shape),
+            }
         finally:
             torch.set_num_threads(previous_threads)
         if self.cache is not None:

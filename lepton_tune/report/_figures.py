@@ -16,13 +16,25 @@ from optuna.trial import FrozenTrial
 from lepton_tune.front import METRIC_NAMES, TrialRecord, format_metric, metric_title, short_label
 from lepton_tune.report._pareto import ParetoInfo
 
-__all__ = ["axis_title", "log_axis", "pareto_figures", "pareto_groups", "plot_hypervolume", "plot_pareto_2d",
-           "plot_pareto_3d"]
+__all__ = [
+    "axis_title",
+    "log_axis",
+    "pareto_figures",
+    "pareto_groups",
+    "plot_hypervolume",
+    "plot_pareto_2d",
+    "plot_pareto_3d",
+]
 
 #: (group name in the legend, marker) in drawing order; the baseline marker is drawn on top.
 _STYLE: dict[str, dict[str, Any]] = {
     "infeasible": {"color": "#bbbbbb", "symbol": "x", "size": 7},
-    "noisy (host busy)": {"color": "#ff9896", "symbol": "x-thin-open", "size": 9, "line": {"color": "#d62728", "width": 1}},
+    "noisy (host busy)": {
+        "color": "#ff9896",
+        "symbol": "x-thin-open",
+        "size": 9,
+        "line": {"color": "#d62728", "width": 1},
+    },
     "feasible": {"color": "#6baed6", "symbol": "circle", "size": 7},
     "confirmation re-measure": {"color": "#2ca02c", "symbol": "diamond-open", "size": 10},
     "Pareto front": {"color": "#d62728", "symbol": "circle", "size": 10, "line": {"color": "black", "width": 1}},
@@ -48,8 +60,14 @@ def pareto_groups(info: ParetoInfo) -> dict[str, list[FrozenTrial]]:
     A baseline trial also appears in its own group (feasible, front or infeasible); the baseline
     group only adds a marker around it.
     """
-    groups = {"infeasible": info.infeasible, "noisy (host busy)": info.noisy, "feasible": info.feasible,
-              "confirmation re-measure": info.confirmations, "Pareto front": info.front, "baseline": info.baseline}
+    groups = {
+        "infeasible": info.infeasible,
+        "noisy (host busy)": info.noisy,
+        "feasible": info.feasible,
+        "confirmation re-measure": info.confirmations,
+        "Pareto front": info.front,
+        "baseline": info.baseline,
+    }
     return {k: v for k, v in groups.items() if v or k in ("infeasible", "feasible", "Pareto front", "baseline")}
 
 
@@ -62,8 +80,10 @@ def _hover(trial: FrozenTrial, info: ParetoInfo) -> str:
     if attrs.get("confirms") is not None:
         head += f" (confirms trial {attrs['confirms']})"
     metrics = attrs.get("metrics") or {}
-    lines = [head] + [f"{name}: {format_metric(name, value)}"
-                      for name, value in zip(info.objectives, info.values.get(trial.number, []))]
+    lines = [head] + [
+        f"{name}: {format_metric(name, value)}"
+        for name, value in zip(info.objectives, info.values.get(trial.number, []))
+    ]
     if metrics.get("speedup") is not None:
         lines.append(f"speedup {metrics['speedup']:.2f}x, memory {metrics.get('memory_ratio', float('nan')):.2f}x")
     reason = attrs.get("reason") or ""
@@ -80,7 +100,9 @@ def _scale(info: ParetoInfo, index: int) -> dict[str, Any]:
     return axis
 
 
-def _annotations(info: ParetoInfo, x: int, y: int, picks: Sequence[int], log: tuple[bool, bool]) -> list[dict[str, Any]]:
+def _annotations(
+    info: ParetoInfo, x: int, y: int, picks: Sequence[int], log: tuple[bool, bool]
+) -> list[dict[str, Any]]:
     import math
 
     def at(value: float, is_log: bool) -> float:
@@ -92,9 +114,18 @@ def _annotations(info: ParetoInfo, x: int, y: int, picks: Sequence[int], log: tu
         if number not in info.values:
             continue
         values = info.values[number]
-        notes.append({"x": at(values[x], log[0]), "y": at(values[y], log[1]), "text": f"{word} (trial {number})",
-                      "showarrow": True, "arrowhead": 2, "ax": 30, "ay": -30 if word == "pick" else 30,
-                      "font": {"size": 11}})
+        notes.append(
+            {
+                "x": at(values[x], log[0]),
+                "y": at(values[y], log[1]),
+                "text": f"{word} (trial {number})",
+                "showarrow": True,
+                "arrowhead": 2,
+                "ax": 30,
+                "ay": -30 if word == "pick" else 30,
+                "font": {"size": 11},
+            }
+        )
     return notes
 
 
@@ -106,15 +137,27 @@ def plot_pareto_2d(info: ParetoInfo, x: int, y: int, *, picks: Sequence[int] = (
     """
     fig = go.Figure()
     for name, trials in pareto_groups(info).items():
-        fig.add_trace(go.Scatter(
-            x=[info.values[t.number][x] for t in trials], y=[info.values[t.number][y] for t in trials],
-            mode="markers", name=name, marker=_STYLE[name], text=[_hover(t, info) for t in trials],
-            hovertemplate="%{text}<extra></extra>", customdata=[t.number for t in trials],
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[info.values[t.number][x] for t in trials],
+                y=[info.values[t.number][y] for t in trials],
+                mode="markers",
+                name=name,
+                marker=_STYLE[name],
+                text=[_hover(t, info) for t in trials],
+                hovertemplate="%{text}<extra></extra>",
+                customdata=[t.number for t in trials],
+            )
+        )
     xaxis, yaxis = _scale(info, x), _scale(info, y)
     log = (xaxis.get("type") == "log", yaxis.get("type") == "log")
-    fig.update_layout(title=f"{metric_title(info.objectives[x])} vs {metric_title(info.objectives[y])}",
-                      xaxis=xaxis, yaxis=yaxis, height=450, annotations=_annotations(info, x, y, picks, log))
+    fig.update_layout(
+        title=f"{metric_title(info.objectives[x])} vs {metric_title(info.objectives[y])}",
+        xaxis=xaxis,
+        yaxis=yaxis,
+        height=450,
+        annotations=_annotations(info, x, y, picks, log),
+    )
     return fig
 
 
@@ -127,12 +170,19 @@ def plot_pareto_3d(info: ParetoInfo, axes: tuple[int, int, int] = (0, 1, 2)) -> 
         style["size"] = max(3, int(style["size"]) // 2)
         if style["symbol"] in ("star", "x-thin-open", "diamond-open"):  # not 3-D symbols
             style["symbol"] = "diamond-open"
-        fig.add_trace(go.Scatter3d(
-            x=[info.values[t.number][i] for t in trials], y=[info.values[t.number][j] for t in trials],
-            z=[info.values[t.number][k] for t in trials], mode="markers", name=name, marker=style,
-            text=[_hover(t, info) for t in trials], hovertemplate="%{text}<extra></extra>",
-            customdata=[t.number for t in trials],
-        ))
+        fig.add_trace(
+            go.Scatter3d(
+                x=[info.values[t.number][i] for t in trials],
+                y=[info.values[t.number][j] for t in trials],
+                z=[info.values[t.number][k] for t in trials],
+                mode="markers",
+                name=name,
+                marker=style,
+                text=[_hover(t, info) for t in trials],
+                hovertemplate="%{text}<extra></extra>",
+                customdata=[t.number for t in trials],
+            )
+        )
     scene = {f"{a}axis": _scale(info, n) for a, n in zip("xyz", axes)}
     fig.update_layout(title="Objectives in 3-D", height=600, scene=scene)
     return fig
@@ -141,8 +191,10 @@ def plot_pareto_3d(info: ParetoInfo, axes: tuple[int, int, int] = (0, 1, 2)) -> 
 def pareto_figures(info: ParetoInfo, *, picks: Sequence[int] = ()) -> list[tuple[str, go.Figure]]:
     """One 2-D projection per objective pair, then a 3-D view when there are three or more objectives."""
     names = [METRIC_NAMES.get(o, o) for o in info.objectives]
-    out = [(f"{names[a]} vs {names[b]}", plot_pareto_2d(info, a, b, picks=picks))
-           for a, b in itertools.combinations(range(len(info.objectives)), 2)]
+    out = [
+        (f"{names[a]} vs {names[b]}", plot_pareto_2d(info, a, b, picks=picks))
+        for a, b in itertools.combinations(range(len(info.objectives)), 2)
+    ]
     if len(info.objectives) >= 3:
         out.append(("3-D view", plot_pareto_3d(info)))
     return out
@@ -153,11 +205,24 @@ def plot_hypervolume(info: ParetoInfo) -> go.Figure:
     numbers = [n for n, _ in info.hypervolume_history]
     share = info.hypervolume_share
     scale = (share / info.hypervolume) if share is not None and info.hypervolume > 0 else None
-    ys = [hv * scale for _, hv in info.hypervolume_history] if scale is not None else [hv for _, hv in info.hypervolume_history]
+    ys = (
+        [hv * scale for _, hv in info.hypervolume_history]
+        if scale is not None
+        else [hv for _, hv in info.hypervolume_history]
+    )
     fig = go.Figure(go.Scatter(x=numbers, y=ys, mode="lines+markers", name="hypervolume", line_shape="hv"))
-    ref = ", ".join(f"{name} {format_metric(name, value)}"
-                    for name, value in zip(info.objectives, info.reference_point or []))
-    yaxis: dict[str, Any] = {"title": "hypervolume, share of the best-seen box", "tickformat": ".0%", "range": [0, 1.05]}
-    fig.update_layout(title=f"Front quality over trials (reference point: {ref or 'none yet'})", xaxis_title="trial",
-                      yaxis=yaxis if scale is not None else {"title": "hypervolume"}, height=400)
+    ref = ", ".join(
+        f"{name} {format_metric(name, value)}" for name, value in zip(info.objectives, info.reference_point or [])
+    )
+    yaxis: dict[str, Any] = {
+        "title": "hypervolume, share of the best-seen box",
+        "tickformat": ".0%",
+        "range": [0, 1.05],
+    }
+    fig.update_layout(
+        title=f"Front quality over trials (reference point: {ref or 'none yet'})",
+        xaxis_title="trial",
+        yaxis=yaxis if scale is not None else {"title": "hypervolume"},
+        height=400,
+    )
     return fig

@@ -60,22 +60,27 @@ class Report:
 
     def to_html(self) -> str:
         """The whole document; plotly.js is inlined once in ``<head>``, each figure is a ``<div>``."""
-        parts = [f"<h1>{html.escape(self.title)}</h1>", summary_html(self.summary),
-                 "<h2>What to deploy: recommended picks</h2>", picks_html(self.summary, self.info.objectives, self.info.directions),
-                 "<h2>Pareto front</h2>",
-                 '<p class="note">Feasible points no other point beats on every objective, best first on '
-                 f"{html.escape(self.info.objectives[0] if self.info.objectives else 'trial')}, "
-                 "with each in-process baseline; numbers are the search's own measurements. <i>speedup</i> and "
-                 "<i>memory x</i>: throughput and memory against the in-process baseline of the same backbone.</p>",
-                 front_table_html(self.table, self.info.objectives, self.info.directions)]
+        parts = [
+            f"<h1>{html.escape(self.title)}</h1>",
+            summary_html(self.summary),
+            "<h2>What to deploy: recommended picks</h2>",
+            picks_html(self.summary, self.info.objectives, self.info.directions),
+            "<h2>Pareto front</h2>",
+            '<p class="note">Feasible points no other point beats on every objective, best first on '
+            f"{html.escape(self.info.objectives[0] if self.info.objectives else 'trial')}, "
+            "with each in-process baseline; numbers are the search's own measurements. <i>speedup</i> and "
+            "<i>memory x</i>: throughput and memory against the in-process baseline of the same backbone.</p>",
+            front_table_html(self.table, self.info.objectives, self.info.directions),
+        ]
         for title, fig in self.figures:
             parts.append(f"<h2>{html.escape(title)}</h2>")
             parts.append(fig.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True}))
         return (
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{_CSS}</style>"
-            f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head>\n<body>\n"
-            + "\n".join(parts) + "\n</body></html>\n"
+            f'<script type="text/javascript">{get_plotlyjs()}</script></head>\n<body>\n'
+            + "\n".join(parts)
+            + "\n</body></html>\n"
         )
 
 

@@ -47,8 +47,11 @@ def importance_info(study: optuna.Study, *, params: list[str] | None = None) -> 
         >>> # importance_info(study).importances["accuracy"]  # {"backbone": 0.7, "batch_size": 0.3}
     """
     objectives, directions = study_objectives(study), study_directions(study)
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if not TrialRecord.of(t).noisy and TrialRecord.of(t).confirms is None]
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not TrialRecord.of(t).noisy and TrialRecord.of(t).confirms is None
+    ]
     common = set.intersection(*(set(t.params) for t in complete)) if complete else set()
     names = sorted(k for k in common if params is None or k in params)
     verbosity = optuna.logging.get_verbosity()
@@ -71,7 +74,8 @@ def importance_info(study: optuna.Study, *, params: list[str] | None = None) -> 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = optuna.importance.get_param_importances(
-                    measured, params=names or None, target=importance_target(i, direction))
+                    measured, params=names or None, target=importance_target(i, direction)
+                )
         except (ValueError, RuntimeError) as exc:  # too few trials, no parameter in common, ...
             notes[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             continue
@@ -89,10 +93,19 @@ def plot_importances(info: ImportanceInfo) -> go.Figure:
     for name in info.objectives:
         if name not in info.importances:
             continue
-        fig.add_trace(go.Bar(y=[param_name(p) for p in params], x=[info.importances[name].get(p, 0.0) for p in params],
-                             orientation="h", name=metric_title(name)))
+        fig.add_trace(
+            go.Bar(
+                y=[param_name(p) for p in params],
+                x=[info.importances[name].get(p, 0.0) for p in params],
+                orientation="h",
+                name=metric_title(name),
+            )
+        )
     notes = "; ".join(f"{k}: {v}" for k, v in info.notes.items())
-    fig.update_layout(title="Parameter importance per objective" + (f" (skipped {notes})" if notes else ""),
-                      xaxis_title="importance (PedAnova, normalised)", barmode="group",
-                      height=max(300, 60 + 40 * len(params) * max(1, len(info.importances))))
+    fig.update_layout(
+        title="Parameter importance per objective" + (f" (skipped {notes})" if notes else ""),
+        xaxis_title="importance (PedAnova, normalised)",
+        barmode="group",
+        height=max(300, 60 + 40 * len(params) * max(1, len(info.importances))),
+    )
     return fig

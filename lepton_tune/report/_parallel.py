@@ -72,11 +72,16 @@ def plot_parallel(info: ParallelInfo) -> go.Figure:
         if d.ticktext is not None:
             axis.update(tickvals=list(range(len(d.ticktext))), ticktext=d.ticktext)
         dims.append(axis)
-    fig = go.Figure(go.Parcoords(
-        dimensions=dims,
-        line={"color": info.groups, "cmin": 0, "cmax": 2,
-                  "colorscale": [[0, "#bbbbbb"], [0.5, "#6baed6"], [1, "#d62728"]]},
-    ))
-    fig.update_layout(title="Parallel coordinates (red: Pareto front, blue: feasible, grey: infeasible)",
-                      height=500)
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line={
+                "color": info.groups,
+                "cmin": 0,
+                "cmax": 2,
+                "colorscale": [[0, "#bbbbbb"], [0.5, "#6baed6"], [1, "#d62728"]],
+            },
+        )
+    )
+    fig.update_layout(title="Parallel coordinates (red: Pareto front, blue: feasible, grey: infeasible)", height=500)
     return fig

@@ -5,6 +5,7 @@ Everything here reads the study only; figures are drawn from :class:`ParetoInfo`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -77,14 +78,15 @@ class ParetoInfo(NamedTuple):
     reference_point: list[float] | None
     hypervolume: float
     hypervolume_history: list[tuple[int, float]]
-    noisy: list[FrozenTrial] = []
-    confirmations: list[FrozenTrial] = []
+    noisy: Sequence[FrozenTrial] = ()
+    confirmations: Sequence[FrozenTrial] = ()
     ideal_point: list[float] | None = None
     hypervolume_share: float | None = None
 
 
-def _hv_history(trials: list[FrozenTrial], ref: np.ndarray | None, objectives: list[str],
-                directions: list[str]) -> list[tuple[int, float]]:
+def _hv_history(
+    trials: list[FrozenTrial], ref: np.ndarray | None, objectives: list[str], directions: list[str]
+) -> list[tuple[int, float]]:
     history: list[tuple[int, float]] = []
     points: list[list[float]] = []
     current = 0.0
@@ -117,19 +119,33 @@ def pareto_info(study: optuna.Study) -> ParetoInfo:
     reference = None if ref is None else [float(r * s) for r, s in zip(ref, sign)]
     ideal = ideal_point([values[t.number] for t in front if t.number in values], directions)
     return ParetoInfo(
-        study_name=study.study_name, objectives=objectives, directions=directions, front=front,
-        feasible=groups["feasible"], infeasible=groups["infeasible"], baseline=groups["baseline"], values=values,
-        counts=_counts(trials, len(front)), reference_point=reference, hypervolume=volume,
-        hypervolume_history=history, noisy=groups["noisy"], confirmations=groups["confirmations"], ideal_point=ideal,
+        study_name=study.study_name,
+        objectives=objectives,
+        directions=directions,
+        front=front,
+        feasible=groups["feasible"],
+        infeasible=groups["infeasible"],
+        baseline=groups["baseline"],
+        values=values,
+        counts=_counts(trials, len(front)),
+        reference_point=reference,
+        hypervolume=volume,
+        hypervolume_history=history,
+        noisy=groups["noisy"],
+        confirmations=groups["confirmations"],
+        ideal_point=ideal,
         hypervolume_share=hypervolume_share(volume, ideal, reference, directions),
     )
 
 
-def _grouped(trials: list[FrozenTrial], objectives: list[str],
-             on_front: set[int]) -> tuple[dict[int, list[float]], dict[str, list[FrozenTrial]]]:
+def _grouped(
+    trials: list[FrozenTrial], objectives: list[str], on_front: set[int]
+) -> tuple[dict[int, list[float]], dict[str, list[FrozenTrial]]]:
     """Objective values by trial number, and the finished trials off the front by kind."""
     values: dict[int, list[float]] = {}
-    groups: dict[str, list[FrozenTrial]] = {k: [] for k in ("feasible", "infeasible", "baseline", "noisy", "confirmations")}
+    groups: dict[str, list[FrozenTrial]] = {
+        k: [] for k in ("feasible", "infeasible", "baseline", "noisy", "confirmations")
+    }
     for trial in trials:
         vals = objective_values(trial, objectives)
         if vals is None or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):

@@ -27,7 +27,8 @@ __all__ = ["HYPERVOLUME_MEANING", "SummaryInfo", "summary_info"]
 HYPERVOLUME_MEANING = (
     "The share of the box between the worst acceptable corner (the budgets, or just past the worst value "
     "measured) and the best value seen on each objective that the front covers: 100% would mean one point "
-    "is best on every objective at once; it can only grow as trials are added.")
+    "is best on every objective at once; it can only grow as trials are added."
+)
 
 
 class SummaryInfo(NamedTuple):
@@ -63,8 +64,9 @@ def _baseline(trials: list[FrozenTrial]) -> FrozenTrial | None:
     found = [t for t in trials if TrialRecord.of(t).baseline and t.state == TrialState.COMPLETE]
     if not found:
         return None
-    return max(found, key=lambda t: (TrialRecord.of(t).baseline_kind == "in-process", not TrialRecord.of(t).noisy,
-                                     -t.number))
+    return max(
+        found, key=lambda t: (TrialRecord.of(t).baseline_kind == "in-process", not TrialRecord.of(t).noisy, -t.number)
+    )
 
 
 def _host(attrs: dict[str, Any]) -> str:

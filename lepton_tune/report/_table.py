@@ -25,8 +25,9 @@ __all__ = ["front_rows", "front_table_html"]
 _EXTRA = ("throughput",)
 
 
-def front_rows(info: ParetoInfo, *, params: list[str] | None = None,
-               picks: list[Pick] | None = None) -> list[dict[str, Any]]:
+def front_rows(
+    info: ParetoInfo, *, params: list[str] | None = None, picks: list[Pick] | None = None
+) -> list[dict[str, Any]]:
     """One dict per front trial, plus each baseline not on the front, best first on the first objective.
 
     Keys: ``trial``, ``baseline``, ``label`` (short point form), ``pick`` (its roles, or []), the
@@ -39,14 +40,19 @@ def front_rows(info: ParetoInfo, *, params: list[str] | None = None,
     """
     roles = {p.trial.number: p.roles for p in picks or []}
     shown = {t.number for t in info.front}
-    trials = list(info.front) + [t for t in info.baseline if t.number not in shown and t.number in info.values
-                                 and t.state.name == "COMPLETE"]
+    trials = list(info.front) + [
+        t for t in info.baseline if t.number not in shown and t.number in info.values and t.state.name == "COMPLETE"
+    ]
     trials = by_first_objective(trials, info.objectives, info.directions)
     rows = []
     for trial in trials:
         point = dict(TrialRecord.of(trial).point or trial.params)
-        row: dict[str, Any] = {"trial": trial.number, "baseline": bool(TrialRecord.of(trial).baseline),
-                               "label": short_label(point), "pick": roles.get(trial.number, [])}
+        row: dict[str, Any] = {
+            "trial": trial.number,
+            "baseline": bool(TrialRecord.of(trial).baseline),
+            "label": short_label(point),
+            "pick": roles.get(trial.number, []),
+        }
         if row["baseline"]:
             row["baseline_form"] = TrialRecord.of(trial).baseline_form
         row.update(zip(info.objectives, info.values[trial.number]))
@@ -68,8 +74,9 @@ def _note(row: Mapping[str, Any]) -> str:
     return "; ".join(notes)
 
 
-def front_table_html(rows: list[dict[str, Any]], objectives: list[str] | None = None,
-                     directions: list[str] | None = None) -> str:
+def front_table_html(
+    rows: list[dict[str, Any]], objectives: list[str] | None = None, directions: list[str] | None = None
+) -> str:
     """An HTML ``<table>`` of ``rows`` (all text escaped); picks bold, baselines shaded."""
     if not rows:
         return "<p>No feasible trial yet: the front is empty.</p>"
@@ -78,9 +85,11 @@ def front_table_html(rows: list[dict[str, Any]], objectives: list[str] | None = 
     params = list(rows[0].get("params") or {})
     metrics = objectives + [m for m in _EXTRA if m not in objectives]
     arrows = {"maximize": " \u2191", "minimize": " \u2193"}  # which way is better
-    head = (["trial", "point", *params]
-            + [METRIC_NAMES.get(m, m) + arrows.get(d, "") for m, d in zip(metrics, directions + [""] * len(metrics))]
-            + ["speedup", "memory x", "note"])
+    head = (
+        ["trial", "point", *params]
+        + [METRIC_NAMES.get(m, m) + arrows.get(d, "") for m, d in zip(metrics, directions + [""] * len(metrics))]
+        + ["speedup", "memory x", "note"]
+    )
     body = []
     for row in rows:
         cells = [str(row["trial"]), row.get("label", "")]
@@ -90,5 +99,7 @@ def front_table_html(rows: list[dict[str, Any]], objectives: list[str] | None = 
         cls = " ".join(c for c, on in (("pick", bool(row.get("pick"))), ("baseline", row.get("baseline"))) if on)
         body.append(f'<tr class="{cls}">' + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return (f'<div class="wide"><table class="front"><thead><tr>{header}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    return (
+        f'<div class="wide"><table class="front"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )

@@ -76,8 +76,12 @@ def study_links(tracking_uri: str, base_url: str, *, study: str | None = None) -
         if study is not None and experiment.name != study:
             continue
         experiment_id = str(experiment.experiment_id)
-        parents = client.search_runs([experiment_id], filter_string="tags.`lepton.role` = 'study'",
-                                     order_by=["attributes.start_time ASC"], max_results=1)
+        parents = client.search_runs(
+            [experiment_id],
+            filter_string="tags.`lepton.role` = 'study'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
         if not parents:
             continue
         parent = parents[0]
@@ -85,12 +89,15 @@ def study_links(tracking_uri: str, base_url: str, *, study: str | None = None) -
         if not all(f"{_VIEW_TAG}{key}" in experiment.tags for key in (TRIALS_VIEW, FRONT_VIEW)):
             for key, value in experiment_tags(views).items():
                 client.set_experiment_tag(experiment_id, key, value)
-        found.append(StudyLinks(
-            study_name=experiment.name, experiment_id=experiment_id,
-            first_objective=views.objectives[0] if views.objectives else "start time",
-            trials=runs_url(base_url, experiment_id, TRIALS_VIEW),
-            front=runs_url(base_url, experiment_id, FRONT_VIEW),
-            charts=runs_url(base_url, experiment_id, TRIALS_VIEW, charts=True),
-            parent=run_url(base_url, experiment_id, parent.info.run_id),
-        ))
+        found.append(
+            StudyLinks(
+                study_name=experiment.name,
+                experiment_id=experiment_id,
+                first_objective=views.objectives[0] if views.objectives else "start time",
+                trials=runs_url(base_url, experiment_id, TRIALS_VIEW),
+                front=runs_url(base_url, experiment_id, FRONT_VIEW),
+                charts=runs_url(base_url, experiment_id, TRIALS_VIEW, charts=True),
+                parent=run_url(base_url, experiment_id, parent.info.run_id),
+            )
+        )
     return found

@@ -20,8 +20,7 @@ __all__ = ["best_values", "front_table", "study_note"]
 _EXTRA = ("speedup", "memory_ratio", "throughput")
 
 
-def best_values(front: Sequence[FrozenTrial], objectives: Sequence[str],
-                directions: Sequence[str]) -> dict[str, float]:
+def best_values(front: Sequence[FrozenTrial], objectives: Sequence[str], directions: Sequence[str]) -> dict[str, float]:
     """``best_<objective>``: the best value of each objective on the feasible front (empty front: none).
 
     Example:
@@ -63,9 +62,16 @@ def front_table(front: Sequence[FrozenTrial], objectives: Sequence[str], params:
     return columns
 
 
-def study_note(*, study_name: str, objectives: Sequence[str], directions: Sequence[str],
-               searched: Mapping[str, str], budgets: Mapping[str, Any], counts: Mapping[str, int],
-               front: Sequence[FrozenTrial]) -> str:
+def study_note(
+    *,
+    study_name: str,
+    objectives: Sequence[str],
+    directions: Sequence[str],
+    searched: Mapping[str, str],
+    budgets: Mapping[str, Any],
+    counts: Mapping[str, int],
+    front: Sequence[FrozenTrial],
+) -> str:
     """The parent run's description (markdown): what the study searched and how to read its child runs.
 
     Example:
@@ -82,12 +88,17 @@ def study_note(*, study_name: str, objectives: Sequence[str], directions: Sequen
         f"- **Objectives**: {goals}.",
     ]
     if budgets:
-        lines.append("- **Budgets**: " + ", ".join(f"`{k}` {v}" for k, v in budgets.items())
-                     + " (a trial that misses one has a `budget_<metric>` metric > 0 and `feasible=false`).")
+        lines.append(
+            "- **Budgets**: "
+            + ", ".join(f"`{k}` {v}" for k, v in budgets.items())
+            + " (a trial that misses one has a `budget_<metric>` metric > 0 and `feasible=false`)."
+        )
     if searched:
         lines.append("- **Searched**: " + "; ".join(f"`{k}` in {v}" for k, v in searched.items()) + ".")
-    lines.append(f"- **Trials**: {counts.get('n_trials', 0)} finished, {counts.get('n_feasible', 0)} feasible, "
-                 f"{counts.get('n_failed', 0)} failed; {len(front)} on the Pareto front.")
+    lines.append(
+        f"- **Trials**: {counts.get('n_trials', 0)} finished, {counts.get('n_feasible', 0)} feasible, "
+        f"{counts.get('n_failed', 0)} failed; {len(front)} on the Pareto front."
+    )
     if front:
         lines.append("- **Front**: " + "; ".join(f"`{run_name(t)}`" for t in front) + ".")
     lines += [
@@ -105,7 +116,7 @@ def study_note(*, study_name: str, objectives: Sequence[str], directions: Sequen
         "`feasible`, `lepton_status`, `reason`, `baseline`, `noisy`.",
         "- Saved views (the view menu above the runs table): **lepton-tune: every trial** sorted by "
         f"`{objectives[0] if objectives else 'start time'}` with these columns and trade-off charts, and "
-        "**lepton-tune: Pareto front** (`tags.pareto = \"true\"`). `lepton-tune ui` prints links to both.",
+        '**lepton-tune: Pareto front** (`tags.pareto = "true"`). `lepton-tune ui` prints links to both.',
         "- Artifacts here: `pareto_front.json` (the front as a table), the HTML report, `study.json`.",
     ]
     return "\n".join(lines)

@@ -99,7 +99,8 @@ def _metrics(trial: FrozenTrial, objectives: list[str]) -> dict[str, float]:
     if trial.state == TrialState.COMPLETE and trial.values is not None:
         out.update((metric_key(o), float(v)) for o, v in zip(objectives, trial.values) if math.isfinite(v))
     sources: list[tuple[Mapping[str, Any], str]] = [
-        (attrs.get("metrics") or {}, "{}"), (attrs.get("spread") or {}, "{}_spread"),
+        (attrs.get("metrics") or {}, "{}"),
+        (attrs.get("spread") or {}, "{}_spread"),
         (attrs.get("stage_seconds") or {}, "{}_seconds"),
     ]
     model = attrs.get("model") or {}
@@ -113,8 +114,14 @@ def _metrics(trial: FrozenTrial, objectives: list[str]) -> dict[str, float]:
     return out
 
 
-def child_record(trial: FrozenTrial, *, study_name: str, objectives: list[str],
-                 host: Mapping[str, Any] | None = None, redact: Callable[[str], str] = str) -> ChildRecord:
+def child_record(
+    trial: FrozenTrial,
+    *,
+    study_name: str,
+    objectives: list[str],
+    host: Mapping[str, Any] | None = None,
+    redact: Callable[[str], str] = str,
+) -> ChildRecord:
     """Everything a trial's child run logs.
 
     Params: every field of the trial's ``point`` (else ``trial.params``). Metrics: the objective
@@ -156,11 +163,19 @@ def child_record(trial: FrozenTrial, *, study_name: str, objectives: list[str],
     tags.update({metric_key(f"host.{k}"): _text(v, redact) for k, v in (host or {}).items()})
     if attrs.get("confirms") is not None:
         tags["confirms"] = str(attrs["confirms"])
-    return ChildRecord(_text(run_name(trial), redact), params, _metrics(trial, objectives), tags, trial_json(trial, redact))
+    return ChildRecord(
+        _text(run_name(trial), redact), params, _metrics(trial, objectives), tags, trial_json(trial, redact)
+    )
 
 
-def study_tags(user_attrs: Mapping[str, Any], *, study_name: str, objectives: list[str], directions: list[str],
-               redact: Callable[[str], str] = str) -> dict[str, str]:
+def study_tags(
+    user_attrs: Mapping[str, Any],
+    *,
+    study_name: str,
+    objectives: list[str],
+    directions: list[str],
+    redact: Callable[[str], str] = str,
+) -> dict[str, str]:
     """Tags of the parent run: study name, objectives, directions, budgets, host fingerprint."""
     tags = {
         "lepton.role": "study",

@@ -66,7 +66,9 @@ def _creation_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_tracking_store(uri: str, experiment_name: str, artifact_location: str | os.PathLike[str] | None = None) -> str:
+def ensure_tracking_store(
+    uri: str, experiment_name: str, artifact_location: str | os.PathLike[str] | None = None
+) -> str:
     """Create the MLflow schema and the study's experiment once; return the experiment id.
 
     Call it before any worker starts: several processes opening a fresh MLflow SQLite file at once

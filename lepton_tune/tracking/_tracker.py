@@ -35,7 +35,7 @@ def _ms(moment: Any) -> int | None:
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class MLflowTracker:
@@ -59,8 +59,14 @@ class MLflowTracker:
         >>> # tracker.finish(study, report_path=write_report(study, run_dir / "report.html"))
     """
 
-    def __init__(self, tracking_uri: str, study_name: str, *, run_dir: str | os.PathLike[str] | None = None,
-                 redact: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        study_name: str,
+        *,
+        run_dir: str | os.PathLike[str] | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.study_name = study_name
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -95,11 +101,14 @@ class MLflowTracker:
         """Log a trial cut short by Ctrl-C as a child run ended with status KILLED."""
         with self._lock:
             if self._ready(study) and trial.number not in self._logged:
-                self.guard.run(f"log interrupted trial {trial.number}",
-                               lambda: self._log_child(study, trial, status="KILLED", interrupted=True))
+                self.guard.run(
+                    f"log interrupted trial {trial.number}",
+                    lambda: self._log_child(study, trial, status="KILLED", interrupted=True),
+                )
 
-    def finish(self, study: optuna.Study, *, report_path: str | os.PathLike[str] | None = None,
-               status: str = "FINISHED") -> None:
+    def finish(
+        self, study: optuna.Study, *, report_path: str | os.PathLike[str] | None = None, status: str = "FINISHED"
+    ) -> None:
         """Tag children ``pareto=true/false``; log summary and ``best_<objective>`` metrics, the front table,
         the description and the report on the parent; refresh the saved views; end the parent run."""
         with self._lock:
@@ -110,10 +119,14 @@ class MLflowTracker:
             self.guard.run("describe the study on its parent run", lambda: self._log_parent_page(study))
             self.guard.run("set the experiment's saved views", lambda: self._log_views(study))
             if report_path is not None and Path(report_path).is_file():
-                self.guard.run("log the report", lambda: self._require_client().log_artifact(
-                    self._require_parent(), os.fspath(report_path)))
-            self.guard.run("end the parent run",
-                           lambda: self._require_client().set_terminated(self._require_parent(), status=status))
+                self.guard.run(
+                    "log the report",
+                    lambda: self._require_client().log_artifact(self._require_parent(), os.fspath(report_path)),
+                )
+            self.guard.run(
+                "end the parent run",
+                lambda: self._require_client().set_terminated(self._require_parent(), status=status),
+            )
 
     # -- internals ----------------------------------------------------------------------------
     def _ready(self, study: optuna.Study) -> bool:
@@ -148,16 +161,23 @@ class MLflowTracker:
     def _search(self, filter_string: str) -> Iterator[Any]:
         client, token = self._require_client(), None
         while True:
-            page = client.search_runs([self.experiment_id or ""], filter_string=filter_string,
-                                      order_by=["attributes.start_time ASC"], page_token=token)
+            page = client.search_runs(
+                [self.experiment_id or ""],
+                filter_string=filter_string,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
             yield from page
             token = page.token
             if not token:
                 return
 
     def _parents(self) -> list[Any]:
-        runs = [r for r in self._search("tags.`lepton.role` = 'study'")
-                if r.data.tags.get("lepton.study_name") == self.study_name]
+        runs = [
+            r
+            for r in self._search("tags.`lepton.role` = 'study'")
+            if r.data.tags.get("lepton.study_name") == self.study_name
+        ]
         return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
     def _children(self) -> list[Any]:
@@ -171,8 +191,13 @@ class MLflowTracker:
         self._client = client
         self.experiment_id = self._experiment(client)
         objectives = _objectives(study)
-        tags = study_tags(study.user_attrs, study_name=self.study_name, objectives=objectives,
-                          directions=[d.name.lower() for d in study.directions], redact=self.redact)
+        tags = study_tags(
+            study.user_attrs,
+            study_name=self.study_name,
+            objectives=objectives,
+            directions=[d.name.lower() for d in study.directions],
+            redact=self.redact,
+        )
         parents = self._parents()
         if parents:
             parent_id = parents[0].info.run_id
@@ -199,19 +224,26 @@ class MLflowTracker:
             if run.info.status == "RUNNING" and (number is None or int(number) not in running):
                 self._require_client().set_terminated(run.info.run_id, status="KILLED")
 
-    def _log_child(self, study: optuna.Study, trial: FrozenTrial, *, status: str | None = None,
-                   interrupted: bool = False) -> None:
+    def _log_child(
+        self, study: optuna.Study, trial: FrozenTrial, *, status: str | None = None, interrupted: bool = False
+    ) -> None:
         from mlflow.entities import Metric, Param
 
         client = self._require_client()
-        record = child_record(trial, study_name=self.study_name, objectives=_objectives(study),
-                              host=study.user_attrs.get("host"), redact=self.redact)
+        record = child_record(
+            trial,
+            study_name=self.study_name,
+            objectives=_objectives(study),
+            host=study.user_attrs.get("host"),
+            redact=self.redact,
+        )
         tags = {**record.tags, _PARENT_TAG: self._require_parent()}
         if interrupted:
             tags["interrupted"] = "true"
         status = status or run_status(trial)
-        run_id = client.create_run(self.experiment_id or "", start_time=_ms(trial.datetime_start), tags=tags,
-                                   run_name=record.run_name).info.run_id
+        run_id = client.create_run(
+            self.experiment_id or "", start_time=_ms(trial.datetime_start), tags=tags, run_name=record.run_name
+        ).info.run_id
         self._logged.add(trial.number)
         end = _ms(trial.datetime_complete) or int(time.time() * 1000)
         ended = False
@@ -222,7 +254,7 @@ class MLflowTracker:
             client.log_batch(run_id, params=first, metrics=metrics[: 1000 - len(first)])
             for chunk in _chunks(rest, 100):
                 client.log_batch(run_id, params=chunk)
-            for chunk in _chunks(metrics[1000 - len(first):], 1000):
+            for chunk in _chunks(metrics[1000 - len(first) :], 1000):
                 client.log_batch(run_id, metrics=chunk)
             client.log_text(run_id, record.artifact, "trial.json")
             client.set_terminated(run_id, status=status, end_time=end)
@@ -266,14 +298,16 @@ class MLflowTracker:
             "n_failed": sum(t.state == TrialState.FAIL for t in trials),
             "hypervolume": study_hypervolume(study),
         }
-        self._require_client().log_batch(self._require_parent(),
-                                         metrics=[Metric(k, float(v), now, step) for k, v in counts.items()])
+        self._require_client().log_batch(
+            self._require_parent(), metrics=[Metric(k, float(v), now, step) for k, v in counts.items()]
+        )
 
     def _log_views(self, study: optuna.Study) -> None:
         client = self._require_client()
         searched = _searched(study)
-        views = StudyViews(_objectives(study), [d.name.lower() for d in study.directions],
-                           [metric_key(k) for k in searched])
+        views = StudyViews(
+            _objectives(study), [d.name.lower() for d in study.directions], [metric_key(k) for k in searched]
+        )
         for key, value in experiment_tags(views).items():
             client.set_experiment_tag(self.experiment_id or "", key, value)
 
@@ -287,20 +321,36 @@ class MLflowTracker:
         objectives, directions = _objectives(study), [d.name.lower() for d in study.directions]
         trials = study.get_trials(deepcopy=False)
         front, searched = feasible_front(study), _searched(study)
-        counts = {"n_trials": sum(t.state.is_finished() for t in trials), "n_feasible": sum(is_feasible(t) for t in trials),
-                  "n_failed": sum(t.state == TrialState.FAIL for t in trials)}
-        note = study_note(study_name=self.study_name, objectives=objectives, directions=directions, searched=searched,
-                          budgets=study.user_attrs.get("budgets") or {}, counts=counts, front=front)
+        counts = {
+            "n_trials": sum(t.state.is_finished() for t in trials),
+            "n_feasible": sum(is_feasible(t) for t in trials),
+            "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        }
+        note = study_note(
+            study_name=self.study_name,
+            objectives=objectives,
+            directions=directions,
+            searched=searched,
+            budgets=study.user_attrs.get("budgets") or {},
+            counts=counts,
+            front=front,
+        )
         now = int(time.time() * 1000)
         step = max((t.number for t in trials), default=0)
         best = [Metric(k, v, now, step) for k, v in best_values(front, objectives, directions).items()]
-        client.log_batch(parent, metrics=best, tags=[RunTag("mlflow.note.content", self.redact(note)),
-                                                     RunTag("searched_params", ",".join(searched))])
+        client.log_batch(
+            parent,
+            metrics=best,
+            tags=[RunTag("mlflow.note.content", self.redact(note)), RunTag("searched_params", ",".join(searched))],
+        )
         with warnings.catch_warnings():  # pandas 3's dtype notice from inside log_table, not ours to act on
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            client.log_table(parent, data=front_table(front, objectives, [metric_key(k) for k in searched]),
-                             artifact_file="pareto_front.json")
+            client.log_table(
+                parent,
+                data=front_table(front, objectives, [metric_key(k) for k in searched]),
+                artifact_file="pareto_front.json",
+            )
 
 
 def _searched(study: optuna.Study) -> dict[str, str]:
@@ -319,5 +369,13 @@ def _objectives(study: optuna.Study) -> list[str]:
 def _study_json(study: optuna.Study) -> str:
     import json
 
-    return json.dumps({"study_name": study.study_name, "directions": [d.name for d in study.directions],
-                       "user_attrs": study.user_attrs}, indent=2, default=str, sort_keys=True)
+    return json.dumps(
+        {
+            "study_name": study.study_name,
+            "directions": [d.name for d in study.directions],
+            "user_attrs": study.user_attrs,
+        },
+        indent=2,
+        default=str,
+        sort_keys=True,
+    )

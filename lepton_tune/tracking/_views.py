@@ -65,12 +65,20 @@ def _column(kind: str, key: str) -> str:
 def _charts(objectives: Sequence[str]) -> list[dict[str, Any]]:
     """One scatter per later objective against the first (e.g. accuracy vs latency_p95_ms, vs memory_mb)."""
     first = objectives[0]
-    return [{
-        "uuid": f"lepton-scatter-{i}", "type": "SCATTER", "runsCountToCompare": 1000,
-        "metricSectionId": _SECTION, "deleted": False, "isGenerated": False,
-        "displayName": f"{first} vs {other}",
-        "xaxis": {"key": other, "type": "METRIC"}, "yaxis": {"key": first, "type": "METRIC"},
-    } for i, other in enumerate(objectives[1:], start=1)]
+    return [
+        {
+            "uuid": f"lepton-scatter-{i}",
+            "type": "SCATTER",
+            "runsCountToCompare": 1000,
+            "metricSectionId": _SECTION,
+            "deleted": False,
+            "isGenerated": False,
+            "displayName": f"{first} vs {other}",
+            "xaxis": {"key": other, "type": "METRIC"},
+            "yaxis": {"key": first, "type": "METRIC"},
+        }
+        for i, other in enumerate(objectives[1:], start=1)
+    ]
 
 
 def view_state(views: StudyViews, *, search_filter: str) -> dict[str, Any]:
@@ -100,8 +108,16 @@ def view_state(views: StudyViews, *, search_filter: str) -> dict[str, Any]:
     }
     if len(views.objectives) > 1:
         state["compareRunCharts"] = _charts(views.objectives)
-        state["compareRunSections"] = [{"uuid": _SECTION, "name": "Trade-offs (lepton-tune)", "display": True,
-                                        "isReordered": False, "deleted": False, "isGenerated": False}]
+        state["compareRunSections"] = [
+            {
+                "uuid": _SECTION,
+                "name": "Trade-offs (lepton-tune)",
+                "display": True,
+                "isReordered": False,
+                "deleted": False,
+                "isGenerated": False,
+            }
+        ]
     return state
 
 

@@ -23,7 +23,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[lt.SearchResult,
 
 
 def test_search_returns_the_front_as_typed_points(searched: tuple[lt.SearchResult, Path]) -> None:
-    result, root = searched
+    result, _ = searched
     assert result.n_trials == 3 and result.objectives == ["accuracy", "latency_p95_ms", "memory_mb"]
     assert result.pareto, "the tiny study always has a feasible point (accuracy budget 0.2)"
     for point in result.pareto:
@@ -63,9 +63,11 @@ def test_select_export_load_and_verify(searched: tuple[lt.SearchResult, Path]) -
     assert json.dumps(exported.as_dict())  # what `export --json` prints
     again = lt.load_study(run_dir=root / "runs")
     assert [p.trial for p in again.pareto] == [p.trial for p in result.pareto]
-    checked = lt.verify(exported.bundle, tolerances={"latency_p50_ms": 100.0, "latency_p95_ms": 100.0,
-                                                     "throughput": 0.99, "memory_mb": 1.0},
-                        noise_threshold=4.0)
+    checked = lt.verify(
+        exported.bundle,
+        tolerances={"latency_p50_ms": 100.0, "latency_p95_ms": 100.0, "throughput": 0.99, "memory_mb": 1.0},
+        noise_threshold=4.0,
+    )
     assert checked.ok is True and checked.exit_code == 0, checked.as_dict()
 
 

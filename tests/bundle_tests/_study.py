@@ -51,14 +51,26 @@ class TinyStudy:
 
 def cli(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m lepton_tune ARGS`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "lepton_tune", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "lepton_tune", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 def study_env(root: Path) -> dict[str, str]:
     # A private measurement lock: other studies running on this shared host must not stall the tests.
-    return {**os.environ, "LEPTON_TUNE_CACHE": str(root / "cache"), "LEPTON_TUNE_LOCK": str(root / "measure.lock"),
-            "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return {
+        **os.environ,
+        "LEPTON_TUNE_CACHE": str(root / "cache"),
+        "LEPTON_TUNE_LOCK": str(root / "measure.lock"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
 
 
 def tiny_study(factory: pytest.TempPathFactory) -> TinyStudy:
@@ -73,8 +85,19 @@ def tiny_study(factory: pytest.TempPathFactory) -> TinyStudy:
             (root / "study.yaml").write_text(STUDY)
             proc = cli("search", "study.yaml", "--run-dir", "runs", "--json", "--quiet", cwd=root, env=env)
             assert proc.returncode == 0, proc.stderr[-3000:]
-            proc = cli("export", "--run-dir", "runs", "--require", "accuracy>=0.5", "--prefer", "latency_p95_ms",
-                       "--out", "bundle", cwd=root, env=env)
+            proc = cli(
+                "export",
+                "--run-dir",
+                "runs",
+                "--require",
+                "accuracy>=0.5",
+                "--prefer",
+                "latency_p95_ms",
+                "--out",
+                "bundle",
+                cwd=root,
+                env=env,
+            )
             assert proc.returncode == 0, proc.stderr[-3000:]
             done.write_text(json.dumps({"export_stderr": proc.stderr}))
     stderr = json.loads((root / "done.json").read_text())["export_stderr"]

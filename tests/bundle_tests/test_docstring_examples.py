@@ -7,8 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["lepton_tune.bundle._export", "lepton_tune.bundle._load", "lepton_tune.bundle._manifest", "lepton_tune.bundle._replace",
-           "lepton_tune.bundle._verify"]
+MODULES = [
+    "lepton_tune.bundle._export",
+    "lepton_tune.bundle._load",
+    "lepton_tune.bundle._manifest",
+    "lepton_tune.bundle._replace",
+    "lepton_tune.bundle._verify",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

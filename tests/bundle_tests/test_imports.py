@@ -18,6 +18,8 @@ print(" ".join(m for m in ("optuna", "mlflow", "plotly") if m in sys.modules))
 
 
 def test_bundle_imports_no_optuna_mlflow_plotly(repo: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", CODE], cwd=repo, capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", CODE], cwd=repo, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""

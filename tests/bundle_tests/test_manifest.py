@@ -34,7 +34,9 @@ def test_manifest_lists_weights_with_checksum(study: TinyStudy) -> None:
         assert manifest[key], key
     assert manifest["model"]["recipe_hash"] and manifest["measured"]["protocol"]["requests"] == 20
     assert {"torch", "torchvision", "python", "lepton_tune"} <= set(manifest["libraries"])
-    assert (study.bundle / "MLmodel").is_file() and "lepton-tune production bundle" in (study.bundle / "README.md").read_text()
+    assert (study.bundle / "MLmodel").is_file() and "lepton-tune production bundle" in (
+        study.bundle / "README.md"
+    ).read_text()
 
 
 def test_tampered_weights_are_refused(bundle_copy: Path) -> None:
@@ -55,19 +57,27 @@ def test_tampered_weights_refused_by_cli_with_exit_2(study: TinyStudy, bundle_co
 
 def test_newer_format_version_is_refused(bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda m: m.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(BundleError, match=rf"format_version {FORMAT_VERSION + 1} is newer than this lepton-tune .*Upgrade"):
+    with pytest.raises(
+        BundleError, match=rf"format_version {FORMAT_VERSION + 1} is newer than this lepton-tune .*Upgrade"
+    ):
         read_manifest(bundle_copy)
 
 
 def test_missing_file_names_itself(bundle_copy: Path) -> None:
     (bundle_copy / "weights.pt").unlink()
-    with pytest.raises(BundleError, match=r"bundle/weights\.pt: missing from the bundle \(weights listed in lepton\.yaml\)"):
+    with pytest.raises(
+        BundleError, match=r"bundle/weights\.pt: missing from the bundle \(weights listed in lepton\.yaml\)"
+    ):
         read_manifest(bundle_copy)
 
 
 def test_listed_path_outside_the_bundle_is_refused(bundle_copy: Path) -> None:
-    _edit(bundle_copy, lambda m: m["files"].append({"path": "../elsewhere.pt", "role": "onnx", "size": 0, "sha256": ""}))
-    with pytest.raises(BundleError, match=r"files\[\d+\]\.path: must be a relative path inside the bundle, got '\.\./elsewhere\.pt'"):
+    _edit(
+        bundle_copy, lambda m: m["files"].append({"path": "../elsewhere.pt", "role": "onnx", "size": 0, "sha256": ""})
+    )
+    with pytest.raises(
+        BundleError, match=r"files\[\d+\]\.path: must be a relative path inside the bundle, got '\.\./elsewhere\.pt'"
+    ):
         read_manifest(bundle_copy)
 
 
@@ -108,8 +118,11 @@ def test_engine_override_is_validated(bundle_copy: Path) -> None:
 
 def test_manifest_edit_without_its_digest_is_refused(bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda m: m["engine"].update(shards=2), sign=False)
-    with pytest.raises(BundleError, match=r"lepton\.yaml: checksum mismatch with lepton\.sha256 .*the manifest was "
-                                          r"modified or corrupted\. Refusing to load it"):
+    with pytest.raises(
+        BundleError,
+        match=r"lepton\.yaml: checksum mismatch with lepton\.sha256 .*the manifest was "
+        r"modified or corrupted\. Refusing to load it",
+    ):
         read_manifest(bundle_copy)
     (bundle_copy / "lepton.sha256").unlink()
     with pytest.raises(BundleError, match=r"lepton\.sha256: missing; it holds the checksum of lepton\.yaml"):
@@ -126,18 +139,35 @@ def test_pinned_digest_refuses_another_bundle(study: TinyStudy, bundle_copy: Pat
         open_bundle(bundle_copy, digest=digest)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda m: m.update(files=[]), r"files: must list the bundle's files \(a non-empty list\), got \[\]"),
-    (lambda m: m.update(files=[f for f in m["files"] if f["role"] != "weights"]),
-     r"files: loader '\w+' serves from exactly one file with role 'weights', the list has 0"),
-    (lambda m: m["files"][0].update(size="big"), r"files\[0\]\.size: must be a non-negative integer, got 'big'"),
-    (lambda m: m["files"][0].update(path="/etc/passwd"), r"files\[0\]\.path: must be a relative path inside the bundle"),
-    (lambda m: m["model"].update(image_shape=[3, 100000, 16]), r"model\.image_shape: must be \[channels 1-3, height, width\]"),
-    (lambda m: m["preprocessing"].update(std=[0.0, 1.0, 1.0]), r"preprocessing\.std: must be 1-3 finite numbers > 0"),
-    (lambda m: m["preprocessing"].update(mean=[float("nan")] * 3), r"preprocessing\.mean: must be 1-3 finite numbers"),
-    (lambda m: m.update(engine=[1, 2]), r"engine: must be a mapping of EngineConfig fields"),
-    (lambda m: m.update(model="x"), r"model: must be a mapping, got 'x'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.update(files=[]), r"files: must list the bundle's files \(a non-empty list\), got \[\]"),
+        (
+            lambda m: m.update(files=[f for f in m["files"] if f["role"] != "weights"]),
+            r"files: loader '\w+' serves from exactly one file with role 'weights', the list has 0",
+        ),
+        (lambda m: m["files"][0].update(size="big"), r"files\[0\]\.size: must be a non-negative integer, got 'big'"),
+        (
+            lambda m: m["files"][0].update(path="/etc/passwd"),
+            r"files\[0\]\.path: must be a relative path inside the bundle",
+        ),
+        (
+            lambda m: m["model"].update(image_shape=[3, 100000, 16]),
+            r"model\.image_shape: must be \[channels 1-3, height, width\]",
+        ),
+        (
+            lambda m: m["preprocessing"].update(std=[0.0, 1.0, 1.0]),
+            r"preprocessing\.std: must be 1-3 finite numbers > 0",
+        ),
+        (
+            lambda m: m["preprocessing"].update(mean=[float("nan")] * 3),
+            r"preprocessing\.mean: must be 1-3 finite numbers",
+        ),
+        (lambda m: m.update(engine=[1, 2]), r"engine: must be a mapping of EngineConfig fields"),
+        (lambda m: m.update(model="x"), r"model: must be a mapping, got 'x'"),
+    ],
+)
 def test_malformed_manifest_is_refused_with_the_key(bundle_copy: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
     _edit(bundle_copy, change)
     with pytest.raises(BundleError, match=message):
@@ -162,7 +192,8 @@ def test_non_utf8_and_huge_manifests_are_refused(bundle_copy: Path) -> None:
     with pytest.raises(BundleError, match=r"larger than 1024 KiB"):
         read_manifest(bundle_copy)
     bomb = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
-        f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+        f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+    )
     path.write_text(bomb)
     with pytest.raises(BundleError, match=r"expands to more than 100000 values"):
         read_manifest(bundle_copy)
@@ -171,4 +202,6 @@ def test_non_utf8_and_huge_manifests_are_refused(bundle_copy: Path) -> None:
 def test_malformed_manifest_is_exit_2_in_the_cli(study: TinyStudy, bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda m: m.update(files="weights.pt"))
     proc = cli("predict", str(bundle_copy), str(bundle_copy / "README.md"), cwd=study.root, env=study.env)
-    assert proc.returncode == 2 and "files: must list the bundle's files" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2 and "files: must list the bundle's files" in proc.stderr and "Traceback" not in proc.stderr
+    )

@@ -23,8 +23,14 @@ def trained():  # type: ignore[no-untyped-def]
 
 
 def _model_section(tm, precision: str) -> dict:  # type: ignore[no-untyped-def]
-    return {"backbone": tm.backbone, "model_spec": None, "precision": precision, "loader": loader_of(precision),
-            "image_shape": list(tm.image_shape), "num_classes": tm.num_classes}
+    return {
+        "backbone": tm.backbone,
+        "model_spec": None,
+        "precision": precision,
+        "loader": loader_of(precision),
+        "image_shape": list(tm.image_shape),
+        "num_classes": tm.num_classes,
+    }
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

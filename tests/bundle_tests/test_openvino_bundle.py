@@ -22,8 +22,8 @@ from lepton_tune.bundle import export_bundle, read_manifest
 from lepton_tune.config import EngineConfig, load_study
 from lepton_tune.data import load_dataset
 from lepton_tune.exceptions import BundleError
-from tests.bundle_tests.test_serve_http import free_port, ping
 from tests.bundle_tests.test_runtimes import FRESH, SPEC, _study_with
+from tests.bundle_tests.test_serve_http import free_port, ping
 
 pytestmark = pytest.mark.filterwarnings("ignore:trial 0. the trained weights were not in the model cache:UserWarning")
 
@@ -37,8 +37,9 @@ def _export(tmp_path: Path, config: EngineConfig) -> tuple[Path, np.ndarray, np.
     out = export_bundle(study, trial, tmp_path / "b")
     spec = load_study(SPEC)
     dataset = load_dataset(spec.dataset)
-    served = prepare_served(train_model("small_cnn", spec.train, dataset, cache=ModelCache()), config, dataset,
-                            ModelCache())
+    served = prepare_served(
+        train_model("small_cnn", spec.train, dataset, cache=ModelCache()), config, dataset, ModelCache()
+    )
     manifest = read_manifest(out)
     assert served.artifact_hash == manifest["model"]["artifact_hash"]
     assert (out / "model.bin").read_bytes() == served.module.bin_bytes.numpy().tobytes()  # type: ignore[union-attr]
@@ -59,8 +60,13 @@ def test_openvino_bundle_serves_its_ir_in_a_fresh_process(precision: str, isolat
     assert served == [("model.xml", "openvino"), ("model.bin", "openvino_weights")]
     assert not (out / "weights.pt").exists() and not (out / "model.onnx").exists()
     np.save(tmp_path / "x.npy", x)
-    proc = subprocess.run([sys.executable, "-c", FRESH, str(out), str(tmp_path / "x.npy")], capture_output=True,
-                          text=True, timeout=240, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, str(out), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["isolation"] == isolation
@@ -72,21 +78,43 @@ def test_openvino_bundle_serves_its_ir_in_a_fresh_process(precision: str, isolat
 def test_openvino_bundle_answers_through_mlflow_models_serve(tmp_path: Path) -> None:
     out, x, want = _export(tmp_path, EngineConfig(runtime="openvino", precision="int8"))
     port, bin_dir = free_port(), Path(sys.executable).parent
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", str(out), "--env-manager", "local",
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(out),
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while ping(f"http://127.0.0.1:{port}/ping") != 200:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "mlflow models serve did not answer /ping within 120 s"
             time.sleep(1)
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
-                                     data=json.dumps({"inputs": x.tolist(), "params": {"return_logits": True}}).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": x.tolist(), "params": {"return_logits": True}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:
             got = np.asarray([row["logits"] for row in json.loads(resp.read())["predictions"]], dtype=np.float32)
     finally:

@@ -10,13 +10,16 @@ from lepton_tune.bundle._public import public_dataset, public_host, public_stora
 from tests.bundle_tests._study import TinyStudy
 
 
-@pytest.mark.parametrize(("url", "public"), [
-    ("postgresql+psycopg2://bob:s3cret@db.internal:5432/optuna?sslmode=require", "postgresql+psycopg2:///optuna"),
-    ("mysql://root@10.0.0.5/studies", "mysql:///studies"),
-    ("sqlite:////home/bob/private/runs/study.db", "sqlite:///study.db"),
-    ("/home/bob/runs/study.journal", "study.journal"),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("postgresql+psycopg2://bob:s3cret@db.internal:5432/optuna?sslmode=require", "postgresql+psycopg2:///optuna"),
+        ("mysql://root@10.0.0.5/studies", "mysql:///studies"),
+        ("sqlite:////home/bob/private/runs/study.db", "sqlite:///study.db"),
+        ("/home/bob/runs/study.journal", "study.journal"),
+        (None, None),
+    ],
+)
 def test_storage_keeps_kind_and_name_only(url: str | None, public: str | None) -> None:
     assert public_storage(url) == public
 

@@ -45,8 +45,15 @@ def test_default_env_manager_fails_fast_naming_env_manager_local(study: TinyStud
     bin_dir = Path(sys.executable).parent
     env = {**study.env, "MLFLOW_ENV_ROOT": str(tmp_path / "envs")}
     started = time.monotonic()
-    proc = subprocess.run([str(bin_dir / "mlflow"), "models", "serve", "-m", str(study.bundle), "--host", "127.0.0.1",
-                           "-p", "0"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path, check=False)
+    proc = subprocess.run(
+        [str(bin_dir / "mlflow"), "models", "serve", "-m", str(study.bundle), "--host", "127.0.0.1", "-p", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-3000:]
     assert "STOP--this-lepton-tune-bundle-is-served-with--env-manager-local" in output, output[-3000:]

@@ -26,8 +26,10 @@ def digits_pixels(n: int, size: int = 24) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = [np.asarray(Image.fromarray((im / 16 * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
-              for im in digits.images[-n:]]
+    images = [
+        np.asarray(Image.fromarray((im / 16 * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
+        for im in digits.images[-n:]
+    ]
     return np.stack(images), digits.target[-n:]
 
 
@@ -68,18 +70,30 @@ def test_forms_are_told_apart_by_name_and_dtype() -> None:
     assert files.sources[0].data == png_bytes(pixels[0])
 
 
-@pytest.mark.parametrize(("payload", "match"), [
-    ({"files": ["@@@ not base64"]}, r"files\[0\]: not valid base64 .*base64 -w0 image\.png"),
-    ({"files": [7]}, r"files: must be a column of base64 strings or bytes, got int64 \[1\]"),
-    ({"files": ["aGk=", 7]}, r"files\[1\]: must be a base64 string or bytes of an image file, got int"),
-    ({"pixels": np.full((1, 4, 4), 0.5)}, r"pixels: pixels must be uint8 \(0-255\), got float64"),
-    (np.full((1, 4, 4), 300, np.int64), r"pixels: pixels must be uint8 \(0-255\), got int64 values from 300 to 300"),
-    (np.zeros((1, 4, 4, 7), np.uint8), r"pixels: pixels must be \[N, height, width\] or \[N, height, width, channels"),
-    (np.zeros((2, 4), np.bool_), r"input: dtype bool is not an accepted input"),
-    (np.zeros((2, 3, 8, 8), np.float32), r"images: the preprocessed tensor must be float32 \[N, 3, 16, 16\], got shape"),
-    ({"image": [1]}, r"input names \['image'\]: send exactly one of files, pixels, images"),
-    ([[1, 2], [3]], r"not a rectangular array"),
-])
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ({"files": ["@@@ not base64"]}, r"files\[0\]: not valid base64 .*base64 -w0 image\.png"),
+        ({"files": [7]}, r"files: must be a column of base64 strings or bytes, got int64 \[1\]"),
+        ({"files": ["aGk=", 7]}, r"files\[1\]: must be a base64 string or bytes of an image file, got int"),
+        ({"pixels": np.full((1, 4, 4), 0.5)}, r"pixels: pixels must be uint8 \(0-255\), got float64"),
+        (
+            np.full((1, 4, 4), 300, np.int64),
+            r"pixels: pixels must be uint8 \(0-255\), got int64 values from 300 to 300",
+        ),
+        (
+            np.zeros((1, 4, 4, 7), np.uint8),
+            r"pixels: pixels must be \[N, height, width\] or \[N, height, width, channels",
+        ),
+        (np.zeros((2, 4), np.bool_), r"input: dtype bool is not an accepted input"),
+        (
+            np.zeros((2, 3, 8, 8), np.float32),
+            r"images: the preprocessed tensor must be float32 \[N, 3, 16, 16\], got shape",
+        ),
+        ({"image": [1]}, r"input names \['image'\]: send exactly one of files, pixels, images"),
+        ([[1, 2], [3]], r"not a rectangular array"),
+    ],
+)
 def test_malformed_forms_name_the_rule(payload: Any, match: str) -> None:
     with pytest.raises(DataError, match=match):
         parse_input(payload, SHAPE)
@@ -120,7 +134,8 @@ def test_files_pixels_and_tensor_answer_like_lepton_tune_predict(model: Any, stu
 
 
 def test_bad_input_is_invalid_parameter_with_the_decoders_text_and_the_model_keeps_serving(
-        model: Any, tmp_path: Path) -> None:
+    model: Any, tmp_path: Path
+) -> None:
     from mlflow.exceptions import MlflowException
 
     from lepton_tune.data import MAX_IMAGE_PIXELS
@@ -136,10 +151,12 @@ def test_bad_input_is_invalid_parameter_with_the_decoders_text_and_the_model_kee
     assert served.value.message == str(on_file.value).replace(str(bomb), "files[0]")
     assert f"7000x7000 pixels, over the limit of {MAX_IMAGE_PIXELS:,} pixels" in served.value.message
     cut = png_bytes(digits_pixels(1)[0][0])
-    for payload, match in [({"files": [b64(cut[: len(cut) // 2])]}, r"files\[0\]: cannot be read as an image"),
-                           ({"pixels": np.zeros((1, 7_000, 7_000), np.uint8)}, r"pixels\[0\]: 7000x7000 pixels"),
-                           ({"files": ["not base64!"]}, r"not valid base64"),
-                           ({"pixels": np.ones((1, 8, 8))}, r"got float64")]:
+    for payload, match in [
+        ({"files": [b64(cut[: len(cut) // 2])]}, r"files\[0\]: cannot be read as an image"),
+        ({"pixels": np.zeros((1, 7_000, 7_000), np.uint8)}, r"pixels\[0\]: 7000x7000 pixels"),
+        ({"files": ["not base64!"]}, r"not valid base64"),
+        ({"pixels": np.ones((1, 8, 8))}, r"got float64"),
+    ]:
         with pytest.raises(MlflowException, match=match) as exc:
             model.predict(payload)
         assert exc.value.error_code == "INVALID_PARAMETER_VALUE"

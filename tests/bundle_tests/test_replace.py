@@ -29,8 +29,11 @@ def test_current_directory_and_its_parents_are_refused(tmp_path: Path, monkeypat
     (work / "thesis.tex").write_text("mine")
     monkeypatch.chdir(work)
     for out in (Path("."), Path(".."), work):
-        with pytest.raises(BundleError, match=r"refusing to write the bundle there: it is the current directory.*"
-                                              r"Choose a new directory for --out"):
+        with pytest.raises(
+            BundleError,
+            match=r"refusing to write the bundle there: it is the current directory.*"
+            r"Choose a new directory for --out",
+        ):
             check_out_dir(out, overwrite=True)
     assert (work / "thesis.tex").read_text() == "mine"
 
@@ -60,8 +63,11 @@ def test_plain_file_and_foreign_directory_are_never_replaced(tmp_path: Path) -> 
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "a.jpg").write_bytes(b"x")
-    with pytest.raises(BundleError, match=r"photos: already exists and is not a lepton-tune bundle \(no valid lepton\.yaml\); "
-                                          r"--force replaces only a bundle or an empty directory"):
+    with pytest.raises(
+        BundleError,
+        match=r"photos: already exists and is not a lepton-tune bundle \(no valid lepton\.yaml\); "
+        r"--force replaces only a bundle or an empty directory",
+    ):
         check_out_dir(photos, overwrite=True)
     with pytest.raises(BundleError, match=r"photos: already exists and is not empty\. .*pass --force"):
         check_out_dir(photos, overwrite=False)
@@ -72,8 +78,11 @@ def test_plain_file_and_foreign_directory_are_never_replaced(tmp_path: Path) -> 
 
 def test_bundle_holding_a_user_file_is_refused(tmp_path: Path) -> None:
     old = _bundle(tmp_path / "b", extra={"notes.md": "mine"})
-    with pytest.raises(BundleError, match=r"is a lepton-tune bundle but also holds 'notes\.md', which the bundle did "
-                                          r"not write; --force never deletes such files"):
+    with pytest.raises(
+        BundleError,
+        match=r"is a lepton-tune bundle but also holds 'notes\.md', which the bundle did "
+        r"not write; --force never deletes such files",
+    ):
         check_out_dir(old, overwrite=True)
     assert bundle_files(old) is not None and (old / "notes.md").exists()
 

@@ -19,9 +19,14 @@ from lepton_tune.exceptions import BundleError
 
 pytestmark = pytest.mark.filterwarnings("ignore:trial 0. the trained weights were not in the model cache:UserWarning")
 
-SPEC = {"name": "rt", "dataset": {"kind": "digits", "image_size": 16, "channels": 3}, "train": {"epochs": 1},
-        "search_space": {"params": {"shards": 1}}, "objectives": ["accuracy"],
-        "protocol": {"warmup": 2, "requests": 10, "repeats": 1, "concurrency": 1, "accuracy_samples": 50}}
+SPEC = {
+    "name": "rt",
+    "dataset": {"kind": "digits", "image_size": 16, "channels": 3},
+    "train": {"epochs": 1},
+    "search_space": {"params": {"shards": 1}},
+    "objectives": ["accuracy"],
+    "protocol": {"warmup": 2, "requests": 10, "repeats": 1, "concurrency": 1, "accuracy_samples": 50},
+}
 
 FRESH = r"""
 import json, sys
@@ -41,18 +46,30 @@ def _study_with(config: EngineConfig) -> tuple[optuna.Study, optuna.trial.Frozen
     spec = load_study(SPEC)
     study = optuna.create_study(study_name="rt", directions=["maximize"])
     study.set_user_attr("spec", spec.model_dump(mode="json"))
-    point = {"backbone": "small_cnn", **config.model_dump(mode="json"),
-             **{f"train.{k}": v for k, v in spec.train.model_dump(mode="json").items()}}
-    study.add_trial(optuna.trial.create_trial(values=[0.5], user_attrs={
-        "point": point, "metrics": {"accuracy": 0.5, "latency_p95_ms": 1.0}, "lepton_status": "ok",
-        "protocol": spec.protocol.model_dump(mode="json")}))
+    point = {
+        "backbone": "small_cnn",
+        **config.model_dump(mode="json"),
+        **{f"train.{k}": v for k, v in spec.train.model_dump(mode="json").items()},
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[0.5],
+            user_attrs={
+                "point": point,
+                "metrics": {"accuracy": 0.5, "latency_p95_ms": 1.0},
+                "lepton_status": "ok",
+                "protocol": spec.protocol.model_dump(mode="json"),
+            },
+        )
+    )
     return study, study.trials[0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("precision", "isolation"), [("fp32", "process"), ("int8", "process"), ("fp32", "thread")])
-def test_onnxruntime_bundle_serves_its_onnx_file_in_a_fresh_process(precision: str, isolation: str,
-                                                                     tmp_path: Path) -> None:
+def test_onnxruntime_bundle_serves_its_onnx_file_in_a_fresh_process(
+    precision: str, isolation: str, tmp_path: Path
+) -> None:
     pytest.importorskip("onnxruntime")
     from lepton_tune.bundle._runtimes import prepare_served
     from lepton_tune.models import ModelCache, train_model
@@ -76,8 +93,13 @@ def test_onnxruntime_bundle_serves_its_onnx_file_in_a_fresh_process(precision: s
     with torch.inference_mode():
         want = served.module(torch.from_numpy(x)).numpy()
     np.save(tmp_path / "x.npy", x)
-    proc = subprocess.run([sys.executable, "-c", FRESH, str(out), str(tmp_path / "x.npy")], capture_output=True,
-                          text=True, timeout=240, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, str(out), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["isolation"] == isolation

@@ -76,9 +76,28 @@ def server(study: TinyStudy, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     env = {**study.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "TMPDIR": str(tmp)}
     log_path = tmp / "serve.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", str(study.bundle), "--env-manager",
-                                 "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(bin_dir / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(study.bundle),
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -106,8 +125,14 @@ def files(study: TinyStudy, tmp_path_factory: pytest.TempPathFactory) -> tuple[l
     for i, image in enumerate(pixels):
         paths.append(root / f"{i:02d}.png")
         paths[-1].write_bytes(png_bytes(image))
-    proc = subprocess.run([sys.executable, "-m", "lepton_tune", "predict", str(study.bundle), *map(str, paths), "--json"],
-                          capture_output=True, text=True, timeout=300, env=study.env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lepton_tune", "predict", str(study.bundle), *map(str, paths), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=study.env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return paths, pixels, [row["label"] for row in json.loads(proc.stdout)]
 
@@ -128,23 +153,32 @@ def test_png_files_and_pixels_get_the_labels_of_lepton_tune_predict(server: Serv
     from lepton_tune.bundle import read_manifest
     from lepton_tune.data import iter_preprocessed
 
-    tensor = np.concatenate([x.numpy() for _, x in iter_preprocessed(paths, read_manifest(server.bundle)["preprocessing"])])
+    tensor = np.concatenate(
+        [x.numpy() for _, x in iter_preprocessed(paths, read_manifest(server.bundle)["preprocessing"])]
+    )
     status, body = post(server.url, {"inputs": {"images": tensor.tolist()}})  # the preprocessed tensor, as before
     assert status == 200 and [row["label"] for row in body["predictions"]] == want, body
     status, body = post(server.url, {"dataframe_split": {"columns": ["files"], "data": [[b64(paths[0].read_bytes())]]}})
     assert status == 200 and body["predictions"][0]["label"] == want[0], body
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    ({"inputs": {"files": ["this is not base64!"]}}, "files[0]: not valid base64"),
-    ({"inputs": {"pixels": [[[0.5, 0.25], [1.0, 0.0]]]}}, "pixels: pixels must be uint8 (0-255), got float64"),
-    ({"inputs": {"pixels": [[[0, 300], [255, -1]]]}}, "pixels: pixels must be uint8 (0-255), got int64 values from -1"),
-    ({"inputs": {"images": [[[0.0, 1.0]]]}}, "images: the preprocessed tensor must be float32 [N, 3, 16, 16]"),
-    ({"inputs": {"picture": ["x"]}}, "input names ['picture']: send exactly one of files, pixels, images"),
-    ("bomb", "7000x7000 pixels, over the limit of 40,000,000 pixels per image"),
-])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"inputs": {"files": ["this is not base64!"]}}, "files[0]: not valid base64"),
+        ({"inputs": {"pixels": [[[0.5, 0.25], [1.0, 0.0]]]}}, "pixels: pixels must be uint8 (0-255), got float64"),
+        (
+            {"inputs": {"pixels": [[[0, 300], [255, -1]]]}},
+            "pixels: pixels must be uint8 (0-255), got int64 values from -1",
+        ),
+        ({"inputs": {"images": [[[0.0, 1.0]]]}}, "images: the preprocessed tensor must be float32 [N, 3, 16, 16]"),
+        ({"inputs": {"picture": ["x"]}}, "input names ['picture']: send exactly one of files, pixels, images"),
+        ("bomb", "7000x7000 pixels, over the limit of 40,000,000 pixels per image"),
+    ],
+)
 def test_malformed_payload_is_http_400_with_the_message_and_the_server_keeps_serving(
-        server: Server, files: Any, payload: Any, message: str, tmp_path: Path) -> None:
+    server: Server, files: Any, payload: Any, message: str, tmp_path: Path
+) -> None:
     if payload == "bomb":  # 49 Mpixel of zeros: a ~50 KiB PNG that would decode to 49 MB per channel
         bomb = tmp_path / "bomb.png"
         Image.new("L", (7_000, 7_000)).save(bomb, optimize=True)
@@ -161,7 +195,9 @@ def test_malformed_payload_is_http_400_with_the_message_and_the_server_keeps_ser
 def test_concurrent_requests_share_one_engine_and_a_second_worker_is_a_standby(server: Server, files: Any) -> None:
     paths, pixels, want = files
     with ThreadPoolExecutor(8) as pool:  # concurrent requests: the engine's batcher serves them all
-        answers = list(pool.map(lambda i: post(server.url, {"inputs": {"pixels": pixels[i:i + 1].tolist()}}), range(12)))
+        answers = list(
+            pool.map(lambda i: post(server.url, {"inputs": {"pixels": pixels[i : i + 1].tolist()}}), range(12))
+        )
     assert [status for status, _ in answers] == [200] * 12
     assert [body["predictions"][0]["label"] for _, body in answers] == want
     log = server.log.read_text()
@@ -171,8 +207,11 @@ def test_concurrent_requests_share_one_engine_and_a_second_worker_is_a_standby(s
     os.kill(owner, signal.SIGKILL)  # the serving worker dies: the standby takes the lock and starts an engine
     deadline = time.monotonic() + 120
     while True:
-        status, body = post(server.url, {"inputs": {"files": [b64(paths[2].read_bytes())]}}, timeout=30) \
-            if ping(server.url.replace("invocations", "ping")) == 200 else (0, None)
+        status, body = (
+            post(server.url, {"inputs": {"files": [b64(paths[2].read_bytes())]}}, timeout=30)
+            if ping(server.url.replace("invocations", "ping")) == 200
+            else (0, None)
+        )
         if status == 200:
             break
         assert time.monotonic() < deadline, server.log.read_text()[-3000:]

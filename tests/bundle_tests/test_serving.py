@@ -29,8 +29,14 @@ def _start(tmp_path: Path, serving: bool) -> subprocess.Popen[str]:
     env.pop(SERVER_ENV, None)
     if serving:
         env[SERVER_ENV] = "/some/bundle"
-    return subprocess.Popen([sys.executable, "-c", HOLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def test_second_server_worker_waits_as_standby_and_takes_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,8 +47,11 @@ def test_second_server_worker_waits_as_standby_and_takes_over(tmp_path: Path, mo
         time.sleep(2.0)
         assert standby.poll() is None  # still waiting: no second engine
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-        with pytest.warns(UserWarning, match=rf"bundle: a server \(pid {owner.pid}\) already serves this bundle on "
-                                             "this host; this process starts a second engine"):
+        with pytest.warns(
+            UserWarning,
+            match=rf"bundle: a server \(pid {owner.pid}\) already serves this bundle on "
+            "this host; this process starts a second engine",
+        ):
             assert not ServingLock(DIGEST, "bundle").acquire(serving=False).held  # a library load never waits
         owner.communicate("", timeout=30)  # the serving worker exits: its lock is released
         assert standby.stdout is not None and standby.stdout.readline().strip() == "held"

@@ -7,8 +7,15 @@ import pytest
 from lepton_tune.bundle import DEFAULT_TOLERANCES, compare_metrics, parse_tolerances
 from lepton_tune.exceptions import BundleError
 
-RECORDED = {"latency_p50_ms": 10.0, "latency_p95_ms": 20.0, "latency_p99_ms": 30.0, "throughput": 100.0,
-            "memory_mb": 500.0, "cost_per_million": 1.0, "accuracy": 0.9}
+RECORDED = {
+    "latency_p50_ms": 10.0,
+    "latency_p95_ms": 20.0,
+    "latency_p99_ms": 30.0,
+    "throughput": 100.0,
+    "memory_mb": 500.0,
+    "cost_per_million": 1.0,
+    "accuracy": 0.9,
+}
 
 
 def _status(measured: dict[str, float], **kw) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -23,11 +30,24 @@ def test_within_and_better_pass_worse_fails() -> None:
     assert set(_status(dict(RECORDED)).values()) <= {"ok", "info"}
     better = {**RECORDED, "latency_p95_ms": 5.0, "throughput": 300.0, "memory_mb": 100.0}
     assert _status(better)["latency_p95_ms"] == "ok" and _status(better)["throughput"] == "ok"
-    worse = {**RECORDED, "latency_p50_ms": 11.6, "latency_p95_ms": 22.9, "throughput": 89.0, "memory_mb": 551.0,
-             "latency_p99_ms": 300.0, "cost_per_million": 9.0}
-    assert _status(worse) == {"latency_p50_ms": "outside", "latency_p95_ms": "ok", "latency_p99_ms": "info",
-                              "throughput": "outside", "memory_mb": "outside", "cost_per_million": "info",
-                              "accuracy": "ok"}
+    worse = {
+        **RECORDED,
+        "latency_p50_ms": 11.6,
+        "latency_p95_ms": 22.9,
+        "throughput": 89.0,
+        "memory_mb": 551.0,
+        "latency_p99_ms": 300.0,
+        "cost_per_million": 9.0,
+    }
+    assert _status(worse) == {
+        "latency_p50_ms": "outside",
+        "latency_p95_ms": "ok",
+        "latency_p99_ms": "info",
+        "throughput": "outside",
+        "memory_mb": "outside",
+        "cost_per_million": "info",
+        "accuracy": "ok",
+    }
 
 
 def test_accuracy_within_one_test_image_either_way() -> None:

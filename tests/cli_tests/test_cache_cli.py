@@ -46,15 +46,19 @@ def test_clear_yes_empties(filled: ModelCache, capfd: pytest.CaptureFixture[str]
     assert filled.entries() == [] and "removed 2 entries" in capfd.readouterr().err
 
 
-def test_clear_without_yes_and_no_terminal_refuses(filled: ModelCache, monkeypatch: pytest.MonkeyPatch,
-                                                   capfd: pytest.CaptureFixture[str]) -> None:
+def test_clear_without_yes_and_no_terminal_refuses(
+    filled: ModelCache, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["cache", "clear"]) == 1
     assert "would delete 2 entries" in capfd.readouterr().err and len(filled.entries()) == 2
     from lepton_tune._cli.cache import _clear
     from lepton_tune.exceptions import CacheError
 
-    with pytest.raises(CacheError, match=r"cache clear: would delete 2 entries under .*cache, and stdin is not a terminal to confirm\. Pass --yes"):
+    with pytest.raises(
+        CacheError,
+        match=r"cache clear: would delete 2 entries under .*cache, and stdin is not a terminal to confirm\. Pass --yes",
+    ):
         _clear(filled, yes=False)
 
 
@@ -69,7 +73,9 @@ def test_clear_asks_on_a_terminal(filled: ModelCache, monkeypatch: pytest.Monkey
     assert main(["cache", "clear"]) == 0 and filled.entries() == []
 
 
-def test_clear_refuses_a_directory_lepton_tune_did_not_create(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_clear_refuses_a_directory_lepton_tune_did_not_create(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "home"
     for sub in ("entries/photos", "locks"):
         (home / sub).mkdir(parents=True)

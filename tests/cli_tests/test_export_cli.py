@@ -58,9 +58,15 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> TinyStudy:
 
 
 def _fresh(study: TinyStudy, model_uri: str, extra_env: dict[str, str] | None = None) -> dict:
-    proc = subprocess.run([sys.executable, "-c", FRESH, str(study.run_dir), str(study.bundle), model_uri],
-                          cwd=study.root, capture_output=True, text=True, timeout=300,
-                          env={**study.env, **(extra_env or {})}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, str(study.run_dir), str(study.bundle), model_uri],
+        cwd=study.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**study.env, **(extra_env or {})},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -88,13 +94,30 @@ def test_register_with_alias_loads_from_the_registry(study: TinyStudy, tmp_path:
     """The registry is the MLflow store every command resolves: here MLFLOW_TRACKING_URI's, not the run dir's."""
     out = tmp_path / "reg"
     registry = f"sqlite:///{tmp_path / 'registry.db'}"
-    proc = cli("export", "--run-dir", str(study.run_dir), "--require", "accuracy>=0.5", "--out", str(out),
-               "--register", "digits-clf", "--alias", "production", "--json", cwd=study.root,
-               env={**study.env, "MLFLOW_TRACKING_URI": registry})
+    proc = cli(
+        "export",
+        "--run-dir",
+        str(study.run_dir),
+        "--require",
+        "accuracy>=0.5",
+        "--out",
+        str(out),
+        "--register",
+        "digits-clf",
+        "--alias",
+        "production",
+        "--json",
+        cwd=study.root,
+        env={**study.env, "MLFLOW_TRACKING_URI": registry},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    assert result["registered"] == {"name": "digits-clf", "version": "1", "alias": "production",
-                                    "uri": "models:/digits-clf@production"}
+    assert result["registered"] == {
+        "name": "digits-clf",
+        "version": "1",
+        "alias": "production",
+        "uri": "models:/digits-clf@production",
+    }
     assert "registered digits-clf version 1" in proc.stderr
     assert (tmp_path / "registry.db").is_file()
     got = _fresh(study, "models:/digits-clf@production", {"MLFLOW_TRACKING_URI": registry})
@@ -103,23 +126,27 @@ def test_register_with_alias_loads_from_the_registry(study: TinyStudy, tmp_path:
     assert (np.asarray(got["pyfunc"]).argmax(1) == np.asarray(got["trial"]).argmax(1)).all()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--require", "accuracy>=1.5"], "no front point meets accuracy>=1.5; closest:\n  trial "),
-    (["--require", "accurcy>=0.5"], "unknown metric 'accurcy'"),
-    (["--trial", "99"], "--trial 99: no COMPLETE trial with that number"),
-    (["--trial", "0", "--alias", "x"], "--alias needs --register NAME"),
-    (["--trial", "0", "--prefer", "throughput"], "--prefer applies to --require"),
-])
-def test_bad_choices_exit_2(study: TinyStudy, tmp_path: Path, args: list[str], message: str,
-                            capfd: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--require", "accuracy>=1.5"], "no front point meets accuracy>=1.5; closest:\n  trial "),
+        (["--require", "accurcy>=0.5"], "unknown metric 'accurcy'"),
+        (["--trial", "99"], "--trial 99: no COMPLETE trial with that number"),
+        (["--trial", "0", "--alias", "x"], "--alias needs --register NAME"),
+        (["--trial", "0", "--prefer", "throughput"], "--prefer applies to --require"),
+    ],
+)
+def test_bad_choices_exit_2(
+    study: TinyStudy, tmp_path: Path, args: list[str], message: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert main(["export", "--run-dir", str(study.run_dir), *args, "--out", str(tmp_path / "b")]) == 2
     assert message in capfd.readouterr().err
     assert not (tmp_path / "b").exists()
 
 
-def test_existing_out_is_not_overwritten_without_force(study: TinyStudy, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       capfd: pytest.CaptureFixture[str]) -> None:
+def test_existing_out_is_not_overwritten_without_force(
+    study: TinyStudy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("LEPTON_TUNE_CACHE", study.env["LEPTON_TUNE_CACHE"])
     out = tmp_path / "b"
     out.mkdir()
@@ -139,9 +166,9 @@ def test_existing_out_is_not_overwritten_without_force(study: TinyStudy, tmp_pat
 
 
 @pytest.mark.parametrize("where", ["cwd", "parent", "run_dir", "home", "file"])
-def test_force_never_deletes_what_export_did_not_write(study: TinyStudy, tmp_path: Path, where: str,
-                                                        monkeypatch: pytest.MonkeyPatch,
-                                                        capfd: pytest.CaptureFixture[str]) -> None:
+def test_force_never_deletes_what_export_did_not_write(
+    study: TinyStudy, tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
     (work / "thesis.tex").write_text("mine")
@@ -149,14 +176,23 @@ def test_force_never_deletes_what_export_did_not_write(study: TinyStudy, tmp_pat
     (tmp_path / "home" / ".bashrc").write_text("mine")
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    out = {"cwd": ".", "parent": "..", "run_dir": str(study.run_dir), "home": str(tmp_path / "home"),
-           "file": "thesis.tex"}[where]
+    out = {
+        "cwd": ".",
+        "parent": "..",
+        "run_dir": str(study.run_dir),
+        "home": str(tmp_path / "home"),
+        "file": "thesis.tex",
+    }[where]
     before = sorted(p.name for p in study.run_dir.iterdir())
     assert main(["export", "--run-dir", str(study.run_dir), "--trial", "0", "--out", out, "--force"]) == 2
     err = capfd.readouterr().err
-    rule = {"cwd": "it is the current directory", "parent": "it is the current directory",
-            "run_dir": "it is or holds the run directory", "home": "it is the home directory",
-            "file": "is a file, not a bundle directory"}[where]
+    rule = {
+        "cwd": "it is the current directory",
+        "parent": "it is the current directory",
+        "run_dir": "it is or holds the run directory",
+        "home": "it is the home directory",
+        "file": "is a file, not a bundle directory",
+    }[where]
     assert f"lepton-tune export: error: {out}: " in err and rule in err and "Traceback" not in err
     assert (work / "thesis.tex").read_text() == "mine" and (tmp_path / "home" / ".bashrc").read_text() == "mine"
     assert sorted(p.name for p in study.run_dir.iterdir()) == before
@@ -167,8 +203,10 @@ def test_export_confirms_the_point_in_a_fresh_process_and_records_both(study: Ti
     import optuna
     import yaml
 
-    assert ("confirming trial" in study.export_stderr  # or the end of search had confirmed this pick already
-            or "was already confirmed in a fresh process" in study.export_stderr)
+    assert (
+        "confirming trial" in study.export_stderr  # or the end of search had confirmed this pick already
+        or "was already confirmed in a fresh process" in study.export_stderr
+    )
     assert "confirmed as trial" in study.export_stderr
     manifest = yaml.safe_load((study.bundle / "lepton.yaml").read_text())
     measured = manifest["measured"]

@@ -39,20 +39,23 @@ def pngs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     return root, truth
 
 
-def test_predict_json_labels(study: TinyStudy, pngs: tuple[Path, dict[str, str]],
-                             capfd: pytest.CaptureFixture[str]) -> None:
+def test_predict_json_labels(
+    study: TinyStudy, pngs: tuple[Path, dict[str, str]], capfd: pytest.CaptureFixture[str]
+) -> None:
     root, truth = pngs
     assert main(["predict", str(study.bundle), str(root / "a"), str(root / "b"), "--json"]) == 0
     rows = json.loads(capfd.readouterr().out)
     assert [r["input"] for r in rows] == sorted(str(p) for p in (root / "a").iterdir()) + sorted(
-        str(p) for p in (root / "b").iterdir())
+        str(p) for p in (root / "b").iterdir()
+    )
     assert all(set(r) == {"input", "label", "probability"} and 0.0 < r["probability"] <= 1.0 for r in rows)
     right = sum(r["label"] == truth[r["input"]] for r in rows)
     assert right >= 0.6 * len(rows), rows  # the 2-epoch model scores about 0.7-0.8 on the test split
 
 
-def test_predict_agrees_with_the_bundle_engine_and_prints_lines(study: TinyStudy, pngs: tuple[Path, dict[str, str]],
-                                                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_predict_agrees_with_the_bundle_engine_and_prints_lines(
+    study: TinyStudy, pngs: tuple[Path, dict[str, str]], capfd: pytest.CaptureFixture[str]
+) -> None:
     import lepton_tune
     from lepton_tune.bundle import read_manifest
     from lepton_tune.data import load_image_files
@@ -73,8 +76,9 @@ def test_predict_missing_input_names_it(study: TinyStudy, tmp_path: Path, capfd:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "bomb", "text", "truncated"])
-def test_bad_image_inputs_exit_2_with_one_line(study: TinyStudy, tmp_path: Path, kind: str,
-                                               capfd: pytest.CaptureFixture[str]) -> None:
+def test_bad_image_inputs_exit_2_with_one_line(
+    study: TinyStudy, tmp_path: Path, kind: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     import os
 
     from PIL import Image

@@ -12,8 +12,9 @@ from tests.report_tests._studies import ROWS, make_study
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
-def test_default_run_dir_and_only_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capfd: pytest.CaptureFixture[str]) -> None:
+def test_default_run_dir_and_only_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     make_study(tmp_path / "lepton-runs", rows=ROWS[:3])
     monkeypatch.chdir(tmp_path)
     assert main(["report"]) == 0
@@ -25,7 +26,9 @@ def test_storage_study_name_and_output(tmp_path: Path, capfd: pytest.CaptureFixt
     make_study(tmp_path, name="one", rows=ROWS[:2])
     make_study(tmp_path, name="two", rows=ROWS)
     out = tmp_path / "sub" / "r.html"
-    assert main(["report", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--study-name", "two", "-o", str(out)]) == 0
+    assert (
+        main(["report", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--study-name", "two", "-o", str(out)]) == 0
+    )
     text = out.read_text()
     assert "lepton-tune report: two" in text and capfd.readouterr().out.strip() == str(out)
 

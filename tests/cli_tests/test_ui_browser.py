@@ -19,7 +19,6 @@ import urllib.request
 import warnings
 from pathlib import Path
 
-import optuna
 import pytest
 
 from lepton_tune.tracking import MLflowTracker, TrackingWarning
@@ -30,13 +29,27 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::optuna.excep
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: the trials of ROWS as the runs table names them; the front is 0, 1 and 6
-NAMES = ["t0 small_cnn fp32 K1x1 b1 baseline", "t1 resnet18 bf16 K2x1 b8", "t2 resnet18 fp32 K1x1 b8",
-         "t3 resnet18 fp32 K2x1 b1", "t4 small_cnn int8 K4x1 b32", "t5 resnet18 int8 K1x1 b32",
-         "t6 small_cnn int8 K2x1 b32"]
+NAMES = [
+    "t0 small_cnn fp32 K1x1 b1 baseline",
+    "t1 resnet18 bf16 K2x1 b8",
+    "t2 resnet18 fp32 K1x1 b8",
+    "t3 resnet18 fp32 K2x1 b1",
+    "t4 small_cnn int8 K4x1 b32",
+    "t5 resnet18 int8 K1x1 b32",
+    "t6 small_cnn int8 K2x1 b32",
+]
 FRONT = [NAMES[0], NAMES[1], NAMES[6]]
-COLUMNS = ["metrics.`accuracy`", "metrics.`latency_p95_ms`", "metrics.`memory_mb`", "metrics.`speedup`",
-           "metrics.`memory_ratio`", "params.`backbone`", "params.`precision`", "params.`shards`",
-           "params.`batch_size`"]
+COLUMNS = [
+    "metrics.`accuracy`",
+    "metrics.`latency_p95_ms`",
+    "metrics.`memory_mb`",
+    "metrics.`speedup`",
+    "metrics.`memory_ratio`",
+    "params.`backbone`",
+    "params.`precision`",
+    "params.`shards`",
+    "params.`batch_size`",
+]
 
 
 def _free_port() -> int:
@@ -47,9 +60,19 @@ def _free_port() -> int:
 
 def _finished_study(run_dir: Path, uri: str) -> None:
     study = empty_study(run_dir)
-    study.set_user_attr("spec", {"search_space": {"params": {
-        "backbone": {"choices": ["small_cnn", "resnet18"]}, "precision": {"choices": ["fp32", "bf16", "int8"]},
-        "shards": {"low": 1, "high": 4}, "batch_size": {"choices": [1, 8, 32]}}}})
+    study.set_user_attr(
+        "spec",
+        {
+            "search_space": {
+                "params": {
+                    "backbone": {"choices": ["small_cnn", "resnet18"]},
+                    "precision": {"choices": ["fp32", "bf16", "int8"]},
+                    "shards": {"low": 1, "high": 4},
+                    "batch_size": {"choices": [1, 8, 32]},
+                }
+            }
+        },
+    )
     rows = []
     for state, params, values, extra in ROWS:  # every measured trial also holds its ratios to the baseline
         measured = trial_record(params, values, extra, 0)["metrics"]
@@ -68,11 +91,24 @@ def _finished_study(run_dir: Path, uri: str) -> None:
 def _chromium(url: str, profile: Path, *extra: str) -> str:
     """Render ``url`` headless; return stdout (the DOM for ``--dump-dom``). Every process it starts ends."""
     assert CHROMIUM is not None
-    command = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--virtual-time-budget=20000", "--window-size=3200,1200", *extra, url]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+    command = [
+        CHROMIUM,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=20000",
+        "--window-size=3200,1200",
+        *extra,
+        url,
+    ]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
     try:
         out, _ = proc.communicate(timeout=240)
     finally:
@@ -102,16 +138,24 @@ def _wait_up(proc: subprocess.Popen[str], port: int, within: float = 120.0) -> N
     raise AssertionError(f"the MLflow UI did not answer /health within {within:.0f} s")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium; "
-                                              ".ci/run installs it where apt-get exists)")
-def test_printed_links_show_every_trial_and_exactly_the_front(tmp_path: Path,
-                                                               tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium is not installed (Debian: apt-get install -y chromium; .ci/run installs it where apt-get exists)",
+)
+def test_printed_links_show_every_trial_and_exactly_the_front(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     run_dir = tmp_path / "run"
     _finished_study(run_dir, fresh_store(tmp_path_factory, run_dir))
     port = _free_port()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
-    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline().strip() for _ in range(6)]

@@ -54,8 +54,13 @@ def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_fa
     tracker.finish(study)
     port = _free_port()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
-    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == f"MLflow UI for {run_dir}: http://127.0.0.1:{port}"
@@ -69,10 +74,16 @@ def test_ui_lists_the_experiment_and_stops_on_ctrl_c(tmp_path: Path, tmp_path_fa
         assert up, "the MLflow UI did not answer /health within 120 s"
         listed = json.loads(_get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"))
         (experiment,) = [e for e in listed["experiments"] if e["name"] == "demo"]
-        runs = json.loads(_post(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
-                                {"experiment_ids": [experiment["experiment_id"]]}))["runs"]
-        assert sorted(r["info"]["run_name"] for r in runs) == ["demo", "t0 small_cnn fp32 K1x1 b1 baseline",
-                                                               "t1 resnet18 bf16 K2x1 b8"]
+        runs = json.loads(
+            _post(
+                f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]}
+            )
+        )["runs"]
+        assert sorted(r["info"]["run_name"] for r in runs) == [
+            "demo",
+            "t0 small_cnn fp32 K1x1 b1 baseline",
+            "t1 resnet18 bf16 K2x1 b8",
+        ]
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
@@ -126,8 +137,9 @@ def test_server_command_binds_localhost_with_the_run_dir_store(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_ui_open_launches_the_browser_on_the_trials_table(tmp_path: Path,
-                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_ui_open_launches_the_browser_on_the_trials_table(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     from lepton_tune.tracking import MLflowTracker
 
     run_dir = tmp_path / "run"
@@ -143,8 +155,13 @@ def test_ui_open_launches_the_browser_on_the_trials_table(tmp_path: Path,
     browser.chmod(0o755)
     port = _free_port()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", BROWSER=f"{browser} %s")
-    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port),
-                             "--open"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port), "--open"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline().strip() for _ in range(3)]

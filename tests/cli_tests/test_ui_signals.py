@@ -17,8 +17,11 @@ import pytest
 from tests.report_tests._studies import ROWS, make_study
 from tests.tracking_tests._mlflow_store import fresh_store
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
-              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG"),
+]
 
 
 def _free_port() -> int:
@@ -54,9 +57,14 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGKILL, -9)])
 def test_ui_stops_everything_it_started(run_dir: Path, sig: signal.Signals, code: int) -> None:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals,
-                            env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_tune", "ui", "--run-dir", str(run_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+        env=dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true"),
+    )
     started: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 120

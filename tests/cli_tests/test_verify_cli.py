@@ -57,21 +57,28 @@ def test_verify_passes_with_wide_tolerance_and_warns_of_another_host(study: Tiny
         pytest.skip("another process kept this host busy during every window (verify exit 4)")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "within tolerance" in proc.stderr and "accuracy" in proc.stderr and proc.stdout == ""
-    assert "this host differs from the one the bundle was measured on (cpu_model: 'Imaginary CPU 9000' ->" in proc.stderr
+    assert (
+        "this host differs from the one the bundle was measured on (cpu_model: 'Imaginary CPU 9000' ->" in proc.stderr
+    )
 
 
-@pytest.mark.parametrize(("tolerance", "message"), [
-    ("fast", "--tolerance: 'fast' is not FRACTION or METRIC=FRACTION"),
-    ("speed=0.2", "--tolerance: unknown metric 'speed'"),
-    ("-1", "--tolerance: '-1': must be a finite number >= 0"),
-    ("nan", "--tolerance: 'nan': must be a finite number >= 0"),
-])
+@pytest.mark.parametrize(
+    ("tolerance", "message"),
+    [
+        ("fast", "--tolerance: 'fast' is not FRACTION or METRIC=FRACTION"),
+        ("speed=0.2", "--tolerance: unknown metric 'speed'"),
+        ("-1", "--tolerance: '-1': must be a finite number >= 0"),
+        ("nan", "--tolerance: 'nan': must be a finite number >= 0"),
+    ],
+)
 def test_bad_tolerance_exits_2(tmp_path: Path, tolerance: str, message: str, capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(tmp_path), "--tolerance", tolerance]) == 2
     assert message in capfd.readouterr().err
 
 
-def test_verify_of_a_tampered_bundle_exits_2(study: TinyStudy, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_verify_of_a_tampered_bundle_exits_2(
+    study: TinyStudy, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     copy = Path(shutil.copytree(study.bundle, tmp_path / "b"))
@@ -103,7 +110,8 @@ def _default_signals() -> None:  # a suite run in the background hands SIGINT/SI
 @pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(15, 143), (1, 129)])
 def test_a_stop_signal_during_verify_ends_its_trial_process_and_exits_128_plus_signal(
-        study: TinyStudy, signum: int, code: int) -> None:
+    study: TinyStudy, signum: int, code: int
+) -> None:
     import os
     import subprocess
     import sys
@@ -111,9 +119,15 @@ def test_a_stop_signal_during_verify_ends_its_trial_process_and_exits_128_plus_s
 
     import psutil
 
-    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "verify", str(study.bundle)], cwd=study.root,
-                            env=study.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_signals)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_tune", "verify", str(study.bundle)],
+        cwd=study.root,
+        env=study.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
     parent = psutil.Process(proc.pid)
     deadline, started = time.time() + 120, []
     while time.time() < deadline and proc.poll() is None:  # until the measuring trial process runs

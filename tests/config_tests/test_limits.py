@@ -17,7 +17,8 @@ from lepton_tune.tuning._selection import parse_requirement
 
 # 9 levels of 10 aliases each: 10^9 values once expanded, 300 bytes on disk.
 BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
-    f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
 
 
 def _limited() -> None:  # 4 GiB of heap at most: a blow-up fails fast instead of swapping the host
@@ -25,8 +26,15 @@ def _limited() -> None:  # 4 GiB of heap at most: a blow-up fails fast instead o
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lepton_tune", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, preexec_fn=_limited, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "lepton_tune", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limited,
+        check=False,
+    )
 
 
 def test_alias_bomb_study_is_exit_2_in_a_real_process(tmp_path: Path) -> None:
@@ -50,12 +58,15 @@ def test_deep_and_huge_yaml_are_refused(tmp_path: Path) -> None:
         safe_load_yaml(BOMB, "x.yaml")
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("budgets: {accuracy: .nan}", "budgets.accuracy"),
-    ("protocol: {rate: .inf, loop: open}", "protocol.rate"),
-    ("prices: {usd_per_core_hour: -.inf}", "prices.usd_per_core_hour"),
-    ("dataset: {mean: [.nan, 0, 0], std: [1, 1, 1]}", "dataset.mean"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("budgets: {accuracy: .nan}", "budgets.accuracy"),
+        ("protocol: {rate: .inf, loop: open}", "protocol.rate"),
+        ("prices: {usd_per_core_hour: -.inf}", "prices.usd_per_core_hour"),
+        ("dataset: {mean: [.nan, 0, 0], std: [1, 1, 1]}", "dataset.mean"),
+    ],
+)
 def test_nan_and_inf_in_yaml_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     (tmp_path / "s.yaml").write_text(f"name: x\n{text}\n")
     with pytest.raises(ConfigError, match=rf"s\.yaml: {key}(\[\d+\])?: Input should be a finite number"):
@@ -76,14 +87,17 @@ def test_tolerance_must_be_a_finite_number(text: str) -> None:
         parse_tolerances([text])
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("shards + " * 100 + "1 > 0", r"over the 500-character limit"),
-    ("-" * 200 + "shards > 0", r"nested deeper than 32 levels"),
-    ("(" * 300 + "1" + ")" * 300, r"over the 500-character limit|cannot be parsed"),
-    ('"ab" * 100000000 == mode', r"arithmetic takes numbers only, got str"),
-    ("1e999 > shards", r"leaves the allowed range"),
-    ("99999999999999999999999 > shards", r"leaves the allowed range"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("shards + " * 100 + "1 > 0", r"over the 500-character limit"),
+        ("-" * 200 + "shards > 0", r"nested deeper than 32 levels"),
+        ("(" * 300 + "1" + ")" * 300, r"over the 500-character limit|cannot be parsed"),
+        ('"ab" * 100000000 == mode', r"arithmetic takes numbers only, got str"),
+        ("1e999 > shards", r"leaves the allowed range"),
+        ("99999999999999999999999 > shards", r"leaves the allowed range"),
+    ],
+)
 def test_expressions_are_bounded(text: str, message: str) -> None:
     with pytest.raises(ExpressionError, match=message):
         Expression.parse(text).evaluate({"shards": 2, "mode": "replica"})

@@ -29,19 +29,65 @@ STUDY["search_space"] = str(REPO / "search_spaces" / "cpu.yaml")  # found wherev
 STUDY_INLINE = {**copy.deepcopy(STUDY), "search_space": copy.deepcopy(SPACE)}
 
 # LEPTON_PROPERTY_EXAMPLES=5000 for a deeper hunt; 150 keeps the suite fast.
-SETTINGS = settings(max_examples=int(os.environ.get("LEPTON_PROPERTY_EXAMPLES", "150")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("LEPTON_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 _counter = itertools.count()
 
 # Words the loaders know, so mutations reach deep validation instead of failing at the first key.
-WORDS = ["auto", "fp32", "bf16", "int8", "fp16", "small_cnn", "resnet18", "replica", "pipeline", "cpu", "cuda",
-         "accuracy", "latency_p95_ms", "memory_mb", "throughput", "tpe", "nsga2", "grid", "digits", "synthetic",
-         "imagefolder", "maximize", "minimize", "cores", "shards", "threads_per_shard", "batch_size", ""]
-EXPRESSIONS = ["shards * threads_per_shard <= cores", "shards / 0 > 1", "cores ** 99 > 1", "1 // 0 == 0",
-               "__import__('os').system('true')", "shards.__class__", "lambda: 1", "not", "shards <", "x == 1",
-               "mode == 'replica' or shards > 1", "[1, 2]", "shards if cores else 1", "(" * 200 + "1" + ")" * 200,
-               "1e308 * 1e308 > 0", "shards % 0 == 1", "'a' < 1", "-(-(-shards)) > 0"]
+WORDS = [
+    "auto",
+    "fp32",
+    "bf16",
+    "int8",
+    "fp16",
+    "small_cnn",
+    "resnet18",
+    "replica",
+    "pipeline",
+    "cpu",
+    "cuda",
+    "accuracy",
+    "latency_p95_ms",
+    "memory_mb",
+    "throughput",
+    "tpe",
+    "nsga2",
+    "grid",
+    "digits",
+    "synthetic",
+    "imagefolder",
+    "maximize",
+    "minimize",
+    "cores",
+    "shards",
+    "threads_per_shard",
+    "batch_size",
+    "",
+]
+EXPRESSIONS = [
+    "shards * threads_per_shard <= cores",
+    "shards / 0 > 1",
+    "cores ** 99 > 1",
+    "1 // 0 == 0",
+    "__import__('os').system('true')",
+    "shards.__class__",
+    "lambda: 1",
+    "not",
+    "shards <",
+    "x == 1",
+    "mode == 'replica' or shards > 1",
+    "[1, 2]",
+    "shards if cores else 1",
+    "(" * 200 + "1" + ")" * 200,
+    "1e308 * 1e308 > 0",
+    "shards % 0 == 1",
+    "'a' < 1",
+    "-(-(-shards)) > 0",
+]
 EXPR_CHARS = "abcdeghinoprst_ ()*+-/%<>=!.0123456789'\""
 
 scalars = st.one_of(
@@ -55,12 +101,34 @@ scalars = st.one_of(
     st.text(alphabet=EXPR_CHARS, max_size=30),
     st.text(max_size=12),
 )
-keys = st.one_of(st.sampled_from(WORDS + ["low", "high", "step", "log", "choices", "params", "constraints",
-                                          "name", "dataset", "train", "limits", "storage", "protocol", "kind"]),
-                 st.text(max_size=8), st.integers(-3, 3))
-values = st.recursive(scalars, lambda children: st.one_of(st.lists(children, max_size=4),
-                                                          st.dictionaries(keys, children, max_size=4)),
-                      max_leaves=8)
+keys = st.one_of(
+    st.sampled_from(
+        WORDS
+        + [
+            "low",
+            "high",
+            "step",
+            "log",
+            "choices",
+            "params",
+            "constraints",
+            "name",
+            "dataset",
+            "train",
+            "limits",
+            "storage",
+            "protocol",
+            "kind",
+        ]
+    ),
+    st.text(max_size=8),
+    st.integers(-3, 3),
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=4)),
+    max_leaves=8,
+)
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -153,28 +221,66 @@ def test_mutated_search_space_loads_or_raises_config_error(tmp: Path, doc: dict[
 
 
 @SETTINGS
-@given(data=st.one_of(st.text(max_size=200), st.binary(max_size=200), values.map(_dump),
-                      st.sampled_from(["", "---", "- a\n- b", "a: [", "!!python/object:os.system x", "*x",
-                                       "a: &x 1\nb: *x", "\t", "x: !!binary AAAA", "? [a]\n: 1"])),
-       which=st.sampled_from([load_study, load_search_space]))
+@given(
+    data=st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200),
+        values.map(_dump),
+        st.sampled_from(
+            [
+                "",
+                "---",
+                "- a\n- b",
+                "a: [",
+                "!!python/object:os.system x",
+                "*x",
+                "a: &x 1\nb: *x",
+                "\t",
+                "x: !!binary AAAA",
+                "? [a]\n: 1",
+            ]
+        ),
+    ),
+    which=st.sampled_from([load_study, load_search_space]),
+)
 def test_random_text_loads_or_raises_config_error(tmp: Path, data: str | bytes, which: Any) -> None:
     _loads_or_config_error(which, _write(tmp, data))
 
 
-numbers = st.one_of(st.integers(-5, 70), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(
-    [0, 1, 2, "auto", "2", None, 10**18, -(10**18), 1e-300, True]))
+numbers = st.one_of(
+    st.integers(-5, 70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, 2, "auto", "2", None, 10**18, -(10**18), 1e-300, True]),
+)
 
 
 @SETTINGS
-@given(low=numbers, high=numbers, step=numbers, log=st.sampled_from([False, True, "yes", None]),
-       choices=st.lists(scalars, max_size=5),
-       constraints=st.lists(st.one_of(st.sampled_from(EXPRESSIONS), st.text(alphabet=EXPR_CHARS, max_size=30),
-                                      scalars), max_size=3))
+@given(
+    low=numbers,
+    high=numbers,
+    step=numbers,
+    log=st.sampled_from([False, True, "yes", None]),
+    choices=st.lists(scalars, max_size=5),
+    constraints=st.lists(
+        st.one_of(st.sampled_from(EXPRESSIONS), st.text(alphabet=EXPR_CHARS, max_size=30), scalars), max_size=3
+    ),
+)
 def test_ranges_and_constraints_load_or_raise_config_error(
-    tmp: Path, low: Any, high: Any, step: Any, log: Any, choices: list[Any], constraints: list[Any],
+    tmp: Path,
+    low: Any,
+    high: Any,
+    step: Any,
+    log: Any,
+    choices: list[Any],
+    constraints: list[Any],
 ) -> None:
-    doc = {"params": {"shards": {"low": low, "high": high, "step": step, "log": log},
-                      "threads_per_shard": {"low": 1, "high": high},
-                      "batch_size": {"choices": choices}, "mode": {"choices": ["replica", "pipeline"]}},
-           "constraints": constraints}
+    doc = {
+        "params": {
+            "shards": {"low": low, "high": high, "step": step, "log": log},
+            "threads_per_shard": {"low": 1, "high": high},
+            "batch_size": {"choices": choices},
+            "mode": {"choices": ["replica", "pipeline"]},
+        },
+        "constraints": constraints,
+    }
     _loads_or_config_error(load_search_space, _write(tmp, _dump(doc)))

@@ -19,7 +19,7 @@ def write_imagefolder(root: Path, classes: dict[str, int], *, size: int = 12, se
         for i in range(count):
             img = rng.integers(0, 40, size=(size, size, 3), dtype=np.uint8)
             r, c = divmod(k, 2)
-            img[r * size // 2:(r + 1) * size // 2, c * size // 2:(c + 1) * size // 2] = 230
+            img[r * size // 2 : (r + 1) * size // 2, c * size // 2 : (c + 1) * size // 2] = 230
             ext = "jpg" if i % 3 == 0 else "png"
             Image.fromarray(img).save(folder / f"{i:03d}.{ext}")
     return root
@@ -34,10 +34,22 @@ def write_cifar10(root: Path, per_batch: int = 30, *, batches: int = 2, seed: in
         labels = [i % 10 for i in range(per_batch)]
         data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
         with (root / name).open("wb") as fh:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [f"{i}.png".encode() for i in range(per_batch)]}, fh)
-    meta = {b"label_names": [n.encode() for n in ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                                                  "horse", "ship", "truck"]], b"num_vis": 3072}
+            pickle.dump(
+                {
+                    b"batch_label": name.encode(),
+                    b"labels": labels,
+                    b"data": data,
+                    b"filenames": [f"{i}.png".encode() for i in range(per_batch)],
+                },
+                fh,
+            )
+    meta = {
+        b"label_names": [
+            n.encode()
+            for n in ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        ],
+        b"num_vis": 3072,
+    }
     with (root / "batches.meta").open("wb") as fh:
         pickle.dump(meta, fh)
     return root

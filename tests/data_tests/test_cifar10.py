@@ -31,7 +31,9 @@ def test_pickle_with_foreign_globals_is_refused(cifar_dir: Path) -> None:
 
     with (cifar_dir / "test_batch").open("wb") as fh:
         pickle.dump({b"data": Evil(), b"labels": []}, fh)
-    with pytest.raises(DataError, match=r"test_batch: not a readable CIFAR-10 python batch .*builtins\.print.* not allowed"):
+    with pytest.raises(
+        DataError, match=r"test_batch: not a readable CIFAR-10 python batch .*builtins\.print.* not allowed"
+    ):
         load_dataset(DatasetSpec(kind="cifar10", path=str(cifar_dir)))
 
 
@@ -47,5 +49,7 @@ def test_wrong_data_shape_is_named(cifar_dir: Path) -> None:
 
     with (cifar_dir / "test_batch").open("wb") as fh:
         pickle.dump({b"data": np.zeros((4, 100), dtype=np.uint8), b"labels": [0, 1, 2, 3]}, fh)
-    with pytest.raises(DataError, match=r"test_batch: 'data' must be uint8 \[N, 3072\] with N labels, got shape \(4, 100\)"):
+    with pytest.raises(
+        DataError, match=r"test_batch: 'data' must be uint8 \[N, 3072\] with N labels, got shape \(4, 100\)"
+    ):
         load_dataset(DatasetSpec(kind="cifar10", path=str(cifar_dir)))

@@ -63,8 +63,9 @@ def test_resize_center_crop_and_bgr_are_applied_the_same_to_folders_and_files(tm
         img[:, 20:40] = color  # only the central third is coloured: the crop keeps it, a squash would not
         Image.fromarray(img).save(root / name / "0.png")
         Image.fromarray(img).save(root / name / "1.png")
-    spec = DatasetSpec(kind="imagefolder", path=str(root), eval_only=True, resize=20, center_crop=10, color="bgr",
-                       calibration_images=2)
+    spec = DatasetSpec(
+        kind="imagefolder", path=str(root), eval_only=True, resize=20, center_crop=10, color="bgr", calibration_images=2
+    )
     ds = load_dataset(spec)
     pre = ds.preprocessing()
     assert (pre["resize"], pre["center_crop"], pre["color"], pre["image_size"]) == (20, 10, "bgr", 10)

@@ -105,10 +105,20 @@ def test_directories_stream_in_bounded_chunks(tmp_path: Path) -> None:
 
 def test_bad_image_is_a_data_error_in_a_fresh_process(tmp_path: Path) -> None:
     (tmp_path / "x.png").write_text("not an image")
-    proc = subprocess.run([sys.executable, "-c", "from lepton_tune.data import load_image_files; import sys; "
-                           "load_image_files([sys.argv[1]], {'channels': 3, 'image_size': 8, 'mean': [0,0,0], "
-                           "'std': [1,1,1], 'invert': False})", str(tmp_path / "x.png")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from lepton_tune.data import load_image_files; import sys; "
+            "load_image_files([sys.argv[1]], {'channels': 3, 'image_size': 8, 'mean': [0,0,0], "
+            "'std': [1,1,1], 'invert': False})",
+            str(tmp_path / "x.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode != 0 and "DataError" in proc.stderr and "x.png: cannot be read as an image" in proc.stderr
 
 

@@ -12,8 +12,11 @@ from tests.data_tests.conftest import write_imagefolder
 
 
 def test_imagefolder_reads_classes_and_files(imagefolder: Path) -> None:
-    ds = load_dataset(DatasetSpec(kind="imagefolder", path=str(imagefolder), image_size=8, channels=3,
-                                  val_fraction=0.2, test_fraction=0.3))
+    ds = load_dataset(
+        DatasetSpec(
+            kind="imagefolder", path=str(imagefolder), image_size=8, channels=3, val_fraction=0.2, test_fraction=0.3
+        )
+    )
     assert ds.classes == ["a", "b", "c"] and ds.image_shape == (3, 8, 8)
     assert sum(len(s[1]) for s in (ds.train, ds.val, ds.test)) == 30
     assert sorted(torch.cat([ds.train[1], ds.val[1], ds.test[1]]).tolist()) == [0] * 10 + [1] * 10 + [2] * 10
@@ -21,7 +24,11 @@ def test_imagefolder_reads_classes_and_files(imagefolder: Path) -> None:
 
 def test_files_given_later_match_the_dataset_rows(imagefolder: Path) -> None:
     ds = load_dataset(DatasetSpec(kind="imagefolder", path=str(imagefolder), image_size=8, channels=1))
-    files = sorted((imagefolder / "a").iterdir()) + sorted((imagefolder / "b").iterdir()) + sorted((imagefolder / "c").iterdir())
+    files = (
+        sorted((imagefolder / "a").iterdir())
+        + sorted((imagefolder / "b").iterdir())
+        + sorted((imagefolder / "c").iterdir())
+    )
     x = load_image_files(files, ds.preprocessing())
     test_rows = ds.split_indices["test"]
     assert torch.allclose(x[test_rows], ds.test[0], atol=1e-5)

@@ -26,6 +26,8 @@ def test_too_few_images_to_split() -> None:
     from lepton_tune.data._dataset import _split
 
     spec = DatasetSpec(kind="synthetic", val_fraction=0.1, test_fraction=0.1)
-    with pytest.raises(DataError, match="2 images are too few to split into train/val/test"), \
-            pytest.warns(UserWarning, match="too few images for a stratified split"):
+    with (
+        pytest.raises(DataError, match="2 images are too few to split into train/val/test"),
+        pytest.warns(UserWarning, match="too few images for a stratified split"),
+    ):
         _split(np.array([0, 1]), spec)

@@ -19,8 +19,13 @@ def tiny_net(seed: int = 0) -> nn.Module:
     """A small conv net on 3x16x16 images with 5 outputs."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, OUTPUTS),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, OUTPUTS),
     ).eval()
 
 

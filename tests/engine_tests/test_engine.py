@@ -89,7 +89,7 @@ def test_int8_static_and_dynamic_models(net, images):
         with Engine(static, EngineConfig(precision="int8", mode=mode, shards=2), input_shape=SHAPE) as eng:
             np.testing.assert_allclose(eng.predict(images), reference(static, images), atol=1e-5, rtol=0)
     # dynamic quantization scales activations per batch: compare image by image (batch_size 1)
-    one_by_one = np.concatenate([reference(dynamic, images[i:i + 1]) for i in range(len(images))])
+    one_by_one = np.concatenate([reference(dynamic, images[i : i + 1]) for i in range(len(images))])
     with Engine(dynamic, EngineConfig(precision="int8_dynamic", shards=2), input_shape=SHAPE) as eng:
         np.testing.assert_allclose(eng.predict(images), one_by_one, atol=1e-5, rtol=0)
 

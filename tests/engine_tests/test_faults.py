@@ -79,7 +79,9 @@ def test_model_error_fails_that_request_only(images):
     poison = images[0].copy()
     poison[1, 2, 3] = POISON
     with Engine(net, EngineConfig(), input_shape=SHAPE) as eng:
-        with pytest.raises(EngineError, match="engine: the model raised in shard 0 on this request: ValueError: poisoned pixel"):
+        with pytest.raises(
+            EngineError, match="engine: the model raised in shard 0 on this request: ValueError: poisoned pixel"
+        ):
             eng.submit(poison).result(timeout=30)
         np.testing.assert_allclose(eng.predict(images), reference(net.inner, images), atol=1e-5, rtol=0)
         assert eng.stats().restarts == 0
@@ -96,9 +98,13 @@ def test_request_timeout_raises_and_close_does_not_hang(images):
 
 def test_wrong_input_names_expected_and_got_and_engine_keeps_serving(net, images):
     with Engine(net, EngineConfig(), input_shape=SHAPE) as eng:
-        with pytest.raises(EngineInputError, match=r"predict\(\) batch has shape \(2, 3, 8, 8\), expected \('N', 3, 16, 16\)"):
+        with pytest.raises(
+            EngineInputError, match=r"predict\(\) batch has shape \(2, 3, 8, 8\), expected \('N', 3, 16, 16\)"
+        ):
             eng.predict(np.zeros((2, 3, 8, 8), np.float32))
-        with pytest.raises(EngineInputError, match=r"submit\(\) image has shape \(1, 3, 16, 16\), expected \(3, 16, 16\)"):
+        with pytest.raises(
+            EngineInputError, match=r"submit\(\) image has shape \(1, 3, 16, 16\), expected \(3, 16, 16\)"
+        ):
             eng.submit(images[:1])
         with pytest.raises(EngineInputError, match=r"has dtype float64, expected float32. Convert it with .astype"):
             eng.predict(images.astype(np.float64))
@@ -106,8 +112,10 @@ def test_wrong_input_names_expected_and_got_and_engine_keeps_serving(net, images
 
 
 def test_first_request_without_batch_dimension_is_refused(net):
-    with Engine(net, EngineConfig()) as eng, pytest.raises(
-            EngineInputError, match=r"predict\(\) batch has shape \(16,\), expected \(N, \*image_shape\)"):
+    with (
+        Engine(net, EngineConfig()) as eng,
+        pytest.raises(EngineInputError, match=r"predict\(\) batch has shape \(16,\), expected \(N, \*image_shape\)"),
+    ):
         eng.predict(np.zeros(16, np.float32))
 
 
@@ -191,8 +199,9 @@ def test_shards_rerun_main_only_for_models_defined_there(tmp_path):
     script = tmp_path / "serve.py"
     script.write_text(_MAIN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=240, check=False)
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     probe, main = json.loads(out.stdout.strip().splitlines()[-1])
     assert probe == [0.0, 0.0]  # the script's imports (optuna) did not follow into the shard
@@ -229,14 +238,20 @@ def test_shard_that_cannot_restart_fails_the_waiting_requests(images, tmp_path):
         time.sleep(0.1)  # the request is in the shard now
         marker.touch()
         os.kill(eng.pids()[1], signal.SIGKILL)
-        with pytest.raises(ShardCrashedError, match=r"engine: shard of lane 0 died and could not be restarted: "
-                                                    r"RuntimeError: marker present"):
+        with pytest.raises(
+            ShardCrashedError,
+            match=r"engine: shard of lane 0 died and could not be restarted: "
+            r"RuntimeError: marker present",
+        ):
             future.result(timeout=60)
 
 
 def test_model_returning_the_wrong_batch_fails_the_batch(images):
     with Engine(DropsRows(), EngineConfig(batch_size=2, pool_slots=2), input_shape=SHAPE) as eng:
-        with pytest.raises(EngineError, match=r"the model raised in shard 0 on this request: ValueError: stage 0 "
-                                              r"output shape \(1, 5\), expected \(2, 5\)"):
+        with pytest.raises(
+            EngineError,
+            match=r"the model raised in shard 0 on this request: ValueError: stage 0 "
+            r"output shape \(1, 5\), expected \(2, 5\)",
+        ):
             eng.predict(images[:2])
         assert eng.predict(images[:1]).shape == (1, 5)

@@ -20,16 +20,20 @@ LAYOUTS = [EngineConfig(shards=1), EngineConfig(shards=2, batch_size=4), EngineC
 def test_a_malformed_first_batch_fails_alone(net, images, config: EngineConfig, no_leftovers) -> None:
     wrong = np.zeros((2, 5, *SHAPE[1:]), np.float32)  # 5 channels: the first conv wants 3
     with Engine(net, config) as eng:
-        with pytest.raises(EngineInputError, match=r"engine input: the first request's image shape \(5, 16, 16\) "
-                                                   r"does not fit the model .*The engine is still open"):
+        with pytest.raises(
+            EngineInputError,
+            match=r"engine input: the first request's image shape \(5, 16, 16\) "
+            r"does not fit the model .*The engine is still open",
+        ):
             eng.predict(wrong)
         assert eng.pids() == [os.getpid()] and eng.input_shape is None  # nothing left running, nothing fixed
         np.testing.assert_allclose(eng.predict(images), reference(net, images), rtol=1e-4, atol=1e-5)
         assert eng.input_shape == SHAPE
         with pytest.raises(EngineInputError, match=r"has shape \(2, 5, 16, 16\), expected \('N', 3, 16, 16\)"):
             eng.predict(wrong)  # now the shape is known: refused before it reaches a shard
-        np.testing.assert_allclose(eng.submit(images[0]).result(timeout=60), reference(net, images[:1])[0],
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            eng.submit(images[0]).result(timeout=60), reference(net, images[:1])[0], rtol=1e-4, atol=1e-5
+        )
 
 
 def test_a_malformed_first_image_fails_alone(net, images, no_leftovers) -> None:

@@ -35,6 +35,9 @@ def test_a_model_without_batch_dimension_is_refused():
         def forward(self, x):
             return x.sum()
 
-    with pytest.raises(EngineError, match=r"engine: the model returned shape \(\) for a batch of 1; "
-                                          r"expected \[1, num_outputs\]"):
+    with pytest.raises(
+        EngineError,
+        match=r"engine: the model returned shape \(\) for a batch of 1; "
+        r"expected \[1, num_outputs\]",
+    ):
         probe_output(Scalar(), EngineConfig(), SHAPE)

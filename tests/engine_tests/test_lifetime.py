@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -52,8 +51,13 @@ if __name__ == "__main__":
 
 
 def _start_parent(code: str) -> tuple[subprocess.Popen[str], list[int]]:
-    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    parent = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert parent.stdout is not None
     line = parent.stdout.readline()
     if not line:
@@ -106,8 +110,14 @@ except RuntimeError as exc:
 
 
 def _allocation(limit_mib: int) -> str:
-    proc = subprocess.run([sys.executable, "-c", _CAP.format(limit=limit_mib)], cwd=REPO, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-c", _CAP.format(limit=limit_mib)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 

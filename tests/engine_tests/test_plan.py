@@ -19,8 +19,11 @@ def test_unpinned_shards_may_use_every_core():
 
 
 def test_too_many_cores_is_refused_with_the_fix():
-    with pytest.raises(ConfigError, match=r"engine: shards \* threads_per_shard = 2 \* 2 = 4 exceeds the 2 usable "
-                                          r"cores; lower them or set oversubscribe: true"):
+    with pytest.raises(
+        ConfigError,
+        match=r"engine: shards \* threads_per_shard = 2 \* 2 = 4 exceeds the 2 usable "
+        r"cores; lower them or set oversubscribe: true",
+    ):
         plan_cores(EngineConfig(shards=2, threads_per_shard=2), [0, 1])
 
 

@@ -37,12 +37,15 @@ def ov_net() -> tuple[torch.nn.Module, OpenVinoModule]:
     return net, OpenVinoModule.from_files(art.xml, output_shape=art.output_shape)
 
 
-@pytest.mark.parametrize(("precision", "mode", "device", "match"), [
-    ("fp16", "replica", "cpu", "runtime 'openvino' serves fp32, bf16, int8, not precision 'fp16': int8 is NNCF"),
-    ("int8_dynamic", "replica", "cpu", "runtime 'openvino' serves .* not precision 'int8_dynamic'"),
-    ("fp32", "pipeline", "cpu", "runtime 'openvino' serves mode 'replica' only"),
-    ("fp32", "replica", "cuda", "runtime 'openvino' runs on CPU here .* not device 'cuda'"),
-])
+@pytest.mark.parametrize(
+    ("precision", "mode", "device", "match"),
+    [
+        ("fp16", "replica", "cpu", "runtime 'openvino' serves fp32, bf16, int8, not precision 'fp16': int8 is NNCF"),
+        ("int8_dynamic", "replica", "cpu", "runtime 'openvino' serves .* not precision 'int8_dynamic'"),
+        ("fp32", "pipeline", "cpu", "runtime 'openvino' serves mode 'replica' only"),
+        ("fp32", "replica", "cuda", "runtime 'openvino' runs on CPU here .* not device 'cuda'"),
+    ],
+)
 def test_unsupported_openvino_combinations_have_reasons(precision, mode, device, match):
     reason = runtime_support("openvino", precision, mode, device)
     assert reason is not None and re.search(match, reason)
@@ -51,7 +54,8 @@ def test_unsupported_openvino_combinations_have_reasons(precision, mode, device,
 def test_bf16_needs_native_bf16_and_openvino_must_be_installed():
     assert openvino_support("bf16", ("FP32", "INT8", "BIN")) == (
         "precision 'bf16' on runtime 'openvino' needs a CPU with native bf16 (AVX512-BF16/AMX); OpenVINO's CPU "
-        "plugin reports only FP32, INT8, BIN. Use fp32 or int8")
+        "plugin reports only FP32, INT8, BIN. Use fp32 or int8"
+    )
     assert openvino_support("bf16", ("BF16", "FP32")) is None
     assert openvino_support("fp32", None) == "openvino is not installed (pip install 'lepton-tune[openvino]')"
     assert openvino_support("fp16", ("FP32",)).startswith("runtime 'openvino' serves fp32, bf16, int8")
@@ -66,8 +70,11 @@ def test_what_this_host_supports_follows_openvinos_capabilities():
 
 def test_thread_lanes_are_allowed_for_openvino_only_in_replica_cpu():
     assert EngineConfig(runtime="openvino", isolation="thread", shards=2).isolation == "thread"
-    with pytest.raises(ValidationError, match=r"isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode "
-                                              r"'replica', device 'cpu' only \(got runtime 'openvino', mode 'pipeline'"):
+    with pytest.raises(
+        ValidationError,
+        match=r"isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode "
+        r"'replica', device 'cpu' only \(got runtime 'openvino', mode 'pipeline'",
+    ):
         EngineConfig(runtime="openvino", isolation="thread", shards=2, mode="pipeline")
 
 
@@ -88,8 +95,9 @@ def test_the_precision_hint_is_forced_never_openvinos_default(ov_net):
     assert run.compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert run.compiled.get_property("NUM_STREAMS") == 1
     if "BF16" in _capabilities():
-        bf16 = OpenVinoModule(ir.xml_bytes.numpy().tobytes(), ir.bin_bytes.numpy().tobytes(), output_shape=(5,),
-                              precision="bf16")
+        bf16 = OpenVinoModule(
+            ir.xml_bytes.numpy().tobytes(), ir.bin_bytes.numpy().tobytes(), output_shape=(5,), precision="bf16"
+        )
         assert build_runner(bf16, precision="bf16", runtime="openvino").inference_precision == "<Type: 'bfloat16'>"
 
 
@@ -97,8 +105,9 @@ def test_the_precision_hint_is_forced_never_openvinos_default(ov_net):
 @pytest.mark.parametrize("isolation", ["process", "thread"])
 def test_openvino_agrees_with_eager_through_the_engine(ov_net, images, isolation):
     net, ir = ov_net
-    config = EngineConfig(runtime="openvino", shards=2, batch_size=4, pool_slots=8, max_wait_ms=1.0, pin=True,
-                          isolation=isolation)
+    config = EngineConfig(
+        runtime="openvino", shards=2, batch_size=4, pool_slots=8, max_wait_ms=1.0, pin=True, isolation=isolation
+    )
     with Engine(ir, config, input_shape=SHAPE) as eng:
         got = eng.predict(images)
     np.testing.assert_allclose(got, reference(net, images), atol=1e-5, rtol=0)

@@ -40,15 +40,30 @@ def onnx_net() -> tuple[torch.nn.Module, OnnxModule]:
     return net, OnnxModule.from_file(art.path, output_shape=art.output_shape)
 
 
-@pytest.mark.parametrize(("runtime", "precision", "mode", "device", "match"), [
-    ("compile", "int8", "replica", "cpu", "runtime 'compile' serves fp32, bf16, fp16, not precision 'int8': int8 here is FX"),
-    ("compile", "int8_dynamic", "replica", "cpu", "runtime 'compile' serves .* not precision 'int8_dynamic'"),
-    ("compile", "fp32", "pipeline", "cpu", "runtime 'compile' serves mode 'replica' only"),
-    ("onnxruntime", "bf16", "replica", "cpu", "runtime 'onnxruntime' serves fp32, int8, not precision 'bf16'"),
-    ("onnxruntime", "int8_dynamic", "replica", "cpu", "runtime 'onnxruntime' serves fp32, int8, not precision 'int8_dynamic'"),
-    ("onnxruntime", "fp32", "pipeline", "cpu", "runtime 'onnxruntime' serves mode 'replica' only"),
-    ("onnxruntime", "fp32", "replica", "cuda", "runtime 'onnxruntime' runs on CPU here .* not device 'cuda'"),
-])
+@pytest.mark.parametrize(
+    ("runtime", "precision", "mode", "device", "match"),
+    [
+        (
+            "compile",
+            "int8",
+            "replica",
+            "cpu",
+            "runtime 'compile' serves fp32, bf16, fp16, not precision 'int8': int8 here is FX",
+        ),
+        ("compile", "int8_dynamic", "replica", "cpu", "runtime 'compile' serves .* not precision 'int8_dynamic'"),
+        ("compile", "fp32", "pipeline", "cpu", "runtime 'compile' serves mode 'replica' only"),
+        ("onnxruntime", "bf16", "replica", "cpu", "runtime 'onnxruntime' serves fp32, int8, not precision 'bf16'"),
+        (
+            "onnxruntime",
+            "int8_dynamic",
+            "replica",
+            "cpu",
+            "runtime 'onnxruntime' serves fp32, int8, not precision 'int8_dynamic'",
+        ),
+        ("onnxruntime", "fp32", "pipeline", "cpu", "runtime 'onnxruntime' serves mode 'replica' only"),
+        ("onnxruntime", "fp32", "replica", "cuda", "runtime 'onnxruntime' runs on CPU here .* not device 'cuda'"),
+    ],
+)
 def test_unsupported_combinations_have_reasons(runtime, precision, mode, device, match):
     import re
 

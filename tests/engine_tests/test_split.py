@@ -48,14 +48,20 @@ def test_each_stage_holds_only_its_weights():
 
 def test_too_many_stages_is_refused():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(768, 4), torch.nn.ReLU())
-    with pytest.raises(EngineError, match=r"mode 'pipeline' with shards = 4 needs 3 cut points .* has 2\. "
-                                          r"Lower shards or use mode: replica"):
+    with pytest.raises(
+        EngineError,
+        match=r"mode 'pipeline' with shards = 4 needs 3 cut points .* has 2\. "
+        r"Lower shards or use mode: replica",
+    ):
         split_model(net, SHAPE, 4, precision="fp32")
 
 
 def test_untraceable_model_is_refused():
-    with pytest.raises(EngineError, match=r"mode 'pipeline' needs a model torch.fx can trace, and tracing "
-                                          r"Branchy failed: .*Use mode: replica"):
+    with pytest.raises(
+        EngineError,
+        match=r"mode 'pipeline' needs a model torch.fx can trace, and tracing "
+        r"Branchy failed: .*Use mode: replica",
+    ):
         split_model(Branchy(), SHAPE, 2, precision="fp32")
 
 

@@ -18,8 +18,7 @@ from lepton_tune.models import export_onnx
 from tests.engine_tests._nets import SHAPE, tiny_net
 from tests.engine_tests.conftest import reference
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
-                                reason="onnxruntime is not installed")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +32,20 @@ def _config(**kw: object) -> EngineConfig:
     return EngineConfig(**{"runtime": "onnxruntime", "isolation": "thread", **kw})
 
 
-@pytest.mark.parametrize(("fields", "got"), [
-    ({"runtime": "eager"}, "runtime 'eager', mode 'replica', device 'cpu'"),
-    ({"shards": 2, "mode": "pipeline"}, "runtime 'onnxruntime', mode 'pipeline'"),
-    ({"device": "cuda"}, "runtime 'onnxruntime', mode 'replica', device 'cuda'"),
-])
+@pytest.mark.parametrize(
+    ("fields", "got"),
+    [
+        ({"runtime": "eager"}, "runtime 'eager', mode 'replica', device 'cpu'"),
+        ({"shards": 2, "mode": "pipeline"}, "runtime 'onnxruntime', mode 'pipeline'"),
+        ({"device": "cuda"}, "runtime 'onnxruntime', mode 'replica', device 'cuda'"),
+    ],
+)
 def test_thread_isolation_outside_onnxruntime_replica_cpu_is_refused(fields, got):
-    with pytest.raises(ValidationError, match=rf"isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode 'replica', "
-                                              rf"device 'cpu' only \(got {got}.*Use isolation: process"):
+    with pytest.raises(
+        ValidationError,
+        match=rf"isolation 'thread' serves runtime 'onnxruntime' or 'openvino', mode 'replica', "
+        rf"device 'cpu' only \(got {got}.*Use isolation: process",
+    ):
         EngineConfig(**{"runtime": "onnxruntime", "isolation": "thread", **fields})
 
 
@@ -98,8 +103,11 @@ def test_a_model_error_fails_its_batch_and_the_lane_serves_on(images):
     with Engine(onnx, _config(batch_size=2, pool_slots=4, max_wait_ms=2_000), input_shape=SHAPE) as eng:
         pair = [eng.submit(image) for image in images[:2]]  # one batch of 2: the graph answers 1 row
         for future in pair:
-            with pytest.raises(EngineError, match=r"the model raised in thread lane 0 on this request: ValueError: "
-                                                  r"output shape \(1, 5\) for a batch of 2"):
+            with pytest.raises(
+                EngineError,
+                match=r"the model raised in thread lane 0 on this request: ValueError: "
+                r"output shape \(1, 5\) for a batch of 2",
+            ):
                 future.result(timeout=30)
         alone = eng.predict(images[2:3])  # a batch of 1 after the wait: served
     np.testing.assert_allclose(alone, images[2:3].reshape(1, -1)[:, :5], atol=1e-6, rtol=0)
@@ -113,8 +121,9 @@ def test_a_lane_that_cannot_start_is_reported(images):
 
 def test_requests_past_their_deadline_fail_and_close_answers_the_rest(onnx_net, images):
     _, onnx = onnx_net
-    eng = Engine(onnx, _config(batch_size=64, pool_slots=64, max_wait_ms=10_000, request_timeout_s=0.5),
-                 input_shape=SHAPE).start()
+    eng = Engine(
+        onnx, _config(batch_size=64, pool_slots=64, max_wait_ms=10_000, request_timeout_s=0.5), input_shape=SHAPE
+    ).start()
     try:
         waiting = eng.submit(images[0])  # the lane waits 10 s for a full batch: the deadline comes first
         with pytest.raises(EngineTimeoutError, match=r"request_timeout_s = 0.5 s"):

@@ -11,7 +11,6 @@ from lepton_tune.front import (
     feasible_front,
     knee_index,
     recommended_picks,
-    short_label,
     study_hypervolume,
     study_location,
     with_first,
@@ -35,13 +34,17 @@ def test_picks_are_the_knee_then_the_best_per_objective(tmp_path: Path) -> None:
     picks = recommended_picks(picks_study(tmp_path))
     # the baseline (trial 0) is on the front but is what picks are compared with, never a pick
     assert [(p.trial.number, p.roles) for p in picks] == [
-        (6, ["knee", "lowest p95 latency", "lowest memory"]), (1, ["best accuracy"])]
+        (6, ["knee", "lowest p95 latency", "lowest memory"]),
+        (1, ["best accuracy"]),
+    ]
     assert picks[0].label == "small_cnn int8 K2x1 b32" and not picks[0].confirmed
     confirmed = picks[1]
     assert confirmed.confirmation is not None and confirmed.confirmation.number == 8
     assert confirmed.metrics["latency_p95_ms"] == 15.0 and confirmed.first_metrics["latency_p95_ms"] == 20.0
-    assert with_first("latency_p95_ms", confirmed.metrics["latency_p95_ms"],
-                      confirmed.first_metrics["latency_p95_ms"]) == "15.00 ms (search: 20.00)"
+    assert (
+        with_first("latency_p95_ms", confirmed.metrics["latency_p95_ms"], confirmed.first_metrics["latency_p95_ms"])
+        == "15.00 ms (search: 20.00)"
+    )
 
 
 def test_at_most_three_distinct_picks_and_ties_go_to_the_knee() -> None:
@@ -61,4 +64,3 @@ def test_location_and_export_command(tmp_path: Path) -> None:
     location = study_location(study)
     assert location == f"--run-dir {tmp_path / 'runs'}"
     assert export_command(6, location) == f"lepton-tune export --run-dir {tmp_path / 'runs'} --trial 6 --out bundle/"
-

@@ -17,9 +17,16 @@ from lepton_tune.measure._isolated import JobOutcome
 
 
 def test_round_trip_keeps_every_key_including_unknown_ones() -> None:
-    attrs = {"lepton_status": "ok", "reason": "", "point": {"backbone": "small_cnn", "shards": 2},
-             "metrics": {"throughput": 100.0, "accuracy": 0.9}, "baseline": False, "noisy": False,
-             "confirms": 3, "future_key": [1, 2]}
+    attrs = {
+        "lepton_status": "ok",
+        "reason": "",
+        "point": {"backbone": "small_cnn", "shards": 2},
+        "metrics": {"throughput": 100.0, "accuracy": 0.9},
+        "baseline": False,
+        "noisy": False,
+        "confirms": 3,
+        "future_key": [1, 2],
+    }
     record = TrialRecord.from_attrs(attrs)
     assert record.status == "ok" and record.confirms == 3 and record.backbone == "small_cnn"
     assert record.extra == {"future_key": [1, 2]}
@@ -37,14 +44,19 @@ def test_missing_keys_have_one_default_and_are_not_written_back() -> None:
 
 def test_of_reads_a_stored_trial() -> None:
     study = optuna.create_study(directions=["maximize"])
-    study.add_trial(optuna.trial.create_trial(values=[1.0], user_attrs={"lepton_status": "noisy", "noisy": True,
-                                                                        "metrics": {"throughput": 1.0}}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[1.0], user_attrs={"lepton_status": "noisy", "noisy": True, "metrics": {"throughput": 1.0}}
+        )
+    )
     record = TrialRecord.of(study.trials[0])
     assert record.noisy and record.status == "noisy" and record.metric("throughput") == 1.0
 
 
-@pytest.mark.parametrize(("name", "cls"), [("EngineLayoutError", EngineLayoutError), ("ConfigError", ConfigError),
-                                           ("HostBusyError", HostBusyError)])
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("EngineLayoutError", EngineLayoutError), ("ConfigError", ConfigError), ("HostBusyError", HostBusyError)],
+)
 def test_errors_cross_the_process_boundary_with_their_type(name: str, cls: type) -> None:
     error = JobOutcome("error", reason=f"{name}: no place to cut", error_type=name).error()
     assert type(error) is cls and str(error) == "no place to cut"

@@ -51,7 +51,9 @@ def test_corrupt_entry_is_warned_about_and_retrained(tmp_path: Path, tiny_synthe
         weights.write_bytes(blob[:-10] + bytes([blob[-10] ^ 0xFF]) + blob[-9:])
     else:
         (weights.parent / "meta.json").write_text("{not json")
-    with pytest.warns(UserWarning, match=r"weights\.pt: corrupt model cache entry \((checksum mismatch|unreadable meta\.json)"):
+    with pytest.warns(
+        UserWarning, match=r"weights\.pt: corrupt model cache entry \((checksum mismatch|unreadable meta\.json)"
+    ):
         again = train_model("small_cnn", RECIPE, tiny_synthetic, cache=cache)
     assert not again.from_cache
     with warnings.catch_warnings():
@@ -62,8 +64,13 @@ def test_corrupt_entry_is_warned_about_and_retrained(tmp_path: Path, tiny_synthe
 def _train_in_child(root: str, dataset, barrier, out) -> None:
     barrier.wait()
     events: list[str] = []
-    tm = train_model("small_cnn", RECIPE.model_copy(update={"epochs": 4}), dataset, cache=ModelCache(root),
-                     progress=lambda e: events.append(e["event"]))
+    tm = train_model(
+        "small_cnn",
+        RECIPE.model_copy(update={"epochs": 4}),
+        dataset,
+        cache=ModelCache(root),
+        progress=lambda e: events.append(e["event"]),
+    )
     out.put((tm.from_cache, tm.recipe_hash, events))
 
 
@@ -86,7 +93,9 @@ def test_concurrent_processes_train_once(tmp_path: Path, tiny_synthetic) -> None
 def test_unwritable_root_is_named(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     cache = ModelCache(tmp_path / "file")
-    with pytest.raises(CacheError, match=r"file/entries/k: cannot create model cache directory .* Set LEPTON_TUNE_CACHE"):
+    with pytest.raises(
+        CacheError, match=r"file/entries/k: cannot create model cache directory .* Set LEPTON_TUNE_CACHE"
+    ):
         cache.store("k", {}, {})
 
 
@@ -121,8 +130,11 @@ def test_a_held_lock_makes_the_second_caller_wait(tmp_path: Path, tiny_synthetic
             waiting.set()
 
     with cache.lock(key):
-        worker = threading.Thread(target=train_model, args=("small_cnn", RECIPE, tiny_synthetic),
-                                  kwargs={"cache": cache, "progress": progress})
+        worker = threading.Thread(
+            target=train_model,
+            args=("small_cnn", RECIPE, tiny_synthetic),
+            kwargs={"cache": cache, "progress": progress},
+        )
         worker.start()
         assert waiting.wait(timeout=60)
         assert "start" not in events  # nothing trains while the lock is held elsewhere
@@ -150,11 +162,20 @@ def test_clear_refuses_a_root_without_the_marker(tmp_path: Path) -> None:
     (root / "locks").mkdir()
     (root / "locks" / "k1.lock").write_text("")
     (root / "report.docx").write_text("mine")
-    with pytest.raises(CacheError, match=r"projects: not a lepton-tune model cache \(no CACHEDIR\.TAG marker.*nothing "
-                                         r"deleted\. Check --cache-dir / LEPTON_TUNE_CACHE"):
+    with pytest.raises(
+        CacheError,
+        match=r"projects: not a lepton-tune model cache \(no CACHEDIR\.TAG marker.*nothing "
+        r"deleted\. Check --cache-dir / LEPTON_TUNE_CACHE",
+    ):
         ModelCache(root).clear()
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
-        "entries", "entries/k1", "entries/k1/meta.json", "locks", "locks/k1.lock", "report.docx"]
+        "entries",
+        "entries/k1",
+        "entries/k1/meta.json",
+        "locks",
+        "locks/k1.lock",
+        "report.docx",
+    ]
 
 
 def test_clear_removes_only_entries_it_can_prove(tmp_path: Path) -> None:
@@ -173,16 +194,26 @@ def test_clear_removes_only_entries_it_can_prove(tmp_path: Path) -> None:
     (cache.root / "mine.txt").write_text("mine")
     assert cache.clear() == 1
     left = sorted(str(p.relative_to(cache.root)) for p in cache.root.rglob("*"))
-    assert left == ["CACHEDIR.TAG", "entries", "entries/loose.txt", "entries/nometa", "entries/nometa/weights.pt",
-                    "entries/other", "entries/other/data.bin", "entries/other/meta.json", "locks", "locks/notes.txt",
-                    "mine.txt"]
+    assert left == [
+        "CACHEDIR.TAG",
+        "entries",
+        "entries/loose.txt",
+        "entries/nometa",
+        "entries/nometa/weights.pt",
+        "entries/other",
+        "entries/other/data.bin",
+        "entries/other/meta.json",
+        "locks",
+        "locks/notes.txt",
+        "mine.txt",
+    ]
 
 
 def test_failed_store_leaves_no_temp_file(tmp_path: Path) -> None:
     cache = ModelCache(tmp_path / "c")
 
     class Unpicklable:
-        def __reduce__(self):  # noqa: D105
+        def __reduce__(self):
             raise OSError("disk full")
 
     with pytest.raises(CacheError, match=r"cannot write model cache entry \(disk full\)\. Check free space"):

@@ -8,8 +8,12 @@ import importlib
 import pytest
 
 MODULES = [
-    "lepton_tune.data._dataset", "lepton_tune.data._images", "lepton_tune.models._cache",
-    "lepton_tune.models._profile", "lepton_tune.models._precision", "lepton_tune.models._registry",
+    "lepton_tune.data._dataset",
+    "lepton_tune.data._images",
+    "lepton_tune.models._cache",
+    "lepton_tune.models._profile",
+    "lepton_tune.models._precision",
+    "lepton_tune.models._registry",
     "lepton_tune.models._train",
 ]
 

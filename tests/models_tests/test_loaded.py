@@ -50,13 +50,20 @@ def test_each_file_form_serves_the_same_outputs_and_declares_its_shapes(tmp_path
         want = net(x)
     torch.jit.script(net).save(str(tmp_path / "m.ts"))
     pytest.importorskip("onnxruntime")
-    torch.onnx.export(net, (x[:1],), str(tmp_path / "m.onnx"), dynamo=False, input_names=["input"],
-                      output_names=["output"], dynamic_axes={"input": {0: "b"}, "output": {0: "b"}})
+    torch.onnx.export(
+        net,
+        (x[:1],),
+        str(tmp_path / "m.onnx"),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": {0: "b"}, "output": {0: "b"}},
+    )
     for name in ("m.pt2", "m.ts", "m.onnx"):
         if name == "m.pt2":
             _pt2(net, tmp_path / name)
         model = build_model(ModelSpec(file=str(tmp_path / name)), num_classes=10, image_shape=(1, 16, 16))
-        assert isinstance(model, FileModel) and not model.train().training is False  # train() is a no-op flag
+        assert isinstance(model, FileModel) and model.train().training is not False  # train() is a no-op flag
         with torch.inference_mode():
             assert torch.allclose(model(x), want, atol=1e-4), name
         restored = pickle.loads(pickle.dumps(model))  # what travels to a shard: the bytes, loaded again there
@@ -70,7 +77,9 @@ def test_each_file_form_serves_the_same_outputs_and_declares_its_shapes(tmp_path
 def test_a_mismatch_with_the_images_names_both_values(tmp_path: Path, net: torch.nn.Module) -> None:
     model = build_model(ModelSpec(file=str(_pt2(net, tmp_path / "m.pt2"))), num_classes=10, image_shape=(1, 16, 16))
     check_model_fits(model, model_label="m.pt2", data_label="imgs", num_classes=10, image_shape=(1, 16, 16))
-    with pytest.raises(ConfigError, match=r"m.pt2 takes 1-channel images, but the images in imgs are read as 3-channel"):
+    with pytest.raises(
+        ConfigError, match=r"m.pt2 takes 1-channel images, but the images in imgs are read as 3-channel"
+    ):
         check_model_fits(model, model_label="m.pt2", data_label="imgs", num_classes=10, image_shape=(3, 16, 16))
     with pytest.raises(ConfigError, match=r"m.pt2 has 10 classes \(outputs\), but imgs has 7 classes"):
         check_model_fits(model, model_label="m.pt2", data_label="imgs", num_classes=7, image_shape=(1, 16, 16))
@@ -86,14 +95,18 @@ def test_torchvision_name_with_weights_builds_that_architecture(tmp_path: Path) 
 
     ref = torchvision.models.mobilenet_v3_small(weights=None, num_classes=3).eval()
     torch.save(ref.state_dict(), tmp_path / "w.pt")
-    model = build_model(ModelSpec(torchvision="mobilenet_v3_small", weights=str(tmp_path / "w.pt")),
-                        num_classes=3, image_shape=(3, 64, 64)).eval()
+    model = build_model(
+        ModelSpec(torchvision="mobilenet_v3_small", weights=str(tmp_path / "w.pt")),
+        num_classes=3,
+        image_shape=(3, 64, 64),
+    ).eval()
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(model(x), ref(x))  # no small-input adaptation: the user's architecture as trained
     with pytest.raises(ModelError, match="torchvision has no classification model 'resnet_nope'"):
-        build_model(ModelSpec(torchvision="resnet_nope", weights=str(tmp_path / "w.pt")), num_classes=3,
-                    image_shape=(3, 64, 64))
+        build_model(
+            ModelSpec(torchvision="resnet_nope", weights=str(tmp_path / "w.pt")), num_classes=3, image_shape=(3, 64, 64)
+        )
 
 
 def test_model_spec_forms_are_exclusive_and_never_trained() -> None:
@@ -107,7 +120,8 @@ def test_model_spec_forms_are_exclusive_and_never_trained() -> None:
 
 
 def test_a_pt2_whose_sample_inputs_would_unpickle_code_is_refused_before_torch_reads_it(
-        tmp_path: Path, net: torch.nn.Module) -> None:
+    tmp_path: Path, net: torch.nn.Module
+) -> None:
     path = _pt2(net, tmp_path / "m.pt2")
     marker = tmp_path / "ran.txt"
     src = zipfile.ZipFile(path)
@@ -137,7 +151,9 @@ class _Hook(torch.nn.Module):
         return self.side(x)
 
 
-def test_torchscript_cannot_carry_python_and_a_planted_pickle_does_not_run(tmp_path: Path, net: torch.nn.Module) -> None:
+def test_torchscript_cannot_carry_python_and_a_planted_pickle_does_not_run(
+    tmp_path: Path, net: torch.nn.Module
+) -> None:
     with pytest.raises(Exception, match="(?i)python"):
         torch.jit.script(_Hook()).save(str(tmp_path / "hook.ts"))  # TorchScript refuses to save Python calls
     torch.jit.script(net).save(str(tmp_path / "m.ts"))
@@ -146,7 +162,9 @@ def test_torchscript_cannot_carry_python_and_a_planted_pickle_does_not_run(tmp_p
     bad = tmp_path / "bad.ts"
     with zipfile.ZipFile(bad, "w") as out:
         for name in src.namelist():
-            out.writestr(name, pickle.dumps(_Plant(marker), protocol=2) if name.endswith("/data.pkl") else src.read(name))
+            out.writestr(
+                name, pickle.dumps(_Plant(marker), protocol=2) if name.endswith("/data.pkl") else src.read(name)
+            )
     with pytest.raises(ModelError, match="is not a TorchScript file"):
         FileModel.from_file(bad, "torchscript")(torch.zeros(1, 1, 16, 16))
     assert not marker.exists()

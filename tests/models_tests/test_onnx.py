@@ -57,7 +57,9 @@ def test_keys_depend_on_precision_and_shape():
 
 
 def test_refusals(trained, digits16):
-    with pytest.raises(ModelError, match="precision 'bf16' on runtime onnxruntime: not supported; choose one of fp32, int8"):
+    with pytest.raises(
+        ModelError, match="precision 'bf16' on runtime onnxruntime: not supported; choose one of fp32, int8"
+    ):
         export_onnx(trained, digits16.image_shape, precision="bf16")
     with pytest.raises(ModelError, match="precision 'int8' on runtime onnxruntime: calibration needs dataset="):
         export_onnx(trained, digits16.image_shape, precision="int8")

@@ -52,7 +52,9 @@ def test_a_corrupt_cached_ir_is_converted_again(trained, digits16, tmp_path):
     art.weights.write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="corrupt OpenVINO cache entry"):
         again = convert_openvino(trained, digits16.image_shape, cache=cache)
-    assert not again.from_cache and OpenVinoModule.from_files(again.xml, output_shape=(10,))(digits16.test[0][:2]).shape == (2, 10)
+    assert not again.from_cache and OpenVinoModule.from_files(again.xml, output_shape=(10,))(
+        digits16.test[0][:2]
+    ).shape == (2, 10)
 
 
 def test_keys_depend_on_ir_precision_shape_and_versions():
@@ -60,13 +62,15 @@ def test_keys_depend_on_ir_precision_shape_and_versions():
     keys = {openvino_key("abc", p, s, versions) for p in ("fp32", "int8") for s in ((1, 16, 16), (3, 16, 16))}
     assert len(keys) == 4
     assert openvino_key("abc", "bf16", (1, 8, 8), versions) == openvino_key("abc", "fp32", (1, 8, 8), versions)
-    assert openvino_key("abc", "fp32", (1, 8, 8), versions) != openvino_key("abc", "fp32", (1, 8, 8),
-                                                                          {**versions, "openvino": "2"})
+    assert openvino_key("abc", "fp32", (1, 8, 8), versions) != openvino_key(
+        "abc", "fp32", (1, 8, 8), {**versions, "openvino": "2"}
+    )
 
 
 def test_refusals(trained, digits16):
-    with pytest.raises(ModelError, match="precision 'fp16' on runtime openvino: not supported; choose one of fp32, "
-                                         "bf16, int8"):
+    with pytest.raises(
+        ModelError, match="precision 'fp16' on runtime openvino: not supported; choose one of fp32, bf16, int8"
+    ):
         convert_openvino(trained, digits16.image_shape, precision="fp16")
     with pytest.raises(ModelError, match="precision 'int8' on runtime openvino: calibration needs dataset="):
         convert_openvino(trained, digits16.image_shape, precision="int8")

@@ -128,9 +128,19 @@ def test_untraceable_model_cannot_be_int8(digits16) -> None:
 def _fake_trained(module: nn.Module, dataset):
     from lepton_tune.models import TrainedModel
 
-    return TrainedModel(module=module.eval(), backbone="custom", recipe_hash="0" * 20, val_accuracy=0.1,
-                        train_seconds=0.0, from_cache=False, epochs_run=0, params=0, flops=0,
-                        image_shape=dataset.image_shape, num_classes=len(dataset.classes))
+    return TrainedModel(
+        module=module.eval(),
+        backbone="custom",
+        recipe_hash="0" * 20,
+        val_accuracy=0.1,
+        train_seconds=0.0,
+        from_cache=False,
+        epochs_run=0,
+        params=0,
+        flops=0,
+        image_shape=dataset.image_shape,
+        num_classes=len(dataset.classes),
+    )
 
 
 def test_cuda_answers_with_a_cuda_device_mocked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,9 @@ def test_user_factory_and_weights(tmp_path: Path) -> None:
     spec = ModelSpec(python="tests.models_tests.user_models:linear")
     model = build_model(spec, num_classes=3, image_shape=(1, 16, 16))
     torch.save(model.state_dict(), tmp_path / "w.pt")
-    again = build_model(ModelSpec(python=spec.python, weights=str(tmp_path / "w.pt")), num_classes=3, image_shape=(1, 16, 16))
+    again = build_model(
+        ModelSpec(python=spec.python, weights=str(tmp_path / "w.pt")), num_classes=3, image_shape=(1, 16, 16)
+    )
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
@@ -56,7 +58,9 @@ def test_user_factory_errors(tmp_path: Path) -> None:
     shape = (1, 16, 16)
     with pytest.raises(ModelError, match=r"model\.python: cannot import module 'no_such_pkg\.mod'"):
         build_model(ModelSpec(python="no_such_pkg.mod:make"), num_classes=3, image_shape=shape)
-    with pytest.raises(ModelError, match=r"model\.python: module 'tests\.models_tests\.user_models' has no callable 'nope'"):
+    with pytest.raises(
+        ModelError, match=r"model\.python: module 'tests\.models_tests\.user_models' has no callable 'nope'"
+    ):
         build_model(ModelSpec(python="tests.models_tests.user_models:nope"), num_classes=3, image_shape=shape)
     with pytest.raises(ModelError, match=r"must return a torch\.nn\.Module, got dict"):
         build_model(ModelSpec(python="tests.models_tests.user_models:not_a_module"), num_classes=3, image_shape=shape)
@@ -73,7 +77,10 @@ def test_user_weights_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"wrong\.pt: weights do not fit 'tests\.models_tests\.user_models:linear'"):
         build_model(ModelSpec(**spec, weights=str(tmp_path / "wrong.pt")), num_classes=3, image_shape=shape)
     torch.save(nn.Linear(2, 2), tmp_path / "module.pt")  # a whole pickled module, not a state dict
-    with pytest.raises(ModelError, match=r"module\.pt: model\.weights must be a state dict loadable with torch\.load\(weights_only=True\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"module\.pt: model\.weights must be a state dict loadable with torch\.load\(weights_only=True\)",
+    ):
         build_model(ModelSpec(**spec, weights=str(tmp_path / "module.pt")), num_classes=3, image_shape=shape)
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
     with pytest.raises(ModelError, match=r"list\.pt: model\.weights must hold a state dict, got list"):

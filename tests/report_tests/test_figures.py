@@ -32,8 +32,12 @@ def study(tmp_path: Path) -> optuna.Study:
 
 def test_projections_for_each_pair_and_a_3d_view(study: optuna.Study) -> None:
     figures = pareto_figures(pareto_info(study))
-    assert [t for t, _ in figures] == ["accuracy vs p95 latency", "accuracy vs memory",
-                                       "p95 latency vs memory", "3-D view"]
+    assert [t for t, _ in figures] == [
+        "accuracy vs p95 latency",
+        "accuracy vs memory",
+        "p95 latency vs memory",
+        "3-D view",
+    ]
     fig = figures[0][1]
     traces = {t.name: t for t in fig.data}
     assert set(traces) == {"infeasible", "feasible", "Pareto front", "baseline"}
@@ -81,8 +85,15 @@ def test_importances_need_two_complete_trials(tmp_path: Path) -> None:
 def test_parallel_coordinates(study: optuna.Study) -> None:
     data = parallel_info(pareto_info(study))
     labels = [d.label for d in data.dimensions]
-    assert labels == ["backbone", "prec", "K", "batch", "accuracy (%, higher is better)",
-                      "p95 latency (ms, lower is better)", "memory (MiB, lower is better)"]
+    assert labels == [
+        "backbone",
+        "prec",
+        "K",
+        "batch",
+        "accuracy (%, higher is better)",
+        "p95 latency (ms, lower is better)",
+        "memory (MiB, lower is better)",
+    ]
     assert data.trial_numbers == [0, 1, 2, 3, 6] and data.groups == [2, 2, 1, 0, 2]
     backbone = data.dimensions[0]
     assert backbone.ticktext == ["resnet18", "small_cnn"] and backbone.values == [1.0, 0.0, 0.0, 0.0, 1.0]
@@ -101,7 +112,9 @@ def test_report_is_one_self_contained_file(study: optuna.Study, tmp_path: Path) 
     text = path.read_text()
     assert path.parent.name == "out" and text.startswith("<!DOCTYPE html>")
     assert len(re.findall(r"plotly\.js v\d", text)) == 1  # the library banner: embedded exactly once
-    assert "cdn.plot.ly" not in re.sub(r"<script type=\"text/javascript\">.*?</script>", "", text, count=1, flags=re.DOTALL)
+    assert "cdn.plot.ly" not in re.sub(
+        r"<script type=\"text/javascript\">.*?</script>", "", text, count=1, flags=re.DOTALL
+    )
     assert not re.search(r"<script[^>]+src=", text)
     assert text.count('class="plotly-graph-div"') == 7
     assert "<td>6</td>" in text and "Parallel coordinates" in text and "Parameter importance" in text
@@ -110,7 +123,12 @@ def test_report_is_one_self_contained_file(study: optuna.Study, tmp_path: Path) 
 
 def test_report_of_an_empty_study(tmp_path: Path) -> None:
     report = build_report(empty_study(tmp_path))
-    assert [t for t, _ in report.figures] == ["accuracy vs p95 latency", "accuracy vs memory",
-                                              "p95 latency vs memory", "3-D view", "Front quality over trials",
-                                              "Parameter importance"]
+    assert [t for t, _ in report.figures] == [
+        "accuracy vs p95 latency",
+        "accuracy vs memory",
+        "p95 latency vs memory",
+        "3-D view",
+        "Front quality over trials",
+        "Parameter importance",
+    ]
     assert "No feasible trial yet" in report.to_html()

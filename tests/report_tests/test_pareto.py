@@ -9,6 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from lepton_tune.front import to_loss
+from lepton_tune.front._hypervolume import _slice_hypervolume
 from lepton_tune.report import (
     hypervolume,
     objective_values,
@@ -16,8 +18,6 @@ from lepton_tune.report import (
     reference_point,
     study_hypervolume,
 )
-from lepton_tune.front import to_loss
-from lepton_tune.front._hypervolume import _slice_hypervolume
 from tests.report_tests._studies import ROWS, empty_study, make_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -31,8 +31,16 @@ def test_groups_counts_and_front(tmp_path: Path) -> None:
     assert [t.number for t in info.feasible] == [2]
     assert [t.number for t in info.infeasible] == [3]  # budget missed; the pruned trial has no values
     assert [t.number for t in info.baseline] == [0]
-    assert info.counts == {"complete": 5, "feasible": 4, "front": 3, "infeasible": 2, "noisy": 0, "failed": 1,
-                           "running": 0, "confirmations": 0}
+    assert info.counts == {
+        "complete": 5,
+        "feasible": 4,
+        "front": 3,
+        "infeasible": 2,
+        "noisy": 0,
+        "failed": 1,
+        "running": 0,
+        "confirmations": 0,
+    }
     assert info.values[1] == [0.96, 20.0, 400.0] and 4 not in info.values and 5 not in info.values
 
 
@@ -49,8 +57,7 @@ def test_reference_point_uses_budgets_then_worst_plus_margin(tmp_path: Path) -> 
 
 def test_hypervolume_value_and_history(tmp_path: Path) -> None:
     info = pareto_info(make_study(tmp_path))
-    losses = to_loss(np.array([[0.95, 40, 300], [0.96, 20, 400], [0.90, 45, 500], [0.85, 10, 250]]),
-                     info.directions)
+    losses = to_loss(np.array([[0.95, 40, 300], [0.96, 20, 400], [0.90, 45, 500], [0.85, 10, 250]]), info.directions)
     ref = to_loss(np.array(info.reference_point), info.directions)
     assert info.hypervolume == pytest.approx(_slice_hypervolume(losses, ref)) == pytest.approx(1089.0)
     numbers = [n for n, _ in info.hypervolume_history]

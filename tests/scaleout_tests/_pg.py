@@ -33,8 +33,10 @@ def find_pg_bin() -> Path | None:
     found = shutil.which("pg_ctl")
     if found and shutil.which("initdb"):
         return Path(os.path.realpath(found)).parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                      key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
     return Path(versions[-1]).parent if versions else None
 
 
@@ -79,12 +81,13 @@ class PgCluster:
         cmd = [str(self.pg_bin / tool), *args]
         if self._as_postgres:  # initdb and postgres refuse to run as root
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root,
-                                check=False)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root, check=False)
         if result.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise PgUnavailable(f"{tool} {' '.join(args)} failed ({result.returncode}): "
-                                f"{result.stderr.strip() or result.stdout.strip()}\n{log}")
+            raise PgUnavailable(
+                f"{tool} {' '.join(args)} failed ({result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}\n{log}"
+            )
         return result
 
     def start(self) -> None:
@@ -94,8 +97,20 @@ class PgCluster:
         pwfile.write_text(PASSWORD + "\n")
         if self._as_postgres:
             shutil.chown(pwfile, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", USER, f"--pwfile={pwfile}", "--auth-host=scram-sha-256",
-                  "--auth-local=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            USER,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
         pwfile.unlink()
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(

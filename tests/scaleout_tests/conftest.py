@@ -50,17 +50,29 @@ def write_study(directory: Path, name: str, *, n_trials: int, **overrides: Any) 
         "name": name,
         "dataset": {"kind": "digits", "image_size": 16, "channels": 3},
         "train": {"epochs": 1, "batch_size": 64, "seed": 0},
-        "search_space": {"params": {
-            "backbone": "small_cnn", "precision": "fp32", "device": "cpu",
-            "shards": {"low": 1, "high": 2}, "batch_size": {"choices": [1, 2, 4, 8]},
-            "max_wait_ms": {"choices": [0.0, 1.0, 2.0]},
-        }},
+        "search_space": {
+            "params": {
+                "backbone": "small_cnn",
+                "precision": "fp32",
+                "device": "cpu",
+                "shards": {"low": 1, "high": 2},
+                "batch_size": {"choices": [1, 2, 4, 8]},
+                "max_wait_ms": {"choices": [0.0, 1.0, 2.0]},
+            }
+        },
         "objectives": ["accuracy", "latency_p95_ms"],
         "sampler": {"name": "random"},  # no seed: seeded workers would all draw the same points
         "baseline": False,
         "n_trials": n_trials,
-        "protocol": {"warmup": 2, "requests": 20, "repeats": 1, "concurrency": 2, "probe_requests": 0,
-                     "accuracy_samples": 64, "noise_threshold": 4.0},  # parallel workers train while one measures
+        "protocol": {
+            "warmup": 2,
+            "requests": 20,
+            "repeats": 1,
+            "concurrency": 2,
+            "probe_requests": 0,
+            "accuracy_samples": 64,
+            "noise_threshold": 4.0,
+        },  # parallel workers train while one measures
         "storage": {"heartbeat_interval": 1, "grace_period": 3, "max_retry": 2},
         "tracking": {"enabled": True},
     }
@@ -79,8 +91,14 @@ class Worker:
         self.out_path = log_dir / f"worker-{index}.out"
         self.err_path = log_dir / f"worker-{index}.err"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "search", *args], cwd=log_dir,
-                                         env=env, stdout=out, stderr=err, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "lepton_tune", "search", *args],
+                cwd=log_dir,
+                env=env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
         self.pid = self.proc.pid
 
     @property
@@ -111,13 +129,27 @@ class WorkerPool:
     def __init__(self, tmp_path: Path) -> None:
         self.dir = tmp_path
         self.workers: list[Worker] = []
-        self.env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
-                    "PYTHONPATH": str(REPO), "LEPTON_TUNE_LOCK": str(tmp_path / "measure.lock"),
-                    "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "1",
+            "PYTHONPATH": str(REPO),
+            "LEPTON_TUNE_LOCK": str(tmp_path / "measure.lock"),
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def start(self, study: Path, storage: str, *, tracking_uri: str | None = None, extra: list[str] = ()) -> Worker:
-        args = [str(study), "--storage", storage, "--run-dir", str(self.dir / "run"), "--quiet", "--no-report",
-                *(["--tracking-uri", tracking_uri] if tracking_uri else ["--no-tracking"]), *extra]
+        args = [
+            str(study),
+            "--storage",
+            storage,
+            "--run-dir",
+            str(self.dir / "run"),
+            "--quiet",
+            "--no-report",
+            *(["--tracking-uri", tracking_uri] if tracking_uri else ["--no-tracking"]),
+            *extra,
+        ]
         worker = Worker(len(self.workers), args, self.dir, self.env)
         self.workers.append(worker)
         return worker
@@ -139,7 +171,9 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, pool:
         if found:
             return found
         time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n" + "\n".join(w.stderr[-1500:] for w in pool.workers))
+    pytest.fail(
+        f"timed out after {timeout} s waiting for {what}:\n" + "\n".join(w.stderr[-1500:] for w in pool.workers)
+    )
 
 
 def engine_shards(pid: int) -> list[psutil.Process]:

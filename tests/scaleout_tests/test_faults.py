@@ -37,11 +37,14 @@ def _study_if_created(url: str, name: str) -> optuna.Study | None:
 
 
 def test_killed_shard_trial_completes_or_fails_with_its_reason(
-    tmp_path: Path, pg_url: str, workers: WorkerPool,
+    tmp_path: Path,
+    pg_url: str,
+    workers: WorkerPool,
 ) -> None:
     n_trials = 3
-    study_file = write_study(tmp_path, "shard", n_trials=n_trials,
-                             protocol={"requests": 2000, "repeats": 2})  # long enough to be hit mid-window
+    study_file = write_study(
+        tmp_path, "shard", n_trials=n_trials, protocol={"requests": 2000, "repeats": 2}
+    )  # long enough to be hit mid-window
     worker = workers.start(study_file, pg_url)
     deadline = time.time() + 180
     while True:  # a shard may end (its trial done) between being found and being killed: try the next one
@@ -65,15 +68,22 @@ def test_killed_shard_trial_completes_or_fails_with_its_reason(
 
 @pytest.mark.parametrize(
     ("limits", "reason"),
-    [({"trial_timeout_s": 2.0}, r"trial time limit \(limits\.trial_timeout_s\) exceeded"),
-     ({"trial_memory_mb": 1.0}, r"trial memory limit \(limits\.trial_memory_mb = 1\) exceeded: \d+ MiB")],
+    [
+        ({"trial_timeout_s": 2.0}, r"trial time limit \(limits\.trial_timeout_s\) exceeded"),
+        ({"trial_memory_mb": 1.0}, r"trial memory limit \(limits\.trial_memory_mb = 1\) exceeded: \d+ MiB"),
+    ],
     ids=["time", "memory"],
 )
 def test_trial_over_its_limit_is_failed_with_the_reason_and_study_goes_on(
-    tmp_path: Path, pg_url: str, workers: WorkerPool, limits: dict[str, float], reason: str,
+    tmp_path: Path,
+    pg_url: str,
+    workers: WorkerPool,
+    limits: dict[str, float],
+    reason: str,
 ) -> None:
-    study_file = write_study(tmp_path, "limits", n_trials=2, limits=limits,
-                             protocol={"requests": 5000, "repeats": 3})  # far longer than the time limit
+    study_file = write_study(
+        tmp_path, "limits", n_trials=2, limits=limits, protocol={"requests": 5000, "repeats": 3}
+    )  # far longer than the time limit
     worker = workers.start(study_file, pg_url)
     assert worker.wait(240) == 0, worker.stderr[-3000:]
     trials = optuna.load_study(study_name="limits", storage=pg_url).get_trials(deepcopy=False)
@@ -86,7 +96,10 @@ def test_trial_over_its_limit_is_failed_with_the_reason_and_study_goes_on(
 
 
 def test_postgres_restart_mid_study_loses_no_completed_trial(
-    tmp_path: Path, pg_cluster: PgCluster, pg_url: str, workers: WorkerPool,
+    tmp_path: Path,
+    pg_cluster: PgCluster,
+    pg_url: str,
+    workers: WorkerPool,
 ) -> None:
     n_trials = 5
     study_file = write_study(tmp_path, "outage", n_trials=n_trials)

@@ -21,8 +21,10 @@ def _last_beat(url: str, trial_id: int) -> float:
     storage = optuna.storages.RDBStorage(url)
     try:
         with storage.engine.connect() as conn:
-            row = conn.execute(sqlalchemy.text("SELECT extract(epoch from heartbeat) FROM trial_heartbeats "
-                                               "WHERE trial_id = :t"), {"t": trial_id}).one()
+            row = conn.execute(
+                sqlalchemy.text("SELECT extract(epoch from heartbeat) FROM trial_heartbeats WHERE trial_id = :t"),
+                {"t": trial_id},
+            ).one()
         return float(row[0])
     finally:
         storage.engine.dispose()

@@ -14,10 +14,19 @@ pytestmark = pytest.mark.postgres
 
 
 def _spec(**overrides: object):  # type: ignore[no-untyped-def]
-    doc = {"name": "shared", "objectives": ["accuracy", "latency_p95_ms"], "baseline": False,
-           "search_space": {"params": {"backbone": "small_cnn", "shards": {"low": 1, "high": 2},
-                                       "batch_size": {"choices": list(range(1, 65))}}},
-           "sampler": {"name": "random"}}
+    doc = {
+        "name": "shared",
+        "objectives": ["accuracy", "latency_p95_ms"],
+        "baseline": False,
+        "search_space": {
+            "params": {
+                "backbone": "small_cnn",
+                "shards": {"low": 1, "high": 2},
+                "batch_size": {"choices": list(range(1, 65))},
+            }
+        },
+        "sampler": {"name": "random"},
+    }
     return load_study({**doc, **overrides})
 
 
@@ -33,16 +42,22 @@ def test_second_worker_resumes_and_keeps_study_attrs(pg_url: str, tmp_path: Path
 
 def test_worker_with_other_objectives_is_refused(pg_url: str, tmp_path: Path) -> None:
     open_study(_spec(), SearchOptions(storage=pg_url, run_dir=tmp_path))
-    with pytest.raises(ConfigError, match=r"objectives: study 'shared' in this storage optimises \['accuracy', "
-                                          r"'latency_p95_ms'\].*Use another --study-name"):
+    with pytest.raises(
+        ConfigError,
+        match=r"objectives: study 'shared' in this storage optimises \['accuracy', "
+        r"'latency_p95_ms'\].*Use another --study-name",
+    ):
         open_study(_spec(objectives=["accuracy", "memory_mb"]), SearchOptions(storage=pg_url, run_dir=tmp_path))
 
 
 def test_worker_on_a_foreign_host_is_refused_unless_allowed(pg_url: str, tmp_path: Path) -> None:
     study, _, fingerprint = open_study(_spec(), SearchOptions(storage=pg_url, run_dir=tmp_path))
     study.set_user_attr("host", {**fingerprint, "cpu_model": "Imaginary CPU 9000", "cores": 128})
-    with pytest.raises(HostMismatchError, match=r"different fingerprint \(cpu_model: 'Imaginary CPU 9000' -> .*cores: "
-                                                r"128 -> .*--allow-foreign-host"):
+    with pytest.raises(
+        HostMismatchError,
+        match=r"different fingerprint \(cpu_model: 'Imaginary CPU 9000' -> .*cores: "
+        r"128 -> .*--allow-foreign-host",
+    ):
         open_study(_spec(), SearchOptions(storage=pg_url, run_dir=tmp_path))
     with pytest.warns(UserWarning, match="measured on another host"):
         open_study(_spec(), SearchOptions(storage=pg_url, run_dir=tmp_path, allow_foreign_host=True))

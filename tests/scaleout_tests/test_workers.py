@@ -31,8 +31,9 @@ def _mlflow_runs(uri: str, experiment: str) -> list[object]:
 
 
 def _table(trials: list[optuna.trial.FrozenTrial]) -> str:
-    return "\n".join(f"{t.number} {t.state.name} {t.user_attrs.get('lepton_status')} {t.user_attrs.get('reason')}"
-                     for t in trials)
+    return "\n".join(
+        f"{t.number} {t.state.name} {t.user_attrs.get('lepton_status')} {t.user_attrs.get('reason')}" for t in trials
+    )
 
 
 def _warnings(pool: WorkerPool) -> str:
@@ -41,12 +42,16 @@ def _warnings(pool: WorkerPool) -> str:
 
 
 def test_three_workers_finish_the_study_with_one_child_run_per_trial(
-    tmp_path: Path, pg_url: str, workers: WorkerPool,
+    tmp_path: Path,
+    pg_url: str,
+    workers: WorkerPool,
 ) -> None:
     n_trials = 5
     study_file = write_study(tmp_path, "three", n_trials=n_trials)
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ensure_tracking_store(tracking, "three", tmp_path / "mlartifacts")  # once, before the workers (docs/architecture.md, facts)
+    ensure_tracking_store(
+        tracking, "three", tmp_path / "mlartifacts"
+    )  # once, before the workers (docs/architecture.md, facts)
     for _ in range(3):
         workers.start(study_file, pg_url, tracking_uri=tracking)
     codes = workers.wait_all(timeout=240)
@@ -97,7 +102,9 @@ def _measuring_worker(pool: WorkerPool) -> tuple[Worker, list[psutil.Process]] |
 
 
 def test_killed_worker_trial_is_retried_and_study_completes(
-    tmp_path: Path, pg_url: str, workers: WorkerPool,
+    tmp_path: Path,
+    pg_url: str,
+    workers: WorkerPool,
 ) -> None:
     # enough trials, each long enough, that the survivor is still at work when the victim's heartbeat
     # goes stale (3 s grace) and its stale check fails and re-queues the killed trial

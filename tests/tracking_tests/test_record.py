@@ -19,8 +19,14 @@ def test_complete_trial(tmp_path: Path) -> None:
     trial = make_study(tmp_path).trials[3]
     record = child_record(trial, study_name="demo", objectives=OBJECTIVES, host=HOST, redact=redact_url)
     assert record.run_name == "t3 resnet18 fp32 K2x1 b1"
-    assert record.params == {"backbone": "resnet18", "precision": "fp32", "shards": "2", "batch_size": "1",
-                             "threads_per_shard": "1", "train.epochs": "5"}
+    assert record.params == {
+        "backbone": "resnet18",
+        "precision": "fp32",
+        "shards": "2",
+        "batch_size": "1",
+        "threads_per_shard": "1",
+        "train.epochs": "5",
+    }
     assert record.metrics["accuracy"] == 0.97 and record.metrics["latency_p95_ms_spread"] == 1.5
     assert record.metrics["total_seconds"] == 9.0 and record.metrics["model_flops"] == 2e6
     assert record.metrics["budget_latency_p95_ms"] == 30.0
@@ -40,15 +46,21 @@ def test_pruned_and_failed_trials(tmp_path: Path) -> None:
 
 
 def test_study_tags_redact_and_list_the_host() -> None:
-    tags = study_tags({"budgets": {"accuracy": 0.8}, "host": HOST, "host_id": "h0st",
-                       "spec_source": "postgresql://bob:s3cret@db/x"},
-                      study_name="demo", objectives=OBJECTIVES, directions=["maximize"], redact=redact_url)
+    tags = study_tags(
+        {"budgets": {"accuracy": 0.8}, "host": HOST, "host_id": "h0st", "spec_source": "postgresql://bob:s3cret@db/x"},
+        study_name="demo",
+        objectives=OBJECTIVES,
+        directions=["maximize"],
+        redact=redact_url,
+    )
     assert tags["objectives"] == "accuracy,latency_p95_ms,memory_mb" and tags["budgets"] == '{"accuracy": 0.8}'
     assert tags["host.cpu_model"] == "AMD EPYC" and tags["spec_source"] == "postgresql://bob:***@db/x"
 
 
 def test_metric_keys_are_valid_mlflow_names() -> None:
-    assert metric_key("budget:latency_p95_ms") == "budget_latency_p95_ms" and metric_key("train.epochs") == "train.epochs"
+    assert (
+        metric_key("budget:latency_p95_ms") == "budget_latency_p95_ms" and metric_key("train.epochs") == "train.epochs"
+    )
 
 
 def test_guard_warns_once_then_stops_after_failures_in_a_row() -> None:

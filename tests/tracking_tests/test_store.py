@@ -57,5 +57,7 @@ def test_unwritable_location_is_a_storage_error() -> None:
 def test_unreachable_server_is_a_storage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    with pytest.raises(StorageError, match=r"cannot create the MLflow tracking store http://bob:\*\*\*@127\.0\.0\.1:9/"):
+    with pytest.raises(
+        StorageError, match=r"cannot create the MLflow tracking store http://bob:\*\*\*@127\.0\.0\.1:9/"
+    ):
         ensure_tracking_store("http://bob:s3cret@127.0.0.1:9/", "demo")

@@ -51,12 +51,24 @@ def test_search_logs_parent_and_one_child_per_trial(tmp_path: Path, mlflow_uri: 
     assert len(parents) == 1 and parents[0].info.run_name == "demo" and parents[0].info.status == "FINISHED"
     assert sorted(children) == [f"trial-{i}" for i in range(len(ROWS))]
     assert {c.info.run_name for c in children.values()} == {
-        "t0 small_cnn fp32 K1x1 b1 baseline", "t1 resnet18 bf16 K2x1 b8", "t2 resnet18 fp32 K1x1 b8",
-        "t3 resnet18 fp32 K2x1 b1", "t4 small_cnn int8 K4x1 b32", "t5 resnet18 int8 K1x1 b32", "t6 small_cnn int8 K2x1 b32"}
+        "t0 small_cnn fp32 K1x1 b1 baseline",
+        "t1 resnet18 bf16 K2x1 b8",
+        "t2 resnet18 fp32 K1x1 b8",
+        "t3 resnet18 fp32 K2x1 b1",
+        "t4 small_cnn int8 K4x1 b32",
+        "t5 resnet18 int8 K1x1 b32",
+        "t6 small_cnn int8 K2x1 b32",
+    }
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children.values())
     assert {n: c.info.status for n, c in children.items()} == {
-        "trial-0": "FINISHED", "trial-1": "FINISHED", "trial-2": "FINISHED", "trial-3": "FINISHED",
-        "trial-4": "FINISHED", "trial-5": "FAILED", "trial-6": "FINISHED"}
+        "trial-0": "FINISHED",
+        "trial-1": "FINISHED",
+        "trial-2": "FINISHED",
+        "trial-3": "FINISHED",
+        "trial-4": "FINISHED",
+        "trial-5": "FAILED",
+        "trial-6": "FINISHED",
+    }
 
     first = children["trial-1"]
     assert first.data.params["backbone"] == "resnet18" and first.data.params["train.epochs"] == "5"
@@ -177,8 +189,15 @@ def test_failure_inside_a_child_run_ends_it_failed(tmp_path: Path, mlflow_uri: s
 
 
 def test_passwords_never_reach_mlflow(tmp_path: Path, mlflow_uri: str) -> None:
-    rows = [ROWS[0], (ROWS[5][0], ROWS[5][1], None,
-                      {"lepton_status": "failed", "reason": "OperationalError: postgresql://bob:s3cret@db/optuna"})]
+    rows = [
+        ROWS[0],
+        (
+            ROWS[5][0],
+            ROWS[5][1],
+            None,
+            {"lepton_status": "failed", "reason": "OperationalError: postgresql://bob:s3cret@db/optuna"},
+        ),
+    ]
     study = empty_study(tmp_path / "run")
     study.set_user_attr("spec", {"storage": {"url": "postgresql://bob:s3cret@db/optuna"}})
     _search(study, MLflowTracker(mlflow_uri, "demo", run_dir=tmp_path / "run"), rows)
@@ -214,7 +233,9 @@ def test_unreachable_server_never_stops_the_study(tmp_path: Path, monkeypatch: p
         _search(study, tracker, ROWS[:3])
         tracker.log_interrupted(study, study.trials[0])
 
-    with pytest.warns(TrackingWarning, match=r"failed to start the parent run at http://bob:\*\*\*@127\.0\.0\.1:9") as seen:
+    with pytest.warns(
+        TrackingWarning, match=r"failed to start the parent run at http://bob:\*\*\*@127\.0\.0\.1:9"
+    ) as seen:
         search()
     assert len(seen) == 1 and "s3cret" not in str(seen[0].message)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "COMPLETE"]

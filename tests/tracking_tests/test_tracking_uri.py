@@ -21,7 +21,7 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_the_study_records_its_tracking_uri() -> None:
     assert study_tracking_uri({"spec": {"tracking": {"uri": "http://127.0.0.1:5000", "enabled": True}}}) == (
-        "http://127.0.0.1:5000")
+        "http://127.0.0.1:5000"
+    )
     assert study_tracking_uri({"spec": {"tracking": {"uri": None}}}) is None
     assert study_tracking_uri({}) is None
-
