@@ -230,7 +230,7 @@ class SearchSpaceSpec(BaseModel):
         pools = [self.values_of(n) for n in names]
         env = dict(host.as_names())
         for combo in itertools.islice(itertools.product(*pools), 200_000):
-            env.update(zip(names, combo))
+            env.update(dict(zip(names, combo)))  # type: ignore[arg-type]
             if all(e.evaluate(env) for e in exprs):
                 return True
         return False
@@ -270,8 +270,10 @@ def default_of(name: str) -> Scalar:
     if name == "backbone":
         return "small_cnn"
     if name.startswith("train."):
-        return TrainRecipe.model_fields[name[6:]].default
-    return EngineConfig.model_fields[name].default
+        default: Scalar = TrainRecipe.model_fields[name[6:]].default
+        return default
+    engine_default: Scalar = EngineConfig.model_fields[name].default
+    return engine_default
 
 
 def _value_problem(name: str, value: Any) -> str | None:
@@ -287,7 +289,7 @@ def _value_problem(name: str, value: Any) -> str | None:
     if name == "device" and not (isinstance(value, str) and re.fullmatch(r"cpu|cuda(:\d+)?", value)):
         return "must be 'cpu', 'cuda' or 'cuda:N'"
     field = TrainRecipe.model_fields[name[6:]] if name.startswith("train.") else EngineConfig.model_fields[name]
-    typ = Annotated.__class_getitem__((field.annotation, *field.metadata)) if field.metadata else field.annotation
+    typ: Any = Annotated.__class_getitem__((field.annotation, *field.metadata)) if field.metadata else field.annotation  # type: ignore[attr-defined]
     adapter: TypeAdapter[Any] = TypeAdapter(typ)
     try:
         adapter.validate_python(value, strict=isinstance(value, bool) or None)
@@ -308,7 +310,7 @@ def load_search_space(
     """
     host = host or host_facts()
     if isinstance(source, dict):
-        data, label, prefix = source, where or "<inline>", []
+        data, label, prefix = source, where or "<inline>", list[str]()
     else:
         data, label, prefix = load_yaml(source, what="search space"), str(source), []
     problems = _auto_misuse(data, label)

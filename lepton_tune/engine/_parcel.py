@@ -68,8 +68,8 @@ class _Pickler(pickle.Pickler):
         if (
             isinstance(obj, torch.nn.Module)
             and ".quantized" in kind.__module__
-            and kind.__setstate__ is not torch.nn.Module.__setstate__
-        ):  # type: ignore[attr-defined]
+            and kind.__setstate__ is not torch.nn.Module.__setstate__  # type: ignore[attr-defined]
+        ):
             return _rebuild, (kind, obj.__getstate__())  # type: ignore[no-untyped-call]
         return NotImplemented
 

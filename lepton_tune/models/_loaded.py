@@ -46,7 +46,8 @@ def build_torchvision(name: str, num_classes: int) -> nn.Module:
             f"model.torchvision: torchvision has no classification model {name!r}; see "
             "torchvision.models.list_models() (e.g. resnet18, mobilenet_v3_small, efficientnet_b0)"
         )
-    return tvm.get_model(name, weights=None, num_classes=num_classes)
+    model: nn.Module = tvm.get_model(name, weights=None, num_classes=num_classes)
+    return model
 
 
 class FileModel(nn.Module):
@@ -101,7 +102,8 @@ class FileModel(nn.Module):
             array = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
             return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: array})[0])
         out = self.loaded()(x)
-        return out[0] if isinstance(out, (tuple, list)) else out
+        first: torch.Tensor = out[0] if isinstance(out, (tuple, list)) else out
+        return first
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -156,7 +158,7 @@ def _load(data: bytes, form: str, label: str) -> Any:
             _refuse_pickles(data, label)
             return torch.export.load(io.BytesIO(data)).module()
         if form == "torchscript":
-            return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+            return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()  # type: ignore[no-untyped-call]
         try:
             import onnxruntime as ort
         except ImportError:

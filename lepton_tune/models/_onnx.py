@@ -78,9 +78,9 @@ def _export_bytes(module: nn.Module, image_shape: tuple[int, ...]) -> bytes:
             torch.onnx.export(
                 module,
                 example,
-                buffer,
+                buffer,  # type: ignore[arg-type]
                 dynamo=False,
-                opset_version=OPSET,  # type: ignore[arg-type]
+                opset_version=OPSET,
                 dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                 input_names=["input"],
                 output_names=["output"],

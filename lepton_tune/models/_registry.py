@@ -59,7 +59,8 @@ def _tv(name: str) -> Callable[[int], nn.Module]:
     def make(num_classes: int) -> nn.Module:
         import torchvision.models as tvm
 
-        return getattr(tvm, name)(weights=None, num_classes=num_classes)
+        model: nn.Module = getattr(tvm, name)(weights=None, num_classes=num_classes)
+        return model
 
     return make
 

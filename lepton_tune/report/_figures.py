@@ -68,7 +68,7 @@ def pareto_groups(info: ParetoInfo) -> dict[str, list[FrozenTrial]]:
         "Pareto front": info.front,
         "baseline": info.baseline,
     }
-    return {k: v for k, v in groups.items() if v or k in ("infeasible", "feasible", "Pareto front", "baseline")}
+    return {k: list(v) for k, v in groups.items() if v or k in ("infeasible", "feasible", "Pareto front", "baseline")}
 
 
 def _hover(trial: FrozenTrial, info: ParetoInfo) -> str:
