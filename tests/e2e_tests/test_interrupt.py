@@ -25,13 +25,20 @@ def _default_signals() -> None:  # a suite run under nohup or in the background 
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_a_stop_signal_fails_the_running_trial_and_exits_128_plus_signal(tmp_path: Path, sig: signal.Signals,
-                                                                         code: int) -> None:
+def test_a_stop_signal_fails_the_running_trial_and_exits_128_plus_signal(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_STUDY.replace("n_trials: 4", "n_trials: 50"))
     env = {**os.environ, "LEPTON_TUNE_CACHE": str(tmp_path / "cache"), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "lepton_tune", "search", "tiny.yaml", "--run-dir", "runs",
-                             "--quiet", "--no-report"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_tune", "search", "tiny.yaml", "--run-dir", "runs", "--quiet", "--no-report"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
     storage = f"sqlite:///{tmp_path / 'runs' / 'study.db'}"
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until a trial after the baseline is running
@@ -56,9 +63,23 @@ def test_a_stop_signal_fails_the_running_trial_and_exits_128_plus_signal(tmp_pat
     assert not alive, f"left behind: {[p.pid for p in alive]}"
     if sig == signal.SIGTERM:  # the study resumes: one more trial on top of those finished
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        done = sum(t.state in finished for t in trials)
-        again = run_cli("search", "tiny.yaml", "--run-dir", "runs", "--n-trials", str(done + 1), "--quiet",
-                        "--no-report", cwd=tmp_path, env={"LEPTON_TUNE_CACHE": str(tmp_path / "cache")})
+
+        def counted(t: optuna.trial.FrozenTrial) -> bool:  # a confirmation re-measures a pick: not a trial of n_trials
+            return t.state in finished and t.user_attrs.get("confirms") is None
+
+        done = sum(counted(t) for t in trials)
+        again = run_cli(
+            "search",
+            "tiny.yaml",
+            "--run-dir",
+            "runs",
+            "--n-trials",
+            str(done + 1),
+            "--quiet",
+            "--no-report",
+            cwd=tmp_path,
+            env={"LEPTON_TUNE_CACHE": str(tmp_path / "cache")},
+        )
         assert again.returncode == 0, again.stderr[-3000:]
         resumed = optuna.load_study(study_name="tiny", storage=storage).get_trials(deepcopy=False)
-        assert sum(t.state in finished for t in resumed) == done + 1
+        assert sum(counted(t) for t in resumed) == done + 1

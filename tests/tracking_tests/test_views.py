@@ -51,10 +51,11 @@ def _tracked(tmp_path: Path, uri: str) -> tuple[optuna.Study, MLflowTracker]:
 def test_view_state_sorts_by_the_first_objective_and_lists_flat() -> None:
     state = view_state(VIEWS, search_filter='tags.pareto = "true"')
     assert state["orderByKey"] == "metrics.`accuracy`" and state["orderByAsc"] is False  # maximize: best first
-    assert state["selectedColumns"][:5] == [
+    assert state["selectedColumns"][:6] == [
         "metrics.`accuracy`",
         "metrics.`latency_p95_ms`",
         "metrics.`memory_mb`",
+        "metrics.`accuracy_drop`",  # points below your own model (a study of a model you bring)
         "metrics.`speedup`",
         "metrics.`memory_ratio`",
     ]
