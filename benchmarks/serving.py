@@ -167,7 +167,7 @@ def run_model(name: str, args: argparse.Namespace, work: Path, cores: int) -> No
     prepared = prepare(name, args.epochs, work)
     labels, reference = prepared.pop("labels"), prepared.pop("reference")
     fp32_acc = float((reference.argmax(1) == labels).mean())
-    study = search(name, prepared, trials=args.trials, quick=args.quick, work=work)
+    study = search(name, prepared, trials=args.trials, quick=args.quick, work=work, noise=args.noise)
     picked = picks(study, fp32_acc, work)
     alias = {label: "lepton_eq" for label, path in picked.items() if label != "lepton_eq" and path == picked.get("lepton_eq")}
     bundles = {label: path for label, path in picked.items() if label not in alias}
@@ -217,6 +217,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="16-client window length (default 3, quick 1)")
     parser.add_argument("--single", type=int, default=None, help="single-stream requests per round (default 100, quick 20)")
     parser.add_argument("--cache", default=None, help="model cache directory (default: a fresh temporary one)")
+    parser.add_argument("--noise", type=float, default=0.25, help="the search's noise threshold in cores (default "
+                        "0.25; a trial above it is noisy and never a pick; 4.0 to debug on a busy host)")
+    parser.add_argument("--keep", default=None, help="keep the studies, bundles and images in this directory")
     args = parser.parse_args()
     q = args.quick
     args.trials, args.rounds = args.trials or (4 if q else 16), args.rounds or (3 if q else 7)
@@ -232,9 +235,10 @@ def main() -> int:
           f"image per request; load: closed loop, {CLIENTS} clients; {args.rounds} rounds x {args.seconds:g} s "
           f"windows, order rotated; single stream: {args.single} requests per round; {args.epochs} training epochs")
     with tempfile.TemporaryDirectory(prefix="lepton-bench-serving-") as tmp:
+        work = Path(args.keep or tmp)
         for name in names:
-            (Path(tmp) / name).mkdir()
-            run_model(name, args, Path(tmp) / name, cores)
+            (work / name).mkdir(parents=True)
+            run_model(name, args, work / name, cores)
     print(f"\ntotal {time.monotonic() - started:.0f} s. Every contender ran in its own process; accuracy on the "
           "whole digits test split through each contender's serving path.")
     return 0
