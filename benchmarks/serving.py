@@ -20,7 +20,8 @@ the fp32 eager model are measured on the whole test split through each contender
 path. Ratios per round get bootstrap 95% intervals (benchmarks/_stats.py); verdicts use the
 interval's lower bound.
 
-Usage: ``python benchmarks/serving.py [--quick] [--models resnet18,mobilenet_v3_small] [--rounds N]``
+Usage: ``python benchmarks/serving.py [--quick] [--cache DIR] [--keep DIR] [--models resnet18,mobilenet_v3_small]
+[--trials N] [--rounds N]``; recorded runs and verdicts: benchmarks/README.md#serving.
 """
 
 from __future__ import annotations
