@@ -60,7 +60,7 @@ def predict(server: Any, images: Any, clients: int = 16) -> Any:
                 i = next(cursor, None)
             if i is None:
                 return
-            out[i] = server.submit(np.ascontiguousarray(images[i])).result(timeout=300)
+            out[i] = server.submit(np.array(images[i])).result(timeout=300)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
@@ -87,7 +87,7 @@ def _main(conn: Any, family: str, artifacts: dict[str, Any], cores: int) -> None
 
     images = np.load(artifacts["requests"])
     test = np.load(artifacts["test"], mmap_mode="r")
-    if family == "lepton":
+    if family.startswith("lepton"):
         server = _lepton_server(artifacts["bundle"])
     else:
         artifacts = {**artifacts, **_load(artifacts)}

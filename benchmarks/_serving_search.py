@@ -30,7 +30,6 @@ def dataset_spec() -> DatasetSpec:
 
 def prepare(name: str, epochs: int, work: Path) -> dict[str, Any]:
     """Train (or load) ``name``, make every peer artifact, write request/test images; return paths and facts."""
-    from lepton_tune.bundle._module import save_weights
     from lepton_tune.models import ModelCache, convert_openvino, export_onnx, train_model
 
     spec, recipe = dataset_spec(), TrainRecipe(epochs=epochs, batch_size=32, lr=1e-3, seed=0)
@@ -45,17 +44,17 @@ def prepare(name: str, epochs: int, work: Path) -> dict[str, Any]:
     test_x, test_y = dataset.test[0].numpy(), dataset.test[1].numpy()
     np.save(work / "test.npy", np.ascontiguousarray(test_x))
     np.save(work / "requests.npy", np.ascontiguousarray(test_x[:16]))
-    save_weights(trained.module, work / "weights.pt")
+    torch.save(trained.module.state_dict(), work / "weights.pt")
     with torch.inference_mode():
         reference = torch.cat([trained.module.eval()(torch.from_numpy(test_x[i:i + 32]))
                                for i in range(0, len(test_x), 32)]).numpy()
-    return {"backbone": name, "recipe": recipe.model_dump(mode="json"), "weights": str(work / "weights.pt"),
+    return {"backbone": name, "flops": trained.flops, "recipe": recipe.model_dump(mode="json"), "weights": str(work / "weights.pt"),
             "num_classes": len(dataset.classes), "test": str(work / "test.npy"),
             "requests": str(work / "requests.npy"), "labels": test_y, "reference": reference,
             **{k: str(v) for k, v in files.items()}}
 
 
-def search(name: str, prepared: dict[str, Any], *, trials: int, quick: bool, work: Path) -> optuna.Study:
+def search(name: str, prepared: dict[str, Any], *, trials: int, quick: bool, work: Path, noise: float) -> optuna.Study:
     """A real lepton-tune search over runtime x precision x layout at the benchmark's load."""
     from lepton_tune.tuning import SearchOptions, run_search
 
@@ -68,7 +67,7 @@ def search(name: str, prepared: dict[str, Any], *, trials: int, quick: bool, wor
             "backbone": name, "precision": {"choices": ["fp32", "bf16", "int8"]}, "runtime": {"choices": runtimes},
             "isolation": {"choices": ["process", "thread"]}, "shards": {"low": 1, "high": "auto"},
             "threads_per_shard": {"low": 1, "high": "auto"}, "pin": {"choices": [False, True]},
-            "batch_size": {"choices": [1, 8]}, "max_wait_ms": {"choices": [0.0, 2.0]}, "pool_slots": 32},
+            "batch_size": {"choices": [1, 8] if quick else [1, 8, 32]}, "max_wait_ms": {"choices": [0.0, 2.0]}, "pool_slots": 32},
             "constraints": ["shards * threads_per_shard <= cores",
                             'isolation == "process" or runtime == "onnxruntime" or runtime == "openvino"',
                             'runtime != "onnxruntime" or precision != "bf16"',
@@ -77,7 +76,7 @@ def search(name: str, prepared: dict[str, Any], *, trials: int, quick: bool, wor
         "sampler": {"name": "tpe", "seed": 0, "n_startup_trials": max(4, trials // 2)},
         "n_trials": trials, "baseline": False, "tracking": {"enabled": False},
         "protocol": {"warmup": 8, "requests": 40 if quick else 160, "repeats": 2 if quick else 3, "concurrency": 16,
-                     "probe_requests": 0},
+                     "probe_requests": 0, "noise_threshold": noise},
     })
     return run_search(spec, SearchOptions(run_dir=work / f"study-{name}"))
 
@@ -85,12 +84,42 @@ def search(name: str, prepared: dict[str, Any], *, trials: int, quick: bool, wor
 def picks(study: optuna.Study, fp32_accuracy: float, work: Path) -> dict[str, str]:
     """Bundles of the best-throughput trials within 0.1 pt (``lepton_eq``) and 0.5 pt (``lepton_05``) of fp32."""
     from lepton_tune.bundle import export_bundle
+    from lepton_tune.tuning import pareto_trials
 
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("metrics")]
-    out = {}
+    # the feasible front only: a noisy or infeasible trial is never a pick (WAVE2 decision 3); the
+    # best throughput above an accuracy floor is always on the accuracy x throughput front
+    done = [t for t in pareto_trials(study) if t.user_attrs.get("metrics")]
+    summarize(study, {t.number for t in done})
+    out: dict[str, str] = {}
+    exported: dict[int, str] = {}
     for label, drop in (("lepton_eq", 0.001), ("lepton_05", 0.005)):
         ok = [t for t in done if t.user_attrs["metrics"].get("accuracy", 0.0) >= fp32_accuracy - drop - 1e-9]
         if ok:
             best = max(ok, key=lambda t: t.user_attrs["metrics"]["throughput"])
-            out[label] = str(export_bundle(study, best, work / f"bundle-{label}-{best.number}"))
+            if best.number in exported:  # the same point answers both floors: measured once
+                out[label] = exported[best.number]
+                continue
+            exported[best.number] = out[label] = str(export_bundle(study, best, work / f"bundle-{label}-{best.number}"))
     return out
+
+
+def summarize(study: optuna.Study, front: set[int]) -> None:
+    """One line per search trial on stderr, and the counts on stdout: what the picks were chosen from."""
+    import sys
+
+    from lepton_tune.front import TrialRecord
+
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        rec = TrialRecord.of(t)
+        status = "noisy" if rec.noisy else (rec.status or t.state.name.lower())
+        counts[status] = counts.get(status, 0) + 1
+        p, m = rec.point, rec.metrics
+        layout = (f"{p.get('runtime')} {p.get('precision')} {p.get('isolation')} K={p.get('shards')}x"
+                  f"{p.get('threads_per_shard')} b{p.get('batch_size')} pin={p.get('pin')}")
+        measured = (f"accuracy {100 * m['accuracy']:.2f}%, {m['throughput']:.0f} img/s"
+                    if "accuracy" in m and "throughput" in m else rec.reason[:80])
+        print(f"  trial {t.number}: {status}{' (front)' if t.number in front else ''}: {layout}: {measured}",
+              file=sys.stderr, flush=True)
+    print("search: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+          + f"; {len(front)} on the feasible accuracy x throughput front", flush=True)
