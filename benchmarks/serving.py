@@ -80,7 +80,7 @@ def measure(contenders: dict[str, Contender], args: argparse.Namespace) -> dict[
     return got
 
 
-PEAK_GOPS_PER_CORE = {"fp32": 90.0, "bf16": 205.0, "int8": 440.0}  # FACTS.md: matmul peak on this CPU
+PEAK_GOPS_PER_CORE = {"fp32": 90.0, "bf16": 205.0, "int8": 440.0}  # torch matmul peak per core on this CPU (docs/architecture.md, facts)
 
 
 def ratio_text(got: dict, a: str, b: str, target: float | None, key: str = "tput", parity: bool = False) -> str:
@@ -176,7 +176,7 @@ def run_model(name: str, args: argparse.Namespace, work: Path, cores: int) -> No
     roof = {p: cores * g / gflop for p, g in PEAK_GOPS_PER_CORE.items()}
     print(f"\n## {name}: digits at 3x224x224, {len(labels)} test images, fp32 eager accuracy {100 * fp32_acc:.2f}%; "
           f"prepared + searched ({len(study.trials)} trials) in {time.monotonic() - t0:.0f} s", flush=True)
-    print(f"roofline ({gflop:.2f} GFLOP per image, FACTS.md matmul peaks x {cores} cores): "
+    print(f"roofline ({gflop:.2f} GFLOP per image, measured torch matmul peaks x {cores} cores): "
           + ", ".join(f"{p} {v:.0f} img/s" for p, v in roof.items())
           + ("; lepton_05 is the same point as lepton_eq" if alias else ""), flush=True)
     families = [*PEERS, *bundles]
