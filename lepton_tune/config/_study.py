@@ -84,6 +84,7 @@ class ProtocolSpec(_Strict):
     probe_requests: int = Field(30, ge=0)
     probe_margin: float = Field(1.5, ge=1.0)
     accuracy_samples: int | None = Field(None, ge=1, description="cap on test images; None = all")
+    warm: bool = Field(True, description="fork each trial's process from one warm zygote per search (measure/_zygote.py)")
 
     @model_validator(mode="after")
     def _rate_rule(self) -> ProtocolSpec:

@@ -18,7 +18,7 @@ from lepton_tune._redact import redact_data
 from lepton_tune.config import StudySpec, host_facts
 from lepton_tune.exceptions import ConfigError, HostMismatchError, StorageError
 from lepton_tune.front import TrialRecord
-from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id
+from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id, warm_trials
 from lepton_tune.tuning._baseline import run_baselines
 from lepton_tune.tuning._objective import Objective
 from lepton_tune.tuning._prepare import ModelPreparer
@@ -146,6 +146,13 @@ def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study |
     host = host_facts()
     hid = host_id(fingerprint)
     preparer = ModelPreparer(spec, progress=options.progress)
+    # protocol.warm: every trial's process (baselines too) is forked from one zygote for this call
+    with warm_trials(spec.protocol.warm):
+        return _optimize(study, spec, options, host, hid, preparer)
+
+
+def _optimize(study: optuna.Study, spec: StudySpec, options: SearchOptions, host: Any, hid: str,
+              preparer: ModelPreparer) -> optuna.Study:
     target = options.n_trials or spec.n_trials
     if spec.baseline:
         run_baselines(study, spec, host, hid, preparer, callbacks=options.callbacks)
