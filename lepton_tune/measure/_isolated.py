@@ -106,7 +106,7 @@ def _record(measured: Any, stages: dict[str, float], **extra: Any) -> dict[str, 
             "noise": measured.noise, "stage_seconds": stages, **extra}
 
 
-def _serve_engine(job: EngineJob, conn: Any, *, warm: bool = False, memory_limit_mb: float | None = None) -> JobOutcome:
+def _serve_engine(job: EngineJob, conn: Any, *, warm: bool = False) -> JobOutcome:
     import torch
 
     from lepton_tune.engine import Engine
@@ -122,7 +122,7 @@ def _serve_engine(job: EngineJob, conn: Any, *, warm: bool = False, memory_limit
         if warm:  # a warm trial's shards are not its children, so they did not inherit its cap
             from lepton_tune.measure._zygote import cap_shards
 
-            cap_shards(engine.pids()[1:], memory_limit_mb)
+            cap_shards(engine.pids()[1:])
         if job.probe_budgets and job.protocol.probe_requests:
             seen = probe_engine(engine, job.pool, job.protocol, timeout=job.config.request_timeout_s)
             miss = _probe_miss(seen, job.probe_budgets, job.protocol.probe_margin)
@@ -176,7 +176,7 @@ def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None, pare
     cap_memory(memory_limit_mb)  # a real cap (RLIMIT_DATA), inherited by the shards, besides the polling below
     try:
         outcome = (_serve_in_process(job, conn) if job.serve == "in-process"
-                   else _serve_engine(job, conn, warm=parent_pid is not None, memory_limit_mb=memory_limit_mb))
+                   else _serve_engine(job, conn, warm=parent_pid is not None))
         conn.send(outcome)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
         conn.send(JobOutcome("error", {"traceback": traceback.format_exc(limit=8)}, f"{type(exc).__name__}: {exc}",

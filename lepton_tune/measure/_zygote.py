@@ -237,7 +237,12 @@ def zygote_main(conn: Any, owner_pid: int, modules: list[str]) -> None:
     from multiprocessing import reduction
     from multiprocessing.connection import Connection
 
-    _death_signal()  # the parent is the search's forkserver, which ends with the search
+    # PDEATHSIG follows the search's thread that spawned the zygote: a zygote whose thread ended
+    # (an n_jobs worker thread, after optimize) is dead at the next trial and replaced there
+    _death_signal()
+    # Ctrl-C reaches the whole process group: the search handles it and the zygote ends at its pipe's
+    # EOF, quietly (as multiprocessing's own forkserver ignores SIGINT); its trials get the default back
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _import_all(["torch", "lepton_tune.engine", *modules])
         shard_server = _start_shard_server(modules)
@@ -318,60 +323,36 @@ def _adopt_shard_server(pid: int) -> None:
     forkserver._forkserver.ensure_running = ensure_running  # type: ignore[method-assign]
 
 
-def cap_shards(pids: list[int], limit_mib: float | None) -> int:
-    """Give each shard of a warm trial the ``RLIMIT_DATA`` cap a cold trial's shards inherit.
+def cap_shards(pids: list[int]) -> int:
+    """Give a warm trial's shards the ``RLIMIT_DATA`` cap that a cold trial's shards inherit.
 
-    A cold trial's shards are its descendants and inherit its cap (``engine.cap_memory``); a warm
-    trial's shards are children of the shared forkserver, so the trial caps them itself by the same
-    rule: each at its data size now plus the allowance (``limits.trial_memory_mb``, or the memory
-    available now). Returns how many were capped.
+    A cold trial's shards descend from the trial process and inherit its cap
+    (``engine.cap_memory``); a warm trial's shards are children of the shared forkserver, so the
+    trial process hands them its own cap. Returns how many were capped.
     """
     import resource
 
-    allowance = limit_mib if limit_mib is not None else _meminfo_mib("MemAvailable:")
-    if allowance is None or not hasattr(resource, "prlimit"):
+    if not hasattr(resource, "prlimit"):
+        return 0
+    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    if soft == resource.RLIM_INFINITY:
         return 0
     capped = 0
     for pid in pids:
-        data = _data_mib(pid)
-        if data is None:
-            continue
         try:
             hard = resource.prlimit(pid, resource.RLIMIT_DATA)[1]
-            cap = int((data + allowance) * 2**20)
-            resource.prlimit(pid, resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+            resource.prlimit(pid, resource.RLIMIT_DATA, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
             capped += 1
         except (OSError, ValueError):
             continue
     return capped
 
 
-def _meminfo_mib(key: str) -> float | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith(key):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _data_mib(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmData:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def _trial_main(conn: Any, owner_pid: int, shard_server_pid: int) -> None:
     """A warm trial process: take the job from the search, then run it exactly as a cold trial does."""
     from lepton_tune.measure._isolated import _child
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a cold trial process has it
     _adopt_shard_server(shard_server_pid)
     try:
         job, memory_limit_mb = conn.recv()

@@ -101,8 +101,9 @@ def test_limits_stop_only_the_warm_trial() -> None:
         assert run_isolated(_job()).kind == "ok"
         timed_out = run_isolated(_sleepy_job(), deadline=time.monotonic() + 3.0)
         assert timed_out.kind == "limit" and "trial time limit" in timed_out.reason
-        too_big = run_isolated(_job(), memory_limit_mb=1.0)
-        assert too_big.kind == "limit" and "trial memory limit (limits.trial_memory_mb = 1)" in too_big.reason
+        # above what the trial process itself allocates (its RLIMIT_DATA cap holds), below the tree's PSS
+        too_big = run_isolated(_job(), memory_limit_mb=150.0)
+        assert too_big.kind == "limit" and "trial memory limit (limits.trial_memory_mb = 150)" in too_big.reason, too_big
         # the sleeping shard of the stopped trial follows its trial process
         assert _wait_for(lambda: not psutil.Process(server.shard_server_pid).children(), 5.0)
         assert run_isolated(_job()).kind == "ok"
@@ -173,3 +174,17 @@ def test_the_warm_tree_ends_within_a_second_of_the_search() -> None:
     assert not alive, f"left behind after the search's SIGKILL: {[names[p.pid] for p in alive]}"
     slow = {names[pid]: round(took, 2) for pid, took in ended.items() if took > 1.5}
     assert not slow, f"ended more than 1.5 s after the search: {slow}"
+
+
+@pytest.mark.slow
+def test_a_runaway_allocation_in_a_warm_shard_hits_the_trials_cap() -> None:
+    """Warm shards are not the trial's children: the trial hands them its RLIMIT_DATA cap (cap_shards)."""
+    from tests.engine_tests._sleepy import Hog
+
+    pool = np.ones((4, 4), np.float32)
+    job = EngineJob(Hog(gib=4.0), EngineConfig(shards=1), (4,), pool,
+                    ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0), PricesSpec())
+    with warm_trials(True):
+        outcome = run_isolated(job, memory_limit_mb=1536)
+    assert outcome.kind == "error", outcome
+    assert "can't allocate memory" in outcome.reason, outcome.reason
