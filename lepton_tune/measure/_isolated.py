@@ -120,7 +120,7 @@ def _serve_engine(job: EngineJob, conn: Any, *, warm: bool = False) -> JobOutcom
     with Engine(job.model, job.config, input_shape=job.input_shape) as engine:
         stages["start"] = engine.startup_seconds
         if warm:  # a warm trial's shards are not its children, so they did not inherit its cap
-            from lepton_tune.measure._zygote import cap_shards
+            from lepton_tune.measure._zygote_main import cap_shards
 
             cap_shards(engine.pids()[1:])
         if job.probe_budgets and job.protocol.probe_requests:
