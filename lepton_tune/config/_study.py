@@ -126,6 +126,16 @@ class ProtocolSpec(_Strict):
     probe_requests: int = Field(30, ge=0)
     probe_margin: float = Field(1.5, ge=1.0)
     accuracy_samples: int | None = Field(None, ge=1, description="cap on test images; None = all")
+    warm: bool = Field(True, description="fork each trial's process from one warm zygote per search (measure/_zygote.py)")
+    short_fraction: float | None = Field(
+        None, gt=0.0, lt=1.0, description="multi-fidelity: measure each new point first with this share of requests "
+        "and repeats; the full protocol runs only if the point could still enter the front. None = off")
+    short_margin: float = Field(0.10, ge=0.0, le=10.0,
+                                description="optimism of the short window: each objective is improved by its spread, "
+                                            "at least this share of its value, before asking the front")
+    short_min_gain: float = Field(0.0, ge=0.0, le=1.0,
+                                  description="stop after the short window unless the optimistic point raises the "
+                                              "front's hypervolume by more than this share")
 
     @model_validator(mode="after")
     def _rate_rule(self) -> ProtocolSpec:

@@ -36,6 +36,10 @@ class TrialRecord:
         first_metrics: for a confirmation, the confirmed trial's own measurement.
         duplicate_of: the trial whose record this replays (the same point, never measured twice).
         noisy: the host was busy through every re-measured window (``noise`` says how busy).
+        fidelity: None or ``"full"`` (the study's protocol), or ``"short"``: measured with the short window
+            only and stopped there because even its optimistic values could not enter the front
+            (a positive ``fidelity_short`` constraint; never on the front, a pick or a duplicate's source).
+        remeasures: for a full re-measure of a short-fidelity trial, that trial's number.
     """
 
     status: Status | None = None
@@ -50,6 +54,8 @@ class TrialRecord:
     first_metrics: dict[str, Any] = field(default_factory=dict)
     duplicate_of: int | None = None
     noisy: bool = False
+    fidelity: str | None = None
+    remeasures: int | None = None
     noise: dict[str, Any] = field(default_factory=dict)
     spread: dict[str, Any] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from lepton_tune.measure._protocol import (
     request_pool,
 )
 from lepton_tune.measure._workload import WindowResult, closed_loop, open_loop
+from lepton_tune.measure._zygote import WarmServer, warm_trials
 
 __all__ = [
     "FINGERPRINT_KEYS",
@@ -23,6 +24,7 @@ __all__ = [
     "Measurement",
     "NoiseMeter",
     "PssSampler",
+    "WarmServer",
     "WindowLoad",
     "WindowResult",
     "accuracy_through_engine",
@@ -36,4 +38,5 @@ __all__ = [
     "pss_mib",
     "request_pool",
     "run_isolated",
+    "warm_trials",
 ]

@@ -106,7 +106,7 @@ def _record(measured: Any, stages: dict[str, float], **extra: Any) -> dict[str, 
             "noise": measured.noise, "stage_seconds": stages, **extra}
 
 
-def _serve_engine(job: EngineJob, conn: Any) -> JobOutcome:
+def _serve_engine(job: EngineJob, conn: Any, *, warm: bool = False) -> JobOutcome:
     import torch
 
     from lepton_tune.engine import Engine
@@ -119,12 +119,18 @@ def _serve_engine(job: EngineJob, conn: Any) -> JobOutcome:
     me = os.getpid()
     with Engine(job.model, job.config, input_shape=job.input_shape) as engine:
         stages["start"] = engine.startup_seconds
+        if warm:  # a warm trial's shards are not its children, so they did not inherit its cap
+            from lepton_tune.measure._zygote_main import cap_shards
+
+            cap_shards(engine.pids()[1:])
         if job.probe_budgets and job.protocol.probe_requests:
             seen = probe_engine(engine, job.pool, job.protocol, timeout=job.config.request_timeout_s)
             miss = _probe_miss(seen, job.probe_budgets, job.protocol.probe_margin)
             if miss:
                 return JobOutcome("infeasible", {"metrics": {f"probe_{k}": v for k, v in seen.items()}}, miss)
-        measured = _measure(engine, job, tree=lambda: tree_pids(me), device_memory=lambda: engine.device_memory_mb)
+        # the shards are this process's descendants in a cold trial, the warm forkserver's in a warm one
+        measured = _measure(engine, job, tree=lambda: sorted({*tree_pids(me), *engine.pids()}),
+                            device_memory=lambda: engine.device_memory_mb)
         stages["measure"] = measured.seconds
         record = _record(measured, stages)
         started = time.perf_counter()
@@ -162,14 +168,15 @@ def _serve_in_process(job: EngineJob, conn: Any) -> JobOutcome:
     return JobOutcome("ok", record)
 
 
-def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None) -> None:
-    """Runs in the isolated process."""
+def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None, parent_pid: int | None = None) -> None:
+    """Runs in the isolated process (``parent_pid``: the search, when the OS parent is a warm zygote)."""
     from lepton_tune.engine import cap_memory, die_with_parent
 
-    die_with_parent(conn)  # the search died: end now, without touching the study (shards follow)
+    die_with_parent(conn, parent_pid=parent_pid)  # the search died: end now, without touching the study
     cap_memory(memory_limit_mb)  # a real cap (RLIMIT_DATA), inherited by the shards, besides the polling below
     try:
-        outcome = _serve_in_process(job, conn) if job.serve == "in-process" else _serve_engine(job, conn)
+        outcome = (_serve_in_process(job, conn) if job.serve == "in-process"
+                   else _serve_engine(job, conn, warm=parent_pid is not None))
         conn.send(outcome)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
         conn.send(JobOutcome("error", {"traceback": traceback.format_exc(limit=8)}, f"{type(exc).__name__}: {exc}",
@@ -183,18 +190,14 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
     """Run ``job`` in a child process; stop it at ``deadline`` (monotonic) or past ``memory_limit_mb``.
 
     Returns the child's outcome, or ``JobOutcome("limit", reason=...)`` when a limit stopped it,
-    or ``JobOutcome("error", ...)`` when the child died without answering.
+    or ``JobOutcome("error", ...)`` when the child died without answering. Inside a
+    :func:`warm_trials` block the child is forked from the block's warm zygote instead of started
+    cold (same job, same measurement, same limits).
 
     Example:
         >>> # outcome = run_isolated(EngineJob(model, EngineConfig(), (3, 32, 32), pool, ProtocolSpec(), PricesSpec()))
     """
-    from lepton_tune.engine import mp_context, start_process
-
-    ctx = mp_context(job.model)
-    receive, send = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=_child, args=(job, send, memory_limit_mb), name="lepton-trial", daemon=False)
-    start_process(proc, with_main=False)
-    send.close()
+    receive, proc, tree = _launch(job, memory_limit_mb)
     answered = False
     try:
         while True:
@@ -215,13 +218,39 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
             if memory_limit_mb is not None:
                 # RSS from statm costs microseconds; PSS (a page-table walk, ~10 ms a process)
                 # only when RSS, which counts shared pages in full, says the limit may be near.
-                pids = tree_pids(proc.pid)
+                pids = tree()
                 if rss_mib(pids) > memory_limit_mb and (used := pss_mib(pids)) > memory_limit_mb:
                     return JobOutcome("limit", reason=f"trial memory limit (limits.trial_memory_mb = "
                                                       f"{memory_limit_mb:g}) exceeded: {used:.0f} MiB")
     finally:
         _stop(proc, grace_s=_EXIT_GRACE_S if answered else 0.0)
         receive.close()
+
+
+def _launch(job: EngineJob, memory_limit_mb: float | None) -> tuple[Any, Any, Any]:
+    """Start the trial process: forked from the warm zygote when one is active, else cold.
+
+    Returns the search's end of its pipe, a process handle (``is_alive``, ``exitcode``,
+    ``kill``, ``join``, ``pid``) and a callable giving the pids the memory limit judges.
+    """
+    from lepton_tune.engine import mp_context, start_process
+    from lepton_tune.measure._zygote import active_warm_server
+
+    warm = active_warm_server()
+    if warm is not None:
+        modules = sorted({type(m).__module__ for m in job.model.modules()}) if hasattr(job.model, "modules") else []
+        receive, handle = warm.fork_trial(modules)
+        try:
+            receive.send((job, memory_limit_mb))
+        except OSError:
+            pass  # the trial process is already gone: the caller's loop reports how it died
+        return receive, handle, handle.tree
+    ctx = mp_context(job.model)
+    receive, send = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=_child, args=(job, send, memory_limit_mb), name="lepton-trial", daemon=False)
+    start_process(proc, with_main=False)
+    send.close()
+    return receive, proc, lambda: tree_pids(proc.pid)
 
 
 def _stop(proc: Any, *, grace_s: float) -> None:

@@ -25,6 +25,7 @@ from lepton_tune.config import (
 from lepton_tune.exceptions import EngineError, EngineLayoutError, LeptonTuneError
 from lepton_tune.front import TrialRecord
 from lepton_tune.measure import EngineJob, request_pool, run_isolated
+from lepton_tune.tuning._fidelity import measure_with_fidelity
 from lepton_tune.tuning._lock import HostLock
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import suggest_point
@@ -184,7 +185,8 @@ class Objective:
         try:
             if reason:
                 raise Infeasible(reason)
-            record = evaluate_point(point, self.spec, self.host, self.preparer)
+            record = measure_with_fidelity(trial.study, point, self.spec,
+                                           lambda spec: evaluate_point(point, spec, self.host, self.preparer))
         except Infeasible as exc:
             _set_attrs(trial, {"lepton_status": "infeasible", "reason": exc.reason, "metrics": exc.metrics})
             raise optuna.TrialPruned(exc.reason) from None
@@ -222,6 +224,9 @@ def judge_record(spec: StudySpec, record: dict[str, Any]) -> tuple[dict[str, flo
         return violations, "noisy", (f"host busy: other processes used {noise.get('foreign_load_max', 0.0):.0%} of a "
                                      f"core in {noise.get('noisy_windows', 0)} window(s), past the retry budget; "
                                      "re-run on a quiet host")
+    if record.get("fidelity") == "short":  # stopped at the short window: never on the front (tuning/_fidelity.py)
+        violations["fidelity_short"] = 1.0
+        return violations, "infeasible", str(record.get("fidelity_reason", "stopped at the short window"))
     if missed:
         return violations, "infeasible", f"misses budget(s): {', '.join(missed)}"
     return violations, "ok", ""
@@ -236,7 +241,8 @@ def _find_duplicate(study: optuna.Study, point: dict[str, Any], number: int) -> 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for past in study.get_trials(deepcopy=False, states=states):
         if past.number != number and TrialRecord.of(past).point == point and not TrialRecord.of(past).baseline:
-            if TrialRecord.of(past).status in ("ok", "infeasible"):  # never a noisy or failed one
+            if TrialRecord.of(past).status in ("ok", "infeasible") and TrialRecord.of(past).fidelity != "short":
+                # never a noisy, failed or short-window one
                 return past
     return None
 

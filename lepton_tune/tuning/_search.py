@@ -18,9 +18,10 @@ from lepton_tune._redact import redact_data
 from lepton_tune.config import StudySpec, host_facts
 from lepton_tune.exceptions import ConfigError, HostMismatchError, StorageError
 from lepton_tune.front import TrialRecord
-from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id
+from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id, warm_trials
 from lepton_tune.tuning._baseline import run_baselines
-from lepton_tune.tuning._objective import Objective
+from lepton_tune.tuning._fidelity import remeasure_admitted
+from lepton_tune.tuning._objective import Objective, evaluate_point, judge_record
 from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._samplers import make_sampler
 from lepton_tune.tuning._storage import (
@@ -30,6 +31,7 @@ from lepton_tune.tuning._storage import (
     storage_failure,
     wait_for_storage,
 )
+from lepton_tune.tuning._summary import baseline_ratios
 
 __all__ = ["SearchOptions", "finished_count", "open_study", "run_search"]
 
@@ -150,6 +152,28 @@ def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study |
         preparer.check_model()
         if spec.dataset.eval_only:
             study.set_user_attr("eval_images", preparer.eval_images())
+    # protocol.warm: every trial's process (baselines too) is forked from one zygote for this call
+    with warm_trials(spec.protocol.warm):
+        study = _optimize(study, spec, options, host, hid, preparer)
+        if spec.protocol.short_fraction is not None:
+            _remeasure_short(study, spec, host, hid, preparer)
+        return study
+
+
+def _remeasure_short(study: optuna.Study, spec: StudySpec, host: Any, hid: str, preparer: ModelPreparer) -> list[int]:
+    """Short-window trials that the final front would admit are measured in full (tuning/_fidelity.py)."""
+
+    def finish(point: dict[str, Any], record: dict[str, Any]) -> tuple[list[float], dict[str, float], dict[str, Any]]:
+        record["metrics"].update(baseline_ratios(study, point.get("backbone"), record["metrics"]))
+        violations, status, reason = judge_record(spec, record)
+        attrs = {**record, "lepton_status": status, "reason": reason, "noisy": status == "noisy", "host_id": hid}
+        return [float(record["metrics"][o]) for o in spec.objectives], violations, attrs
+
+    return remeasure_admitted(study, spec, lambda point: evaluate_point(point, spec, host, preparer), finish)
+
+
+def _optimize(study: optuna.Study, spec: StudySpec, options: SearchOptions, host: Any, hid: str,
+              preparer: ModelPreparer) -> optuna.Study:
     target = options.n_trials or spec.n_trials
     if spec.baseline:
         run_baselines(study, spec, host, hid, preparer, callbacks=options.callbacks)
