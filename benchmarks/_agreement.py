@@ -21,7 +21,10 @@ from lepton_tune.config import EngineConfig, PricesSpec, ProtocolSpec, usable_co
 from lepton_tune.measure import EngineJob, run_isolated
 
 LAYOUTS = [  # (shards, threads per shard, batch)
-    (1, None, 1), (1, None, 8), (2, 1, 1), (2, 1, 8),
+    (1, None, 1),
+    (1, None, 8),
+    (2, 1, 1),
+    (2, 1, 8),
 ]
 
 
@@ -31,17 +34,25 @@ def agreement(args) -> None:  # type: ignore[no-untyped-def]
     model = build(name, size)
     images = np.random.default_rng(0).random((64, 3, size, size), dtype=np.float32)
     rounds = max(3, min(args.rounds, 5))
-    print(f"\n## Inside a study vs a plain script: {name} at 3x{size}x{size} (the quickstart's backbone), fp32, "
-          f"closed loop (c = 4 at batch 1, 16 at batch 8), {rounds} interleaved rounds; the study side is the "
-          "trial's run_isolated measurement (quickstart protocol: 3 windows of 200 requests)")
+    print(
+        f"\n## Inside a study vs a plain script: {name} at 3x{size}x{size} (the quickstart's backbone), fp32, "
+        f"closed loop (c = 4 at batch 1, 16 at batch 8), {rounds} interleaved rounds; the study side is the "
+        "trial's run_isolated measurement (quickstart protocol: 3 windows of 200 requests)"
+    )
     print("| layout              | study img/s | script img/s | study / script (95% CI) | within 10%")
     for shards, threads, batch in LAYOUTS:
         threads = threads or cores
         c = 4 if batch == 1 else 16
-        options = dict(shards=shards, threads_per_shard=threads, batch_size=batch,
-                       max_wait_ms=2.0 if batch > 1 else 0.0, pool_slots=32)
-        protocol = ProtocolSpec(warmup=20, requests=200 if batch == 1 else 800, repeats=3, concurrency=c,
-                                probe_requests=0)
+        options = dict(
+            shards=shards,
+            threads_per_shard=threads,
+            batch_size=batch,
+            max_wait_ms=2.0 if batch > 1 else 0.0,
+            pool_slots=32,
+        )
+        protocol = ProtocolSpec(
+            warmup=20, requests=200 if batch == 1 else 800, repeats=3, concurrency=c, probe_requests=0
+        )
         study_tp, script_tp = [], []
         with Side("engine", name, size, **options) as script:
             for _ in range(rounds):
@@ -53,11 +64,17 @@ def agreement(args) -> None:  # type: ignore[no-untyped-def]
                 wait_until_quiet()  # the trial's processes end in the background: let them go before the script's windows
                 # the same windows as the protocol: warm-up, then the median of 3 windows of as many requests
                 script.window(concurrency=c, requests=protocol.warmup)
-                script_tp.append(statistics.median(script.window(concurrency=c, requests=protocol.requests)
-                                                   for _ in range(protocol.repeats)))
+                script_tp.append(
+                    statistics.median(
+                        script.window(concurrency=c, requests=protocol.requests) for _ in range(protocol.repeats)
+                    )
+                )
         ratios = [a / b for a, b in zip(study_tp, script_tp)]
         iv = bootstrap_median(ratios)
-        ok = 0.90 <= iv.low and iv.high <= 1.10
-        print(f"| K={shards} x {threads} thr, b{batch:<2} | {statistics.median(study_tp):11.0f} | "
-              f"{statistics.median(script_tp):12.0f} | {iv.median:.2f} [{iv.low:.2f}, {iv.high:.2f}] | "
-              f"{'yes' if ok else 'NO'}", flush=True)
+        ok = iv.low >= 0.90 and iv.high <= 1.10
+        print(
+            f"| K={shards} x {threads} thr, b{batch:<2} | {statistics.median(study_tp):11.0f} | "
+            f"{statistics.median(script_tp):12.0f} | {iv.median:.2f} [{iv.low:.2f}, {iv.high:.2f}] | "
+            f"{'yes' if ok else 'NO'}",
+            flush=True,
+        )

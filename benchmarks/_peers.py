@@ -33,9 +33,14 @@ Runner = Callable[[np.ndarray], np.ndarray]
 def grids(cores: int, quick: bool) -> dict[str, list[dict[str, Any]]]:
     """The declared grid of each peer family (the first setting of a one-setting family is used as is)."""
     batches = (1, 8) if quick else (1, 8, 32)
-    ort = [{"sessions": w, "threads": t, "batch": b, "pin": p}
-           for w in range(1, cores + 1) for t in range(1, cores + 1) if w * t <= cores
-           for b in batches for p in ((False,) if quick or w * t < cores else (False, True))]
+    ort = [
+        {"sessions": w, "threads": t, "batch": b, "pin": p}
+        for w in range(1, cores + 1)
+        for t in range(1, cores + 1)
+        if w * t <= cores
+        for b in batches
+        for p in ((False,) if quick or w * t < cores else (False, True))
+    ]
     torch_grid = [{"bf16": bf16, "compile": False, "batch": b} for bf16 in (False, True) for b in (1, 8)]
     if not quick:
         torch_grid += [{"bf16": bf16, "compile": True, "batch": 8} for bf16 in (False, True)]
@@ -53,12 +58,15 @@ def grids(cores: int, quick: bool) -> dict[str, list[dict[str, Any]]]:
 class BatchPool:
     """``workers`` threads, each with its own runner (built in that thread, after pinning), batching up to ``batch``."""
 
-    def __init__(self, make_runner: Callable[[int], Runner], workers: int, batch: int,
-                 cores: list[list[int]] | None = None) -> None:
+    def __init__(
+        self, make_runner: Callable[[int], Runner], workers: int, batch: int, cores: list[list[int]] | None = None
+    ) -> None:
         self._queue: queue.SimpleQueue[tuple[np.ndarray, Future[np.ndarray]] | None] = queue.SimpleQueue()
         self.batch, self._ready = batch, threading.Barrier(workers + 1)
-        self._threads = [threading.Thread(target=self._serve, args=(make_runner, i, cores[i] if cores else None),
-                                          daemon=True) for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(make_runner, i, cores[i] if cores else None), daemon=True)
+            for i in range(workers)
+        ]
         for thread in self._threads:
             thread.start()
         self._ready.wait(600)

@@ -37,47 +37,83 @@ def prepare(name: str, epochs: int, work: Path) -> dict[str, Any]:
     cache = ModelCache()
     trained = train_model(name, recipe, dataset, cache=cache)
     shape, key = tuple(dataset.image_shape), trained.recipe_hash
-    files = {"onnx": export_onnx(trained, shape, cache=cache, key=key).path,
-             "onnx_int8": export_onnx(trained, shape, precision="int8", dataset=dataset, cache=cache, key=key).path,
-             "ov": convert_openvino(trained, shape, cache=cache, key=key).xml,
-             "ov_int8": convert_openvino(trained, shape, precision="int8", dataset=dataset, cache=cache, key=key).xml}
+    files = {
+        "onnx": export_onnx(trained, shape, cache=cache, key=key).path,
+        "onnx_int8": export_onnx(trained, shape, precision="int8", dataset=dataset, cache=cache, key=key).path,
+        "ov": convert_openvino(trained, shape, cache=cache, key=key).xml,
+        "ov_int8": convert_openvino(trained, shape, precision="int8", dataset=dataset, cache=cache, key=key).xml,
+    }
     test_x, test_y = dataset.test[0].numpy(), dataset.test[1].numpy()
     np.save(work / "test.npy", np.ascontiguousarray(test_x))
     np.save(work / "requests.npy", np.ascontiguousarray(test_x[:16]))
     torch.save(trained.module.state_dict(), work / "weights.pt")
     with torch.inference_mode():
-        reference = torch.cat([trained.module.eval()(torch.from_numpy(test_x[i:i + 32]))
-                               for i in range(0, len(test_x), 32)]).numpy()
-    return {"backbone": name, "flops": trained.flops, "recipe": recipe.model_dump(mode="json"), "weights": str(work / "weights.pt"),
-            "num_classes": len(dataset.classes), "test": str(work / "test.npy"),
-            "requests": str(work / "requests.npy"), "labels": test_y, "reference": reference,
-            **{k: str(v) for k, v in files.items()}}
+        reference = torch.cat(
+            [trained.module.eval()(torch.from_numpy(test_x[i : i + 32])) for i in range(0, len(test_x), 32)]
+        ).numpy()
+    return {
+        "backbone": name,
+        "flops": trained.flops,
+        "recipe": recipe.model_dump(mode="json"),
+        "weights": str(work / "weights.pt"),
+        "num_classes": len(dataset.classes),
+        "test": str(work / "test.npy"),
+        "requests": str(work / "requests.npy"),
+        "labels": test_y,
+        "reference": reference,
+        **{k: str(v) for k, v in files.items()},
+    }
 
 
 def search(name: str, prepared: dict[str, Any], *, trials: int, quick: bool, work: Path, noise: float) -> optuna.Study:
     """A real lepton-tune search over runtime x precision x layout at the benchmark's load."""
     from lepton_tune.tuning import SearchOptions, run_search
 
-    runtimes = [r for r in ("eager", "onnxruntime", "openvino", "compile")
-                if runtime_support(r, "fp32", "replica") is None and not (quick and r == "compile")]
-    spec = load_study({
-        "name": f"serving-{name}", "dataset": dataset_spec().model_dump(mode="json"),
-        "train": prepared["recipe"],
-        "search_space": {"params": {
-            "backbone": name, "precision": {"choices": ["fp32", "bf16", "int8"]}, "runtime": {"choices": runtimes},
-            "isolation": {"choices": ["process", "thread"]}, "shards": {"low": 1, "high": "auto"},
-            "threads_per_shard": {"low": 1, "high": "auto"}, "pin": {"choices": [False, True]},
-            "batch_size": {"choices": [1, 8] if quick else [1, 8, 32]}, "max_wait_ms": {"choices": [0.0, 2.0]}, "pool_slots": 32},
-            "constraints": ["shards * threads_per_shard <= cores",
-                            'isolation == "process" or runtime == "onnxruntime" or runtime == "openvino"',
-                            'runtime != "onnxruntime" or precision != "bf16"',
-                            'runtime != "compile" or precision != "int8"']},
-        "objectives": ["accuracy", "throughput"],
-        "sampler": {"name": "tpe", "seed": 0, "n_startup_trials": max(4, trials // 2)},
-        "n_trials": trials, "baseline": False, "tracking": {"enabled": False},
-        "protocol": {"warmup": 8, "requests": 40 if quick else 160, "repeats": 2 if quick else 3, "concurrency": 16,
-                     "probe_requests": 0, "noise_threshold": noise},
-    })
+    runtimes = [
+        r
+        for r in ("eager", "onnxruntime", "openvino", "compile")
+        if runtime_support(r, "fp32", "replica") is None and not (quick and r == "compile")
+    ]
+    spec = load_study(
+        {
+            "name": f"serving-{name}",
+            "dataset": dataset_spec().model_dump(mode="json"),
+            "train": prepared["recipe"],
+            "search_space": {
+                "params": {
+                    "backbone": name,
+                    "precision": {"choices": ["fp32", "bf16", "int8"]},
+                    "runtime": {"choices": runtimes},
+                    "isolation": {"choices": ["process", "thread"]},
+                    "shards": {"low": 1, "high": "auto"},
+                    "threads_per_shard": {"low": 1, "high": "auto"},
+                    "pin": {"choices": [False, True]},
+                    "batch_size": {"choices": [1, 8] if quick else [1, 8, 32]},
+                    "max_wait_ms": {"choices": [0.0, 2.0]},
+                    "pool_slots": 32,
+                },
+                "constraints": [
+                    "shards * threads_per_shard <= cores",
+                    'isolation == "process" or runtime == "onnxruntime" or runtime == "openvino"',
+                    'runtime != "onnxruntime" or precision != "bf16"',
+                    'runtime != "compile" or precision != "int8"',
+                ],
+            },
+            "objectives": ["accuracy", "throughput"],
+            "sampler": {"name": "tpe", "seed": 0, "n_startup_trials": max(4, trials // 2)},
+            "n_trials": trials,
+            "baseline": False,
+            "tracking": {"enabled": False},
+            "protocol": {
+                "warmup": 8,
+                "requests": 40 if quick else 160,
+                "repeats": 2 if quick else 3,
+                "concurrency": 16,
+                "probe_requests": 0,
+                "noise_threshold": noise,
+            },
+        }
+    )
     return run_search(spec, SearchOptions(run_dir=work / f"study-{name}"))
 
 
@@ -115,11 +151,23 @@ def summarize(study: optuna.Study, front: set[int]) -> None:
         status = "noisy" if rec.noisy else (rec.status or t.state.name.lower())
         counts[status] = counts.get(status, 0) + 1
         p, m = rec.point, rec.metrics
-        layout = (f"{p.get('runtime')} {p.get('precision')} {p.get('isolation')} K={p.get('shards')}x"
-                  f"{p.get('threads_per_shard')} b{p.get('batch_size')} pin={p.get('pin')}")
-        measured = (f"accuracy {100 * m['accuracy']:.2f}%, {m['throughput']:.0f} img/s"
-                    if "accuracy" in m and "throughput" in m else rec.reason[:80])
-        print(f"  trial {t.number}: {status}{' (front)' if t.number in front else ''}: {layout}: {measured}",
-              file=sys.stderr, flush=True)
-    print("search: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-          + f"; {len(front)} on the feasible accuracy x throughput front", flush=True)
+        layout = (
+            f"{p.get('runtime')} {p.get('precision')} {p.get('isolation')} K={p.get('shards')}x"
+            f"{p.get('threads_per_shard')} b{p.get('batch_size')} pin={p.get('pin')}"
+        )
+        measured = (
+            f"accuracy {100 * m['accuracy']:.2f}%, {m['throughput']:.0f} img/s"
+            if "accuracy" in m and "throughput" in m
+            else rec.reason[:80]
+        )
+        print(
+            f"  trial {t.number}: {status}{' (front)' if t.number in front else ''}: {layout}: {measured}",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(
+        "search: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + f"; {len(front)} on the feasible accuracy x throughput front",
+        flush=True,
+    )

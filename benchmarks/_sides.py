@@ -145,8 +145,9 @@ class Side:
         if self._conn.recv() != "ready":  # pragma: no cover
             raise RuntimeError(f"{kind} side failed to start")
 
-    def window(self, *, form: str = "engine", concurrency: int = 1, seconds: float = 2.0, batch: int = 1,
-               requests: int = 0) -> float:
+    def window(
+        self, *, form: str = "engine", concurrency: int = 1, seconds: float = 2.0, batch: int = 1, requests: int = 0
+    ) -> float:
         self._conn.send((form, concurrency, seconds, batch, requests))
         return float(self._conn.recv())
 

@@ -67,42 +67,77 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset(study.dataset)
     cache = ModelCache() if args.cache else ModelCache(Path(tempfile.mkdtemp(prefix="lepton-bench-")))
     svc = _svc(ds)
-    print(f"digits {study.dataset.image_size}x{study.dataset.image_size}x{study.dataset.channels}: train "
-          f"{len(ds.train[1])}, val {len(ds.val[1])}, test {len(ds.test[1])}; recipe {recipe.model_dump()}; "
-          f"torch {torch.__version__}, {len(os.sched_getaffinity(0))} cores, {platform.processor() or platform.machine()}",
-          file=sys.stderr)
+    print(
+        f"digits {study.dataset.image_size}x{study.dataset.image_size}x{study.dataset.channels}: train "
+        f"{len(ds.train[1])}, val {len(ds.val[1])}, test {len(ds.test[1])}; recipe {recipe.model_dump()}; "
+        f"torch {torch.__version__}, {len(os.sched_getaffinity(0))} cores, {platform.processor() or platform.machine()}",
+        file=sys.stderr,
+    )
     rows = []
     for backbone in backbones:
-        tm = train_model(backbone, recipe, ds, cache=cache, progress=lambda e: print(
-            f"  {e['backbone']} epoch {e['epoch']}/{e['epochs']} val {e['val_accuracy']:.3f}", file=sys.stderr)
-            if e["event"] == "epoch" else None)
+        tm = train_model(
+            backbone,
+            recipe,
+            ds,
+            cache=cache,
+            progress=lambda e: (
+                print(
+                    f"  {e['backbone']} epoch {e['epoch']}/{e['epochs']} val {e['val_accuracy']:.3f}", file=sys.stderr
+                )
+                if e["event"] == "epoch"
+                else None
+            ),
+        )
         for precision in precisions:
             reason = precision_support(precision)
             if reason is not None:
                 rows.append({"backbone": backbone, "precision": precision, "skipped": reason})
                 continue
             cm = convert_precision(tm, precision, ds, cache=cache)
-            rows.append({"backbone": backbone, "precision": precision, "test_accuracy": accuracy(cm.module, ds.test),
-                         "val_accuracy": cm.val_accuracy, "val_change_vs_fp32": cm.val_accuracy_change,
-                         "val_agreement": cm.val_agreement, "epochs_run": tm.epochs_run,
-                         "train_seconds": tm.train_seconds, "convert_seconds": cm.convert_seconds,
-                         "params": tm.params, "mflops": tm.flops / 1e6})
-    print("| backbone | precision | test acc | val acc change vs fp32 | epochs | train s | convert s | params | MFLOPs |")
+            rows.append(
+                {
+                    "backbone": backbone,
+                    "precision": precision,
+                    "test_accuracy": accuracy(cm.module, ds.test),
+                    "val_accuracy": cm.val_accuracy,
+                    "val_change_vs_fp32": cm.val_accuracy_change,
+                    "val_agreement": cm.val_agreement,
+                    "epochs_run": tm.epochs_run,
+                    "train_seconds": tm.train_seconds,
+                    "convert_seconds": cm.convert_seconds,
+                    "params": tm.params,
+                    "mflops": tm.flops / 1e6,
+                }
+            )
+    print(
+        "| backbone | precision | test acc | val acc change vs fp32 | epochs | train s | convert s | params | MFLOPs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "skipped" in r:
             print(f"| {r['backbone']} | {r['precision']} | skipped: {r['skipped']} | | | | | | |")
             continue
-        print(f"| {r['backbone']} | {r['precision']} | {r['test_accuracy']:.2%} | {r['val_change_vs_fp32']:+.2%} | "
-              f"{r['epochs_run']} | {r['train_seconds']:.1f} | {r['convert_seconds']:.2f} | {r['params']:,} | "
-              f"{r['mflops']:.1f} |")
+        print(
+            f"| {r['backbone']} | {r['precision']} | {r['test_accuracy']:.2%} | {r['val_change_vs_fp32']:+.2%} | "
+            f"{r['epochs_run']} | {r['train_seconds']:.1f} | {r['convert_seconds']:.2f} | {r['params']:,} | "
+            f"{r['mflops']:.1f} |"
+        )
     print(f"| SVC(gamma=0.001), raw 8x8 pixels | - | {svc:.2%} | | | | | | |")
     best = max((r for r in rows if "test_accuracy" in r), key=lambda r: r["test_accuracy"])
     verdict = "matches or beats" if best["test_accuracy"] >= svc else "is BELOW"
     print(f"\nbest: {best['backbone']} {best['precision']} {best['test_accuracy']:.2%} {verdict} SVC {svc:.2%}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "svc": svc, "recipe": recipe.model_dump(),
-                                         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "svc": svc,
+                    "recipe": recipe.model_dump(),
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

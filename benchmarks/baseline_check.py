@@ -32,8 +32,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _plain_server(conn, backbone: str, num_classes: int, shape: tuple[int, ...], weights: str,  # type: ignore[no-untyped-def]
-                  images_path: str, concurrency: int) -> None:
+def _plain_server(
+    conn,
+    backbone: str,
+    num_classes: int,
+    shape: tuple[int, ...],
+    weights: str,  # type: ignore[no-untyped-def]
+    images_path: str,
+    concurrency: int,
+) -> None:
     """The user's deployment, written from scratch: load weights, eval, call the model per request."""
     import queue
 
@@ -102,8 +109,20 @@ def _clients(serve, images, concurrency: int, requests: int) -> float:  # type: 
 
 
 def _run_quickstart(run_dir: Path) -> None:
-    cmd = [sys.executable, "-m", "lepton_tune", "search", str(ROOT / "studies" / "quickstart.yaml"), "--n-trials", "2",
-           "--run-dir", str(run_dir), "--no-report", "--no-tracking", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lepton_tune",
+        "search",
+        str(ROOT / "studies" / "quickstart.yaml"),
+        "--n-trials",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--no-report",
+        "--no-tracking",
+        "--quiet",
+    ]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
 
@@ -128,11 +147,15 @@ def main() -> None:
     spec = StudySpec.model_validate(study.user_attrs["spec"])
     preparer = ModelPreparer(spec)
     protocol = spec.protocol
-    print(f"study {study.study_name!r} in {run_dir}; protocol: closed loop, {protocol.concurrency} clients, batch 1, "
-          f"{protocol.warmup} warm-up requests then the median of {protocol.repeats} windows of {protocol.requests} "
-          f"requests; {args.rounds} interleaved rounds of (lepton-tune's baseline measurement, this script)")
-    print("| backbone | recorded in the study | lepton-tune now (median) | this script now: serial / concurrent "
-          "| script / lepton-tune now (95% CI) | within 10%")
+    print(
+        f"study {study.study_name!r} in {run_dir}; protocol: closed loop, {protocol.concurrency} clients, batch 1, "
+        f"{protocol.warmup} warm-up requests then the median of {protocol.repeats} windows of {protocol.requests} "
+        f"requests; {args.rounds} interleaved rounds of (lepton-tune's baseline measurement, this script)"
+    )
+    print(
+        "| backbone | recorded in the study | lepton-tune now (median) | this script now: serial / concurrent "
+        "| script / lepton-tune now (95% CI) | within 10%"
+    )
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         if not attrs.get("baseline") or attrs.get("baseline_kind") != "in-process" or "metrics" not in attrs:
@@ -158,15 +181,25 @@ def _check(trial, spec, preparer, rounds: int) -> None:  # type: ignore[no-untyp
     np.save(tmp / "images.npy", pool)
     ctx = mp.get_context("spawn")
     conn, child = ctx.Pipe()
-    proc = ctx.Process(target=_plain_server, args=(child, point["backbone"], len(data.classes),
-                                                   tuple(data.image_shape), str(tmp / "w.pt"),
-                                                   str(tmp / "images.npy"), protocol.concurrency))
+    proc = ctx.Process(
+        target=_plain_server,
+        args=(
+            child,
+            point["backbone"],
+            len(data.classes),
+            tuple(data.image_shape),
+            str(tmp / "w.pt"),
+            str(tmp / "images.npy"),
+            protocol.concurrency,
+        ),
+    )
     proc.start()
     threads = conn.recv()
     ours, serial, concurrent = [], [], []
     for _ in range(rounds):
-        job = EngineJob(prepared.module, EngineConfig(), tuple(data.image_shape), pool, protocol, PricesSpec(),
-                        serve="in-process")
+        job = EngineJob(
+            prepared.module, EngineConfig(), tuple(data.image_shape), pool, protocol, PricesSpec(), serve="in-process"
+        )
         outcome = run_isolated(job)
         ours.append(outcome.record["metrics"]["throughput"])
         wait_until_quiet()
@@ -183,10 +216,13 @@ def _check(trial, spec, preparer, rounds: int) -> None:  # type: ignore[no-untyp
     best = [max(a, b) for a, b in zip(serial, concurrent)]
     iv = bootstrap_median([b / o for b, o in zip(best, ours)])
     ok = iv.low >= 0.90 and iv.high <= 1.10
-    print(f"| {point['backbone']} | {trial.user_attrs['metrics']['throughput']:.0f} "
-          f"({trial.user_attrs.get('baseline_form')}) | {statistics.median(ours):.0f} | "
-          f"{statistics.median(serial):.0f} / {statistics.median(concurrent):.0f} ({threads} threads) | "
-          f"{iv.median:.2f} [{iv.low:.2f}, {iv.high:.2f}] | {'yes' if ok else 'NO'}", flush=True)
+    print(
+        f"| {point['backbone']} | {trial.user_attrs['metrics']['throughput']:.0f} "
+        f"({trial.user_attrs.get('baseline_form')}) | {statistics.median(ours):.0f} | "
+        f"{statistics.median(serial):.0f} / {statistics.median(concurrent):.0f} ({threads} threads) | "
+        f"{iv.median:.2f} [{iv.low:.2f}, {iv.high:.2f}] | {'yes' if ok else 'NO'}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

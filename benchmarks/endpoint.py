@@ -62,10 +62,19 @@ def make_bundle(work: Path) -> Path:
     """Search and export the tiny study above; the bundle every side serves."""
     (work / "study.yaml").write_text(STUDY)
     env = {**os.environ, "LEPTON_TUNE_CACHE": str(work / "cache"), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    for args in (["search", "study.yaml", "--run-dir", "runs", "--quiet", "--no-confirm"],
-                 ["export", "--run-dir", "runs", "--trial", "0", "--out", "bundle"]):
-        proc = subprocess.run([sys.executable, "-m", "lepton_tune", *args], cwd=work, env=env, capture_output=True,
-                              text=True, timeout=600, check=False)
+    for args in (
+        ["search", "study.yaml", "--run-dir", "runs", "--quiet", "--no-confirm"],
+        ["export", "--run-dir", "runs", "--trial", "0", "--out", "bundle"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "lepton_tune", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if proc.returncode != 0:
             sys.exit(f"lepton-tune {args[0]} failed:\n{proc.stderr[-3000:]}")
     return work / "bundle"
@@ -80,16 +89,19 @@ def payloads(bundle: Path, n: int) -> tuple[np.ndarray, dict[str, list[bytes]]]:
     from lepton_tune.data import EncodedImage, iter_preprocessed
 
     digits = load_digits()
-    pixels = [np.asarray(Image.fromarray((im / 16 * 255).astype(np.uint8)).resize((32, 32), Image.BILINEAR))
-              for im in digits.images[-n:]]
+    pixels = [
+        np.asarray(Image.fromarray((im / 16 * 255).astype(np.uint8)).resize((32, 32), Image.BILINEAR))
+        for im in digits.images[-n:]
+    ]
     pngs = []
     for p in pixels:
         buf = io.BytesIO()
         Image.fromarray(p).save(buf, format="PNG")
         pngs.append(buf.getvalue())
     pre = read_manifest(bundle)["preprocessing"]
-    tensor = np.concatenate([x.numpy() for _, x in iter_preprocessed(
-        [EncodedImage(b, f"image {i}") for i, b in enumerate(pngs)], pre)])
+    tensor = np.concatenate(
+        [x.numpy() for _, x in iter_preprocessed([EncodedImage(b, f"image {i}") for i, b in enumerate(pngs)], pre)]
+    )
     bodies = {
         "HTTP tensor": [json.dumps({"inputs": {"images": t[None].tolist()}}).encode() for t in tensor],
         "HTTP PNG": [json.dumps({"inputs": {"files": [base64.b64encode(b).decode()]}}).encode() for b in pngs],
@@ -103,12 +115,34 @@ def start_server(bundle: Path, work: Path) -> tuple[subprocess.Popen[bytes], int
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
     log = (work / "serve.log").open("w")
-    proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", str(bundle), "--env-manager", "local",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(bundle),
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while True:
         try:
@@ -130,12 +164,14 @@ def http_sender(port: int, bodies: list[bytes]) -> Callable[[int, Any], None]:
     def send(i: int, _: Any) -> None:
         if getattr(local, "conn", None) is None:
             local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        local.conn.request("POST", "/invocations", body=bodies[i % len(bodies)],
-                           headers={"Content-Type": "application/json"})
+        local.conn.request(
+            "POST", "/invocations", body=bodies[i % len(bodies)], headers={"Content-Type": "application/json"}
+        )
         resp = local.conn.getresponse()
         body = resp.read()
         if resp.status != 200:
             raise RuntimeError(f"HTTP {resp.status}: {body[:300]!r}")
+
     return send
 
 
@@ -196,22 +232,26 @@ def main() -> None:
             with lepton_tune.load_bundle(bundle) as engine:
                 sides: dict[str, Callable[[int, Any], None]] = {
                     "in-process engine": lambda i, _: engine_send(engine, tensor, i),
-                    **{name: http_sender(port, b) for name, b in bodies.items()}}
+                    **{name: http_sender(port, b) for name, b in bodies.items()},
+                }
                 report(sides, clients_list, rounds, seconds, bundle)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
 
 
-def report(sides: dict[str, Callable[[int, Any], None]], clients_list: list[int], rounds: int, seconds: float,
-           bundle: Path) -> None:
+def report(
+    sides: dict[str, Callable[[int, Any], None]], clients_list: list[int], rounds: int, seconds: float, bundle: Path
+) -> None:
     from lepton_tune.bundle import read_manifest
 
     m = read_manifest(bundle)
     e = m["engine"]
-    print(f"bundle: {m['model']['backbone']} {m['model']['precision']} {m['model']['image_shape']}, engine "
-          f"K={e['shards']} x {e['threads_per_shard']} thread(s), batch {e['batch_size']}; {os.cpu_count()} cores; "
-          f"{rounds} interleaved rounds of {seconds:g} s windows; one image per request")
+    print(
+        f"bundle: {m['model']['backbone']} {m['model']['precision']} {m['model']['image_shape']}, engine "
+        f"K={e['shards']} x {e['threads_per_shard']} thread(s), batch {e['batch_size']}; {os.cpu_count()} cores; "
+        f"{rounds} interleaved rounds of {seconds:g} s windows; one image per request"
+    )
     for clients in clients_list:
         for send in sides.values():  # warm-up: every side, every connection
             window(send, clients, min(1.0, seconds))
@@ -230,8 +270,10 @@ def report(sides: dict[str, Callable[[int, Any], None]], clients_list: list[int]
             r, p = bootstrap_median(rates[name]), bootstrap_median(p95s[name])
             q = bootstrap_median([a / b for a, b in zip(rates[name], base)])
             ratio = f"{q.median:.2f} [{q.low:.2f}, {q.high:.2f}]"
-            print(f"| {name} | {r.median:.0f} [{r.low:.0f}, {r.high:.0f}] | {p.median:.2f} [{p.low:.2f}, {p.high:.2f}] "
-                  f"| {ratio} |")
+            print(
+                f"| {name} | {r.median:.0f} [{r.low:.0f}, {r.high:.0f}] | {p.median:.2f} [{p.low:.2f}, {p.high:.2f}] "
+                f"| {ratio} |"
+            )
         http_sides = [n for n in sides if n.startswith("HTTP")]
         best = max(http_sides, key=lambda n: bootstrap_median(rates[n]).median)
         print(f"cheapest payload form at {clients} in flight: {best} (highest median requests/s)")

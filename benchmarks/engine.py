@@ -67,7 +67,7 @@ class PeakPss:
         while not self._stop.wait(0.05):
             self.peak = max(self.peak, pss_mib(self.pids()))
 
-    def __enter__(self) -> PeakPss:  # noqa: PYI034
+    def __enter__(self) -> PeakPss:
         self.peak = pss_mib(self.pids())
         self._thread.start()
         return self
@@ -81,8 +81,9 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def closed_loop(eng, images: np.ndarray, *, concurrency: int, seconds: float, warmup: int,
-                memory: bool = True) -> Result:
+def closed_loop(
+    eng, images: np.ndarray, *, concurrency: int, seconds: float, warmup: int, memory: bool = True
+) -> Result:
     """``concurrency`` client threads for ``seconds``; PSS sampled at 20 Hz only when ``memory`` (it costs CPU)."""
     for i in range(warmup):
         eng.submit(images[i % len(images)]).result(timeout=120)
@@ -100,7 +101,7 @@ def closed_loop(eng, images: np.ndarray, *, concurrency: int, seconds: float, wa
         with lock:
             latencies.extend(mine)
 
-    with (PeakPss(eng.pids) if memory else contextlib.nullcontext()) as sampler:
+    with PeakPss(eng.pids) if memory else contextlib.nullcontext() as sampler:
         began = time.perf_counter()
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
         for t in threads:
@@ -159,8 +160,15 @@ def _passthrough_onnx(size: int):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 10)).eval()
     path = Path(tempfile.mkdtemp()) / "passthrough.onnx"
-    torch.onnx.export(net, (torch.zeros(1, 3, size, size),), str(path), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    torch.onnx.export(
+        net,
+        (torch.zeros(1, 3, size, size),),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+        dynamo=False,
+    )
     return net, OnnxModule.from_file(path, output_shape=(10,), precision="fp32")
 
 
@@ -175,9 +183,11 @@ def overhead(args) -> None:
         size = 224
         big = np.random.default_rng(0).random((16, 3, size, size), dtype=np.float32)
         net, onnx = _passthrough_onnx(size)
-        rows += [("3x224x224 float32 (588 KiB)", "process", "eager", net, net, big),
-                 ("3x224x224 float32 (588 KiB)", "process", "onnxruntime", onnx, onnx, big),
-                 ("3x224x224 float32 (588 KiB)", "thread", "onnxruntime", onnx, onnx, big)]
+        rows += [
+            ("3x224x224 float32 (588 KiB)", "process", "eager", net, net, big),
+            ("3x224x224 float32 (588 KiB)", "process", "onnxruntime", onnx, onnx, big),
+            ("3x224x224 float32 (588 KiB)", "thread", "onnxruntime", onnx, onnx, big),
+        ]
     for payload, isolation, runtime, served, plain, images in rows:
         config = EngineConfig(isolation=isolation, runtime=runtime)
         base_p50, eng_p50 = [], []
@@ -185,17 +195,24 @@ def overhead(args) -> None:
         with Engine(served, config, input_shape=images.shape[1:]) as eng:
             for _ in range(max(3, args.rounds // 2)):
                 base_p50.append(in_process(plain, images, threads=1, batch=1, seconds=args.seconds / 4).p50_ms)
-                eng_p50.append(closed_loop(eng, images, concurrency=1, seconds=args.seconds / 4, warmup=20,
-                                           memory=False).p50_ms)
+                eng_p50.append(
+                    closed_loop(eng, images, concurrency=1, seconds=args.seconds / 4, warmup=20, memory=False).p50_ms
+                )
         b, e = statistics.median(base_p50) * 1000, statistics.median(eng_p50) * 1000
-        print(f"| {payload:<27} | {isolation:<9} | {runtime:<7} | {b:17.0f} | {e:13.0f} | {e - b:8.0f} "
-              f"(target < 300 us)", flush=True)
+        print(
+            f"| {payload:<27} | {isolation:<9} | {runtime:<7} | {b:17.0f} | {e:13.0f} | {e - b:8.0f} (target < 300 us)",
+            flush=True,
+        )
     torch.set_num_threads(DEFAULT_THREADS)
 
 
 def merge(results: list[Result]) -> Result:
-    return Result(statistics.fmean(r.throughput for r in results), statistics.median(r.p50_ms for r in results),
-                  statistics.median(r.p95_ms for r in results), max(r.pss_mib for r in results))
+    return Result(
+        statistics.fmean(r.throughput for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p95_ms for r in results),
+        max(r.pss_mib for r in results),
+    )
 
 
 def k1_parity(args, name: str, size: int, *, batch: int, concurrency: int) -> dict:
@@ -208,33 +225,43 @@ def k1_parity(args, name: str, size: int, *, batch: int, concurrency: int) -> di
     the engine's batcher gets ``concurrency`` (>= 8) requests in flight.
     """
     cores = len(usable_cores())
-    options = dict(threads_per_shard=cores, batch_size=batch, max_wait_ms=2.0 if batch > 1 else 0.0,
-                   pool_slots=max(16, 2 * concurrency))
+    options = dict(
+        threads_per_shard=cores,
+        batch_size=batch,
+        max_wait_ms=2.0 if batch > 1 else 0.0,
+        pool_slots=max(16, 2 * concurrency),
+    )
     ratios, base_tp, eng_tp, forms = [], [], [], []
     with Side("in-process", name, size, batch=batch) as plain, Side("engine", name, size, **options) as engine:
         for _ in range(args.rounds):
             if batch > 1:
                 form, base = f"batches of {batch}", plain.window(form="batches", batch=batch, seconds=args.seconds)
             else:
-                form, base = max(((f, plain.window(form=f, concurrency=concurrency, seconds=args.seconds / 2))
-                                  for f in FORMS), key=lambda pair: pair[1])
+                form, base = max(
+                    ((f, plain.window(form=f, concurrency=concurrency, seconds=args.seconds / 2)) for f in FORMS),
+                    key=lambda pair: pair[1],
+                )
             eng = engine.window(concurrency=concurrency, seconds=args.seconds)
             ratios.append(eng / base)
             base_tp.append(base)
             eng_tp.append(eng)
             forms.append(form)
-    print(f"| {name:<18} | {batch:>5} | {concurrency:>3} | {statistics.median(base_tp):9.1f} "
-          f"({max(set(forms), key=forms.count)}) | {statistics.median(eng_tp):9.1f} | {describe(ratios, 0.95)}",
-          flush=True)
+    print(
+        f"| {name:<18} | {batch:>5} | {concurrency:>3} | {statistics.median(base_tp):9.1f} "
+        f"({max(set(forms), key=forms.count)}) | {statistics.median(eng_tp):9.1f} | {describe(ratios, 0.95)}",
+        flush=True,
+    )
     return {"model": name, "batch": batch, "concurrency": concurrency, "ratios": ratios}
 
 
 def k1_section(args, images: np.ndarray) -> None:
     cores = len(usable_cores())
-    print(f"\n## Engine K=1 x {cores} threads (all cores) vs the same model in-process at torch's default "
-          f"{DEFAULT_THREADS} threads; fp32, 3x{images.shape[-1]}x{images.shape[-1]} random images, closed loop, "
-          f"{args.rounds} interleaved rounds of {args.seconds:g} s windows, each side in its own fresh process, "
-          "no memory sampler in any window")
+    print(
+        f"\n## Engine K=1 x {cores} threads (all cores) vs the same model in-process at torch's default "
+        f"{DEFAULT_THREADS} threads; fp32, 3x{images.shape[-1]}x{images.shape[-1]} random images, closed loop, "
+        f"{args.rounds} interleaved rounds of {args.seconds:g} s windows, each side in its own fresh process, "
+        "no memory sampler in any window"
+    )
     print("| model              | batch |   c | in-process img/s (form) | engine img/s | engine / in-process")
     for name in args.parity_models:
         for batch, concurrency in ((1, 1), (1, 4), (8, 16)):
@@ -253,16 +280,26 @@ def grid(args, name: str, images: np.ndarray) -> None:
         for threads in args.threads:
             for batch in (1, 8):
                 c = 2 * k * batch
-                config = EngineConfig(shards=k, threads_per_shard=threads, batch_size=batch, pool_slots=max(16, c),
-                                      max_wait_ms=2.0 if batch > 1 else 0.0, oversubscribe=k * threads > cores)
+                config = EngineConfig(
+                    shards=k,
+                    threads_per_shard=threads,
+                    batch_size=batch,
+                    pool_slots=max(16, c),
+                    max_wait_ms=2.0 if batch > 1 else 0.0,
+                    oversubscribe=k * threads > cores,
+                )
                 r = engine_run(model, images, config, concurrency=c, seconds=args.seconds, warmup=2 * c)
-                note = f"x{r.throughput / naive.throughput:.2f} vs naive" + (" (oversubscribed)" if config.oversubscribe else "")
+                note = f"x{r.throughput / naive.throughput:.2f} vs naive" + (
+                    " (oversubscribed)" if config.oversubscribe else ""
+                )
                 print(row(f"K={k} threads={threads} batch={batch} c={c}", r, note))
                 if best is None or r.throughput > best[1].throughput:
                     best = (f"K={k} threads={threads} batch={batch}", r)
     assert best is not None
-    print(f"best layout {best[0]}: {best[1].throughput / naive.throughput:.2f}x the naive in-process throughput "
-          "(target >= 1.6x for mobilenet_v3_small)")
+    print(
+        f"best layout {best[0]}: {best[1].throughput / naive.throughput:.2f}x the naive in-process throughput "
+        "(target >= 1.6x for mobilenet_v3_small)"
+    )
 
 
 def pipeline_vs_replica(args, name: str, images: np.ndarray) -> None:
@@ -281,8 +318,9 @@ def share_weights(args, name: str, images: np.ndarray) -> None:
     print(HEADER)
     peaks = {}
     for share in (False, True):
-        r = engine_run(model, images, EngineConfig(shards=2, share_weights=share), concurrency=2,
-                       seconds=args.seconds, warmup=4)
+        r = engine_run(
+            model, images, EngineConfig(shards=2, share_weights=share), concurrency=2, seconds=args.seconds, warmup=4
+        )
         peaks[share] = r.pss_mib
         print(row(f"share_weights={share}", r))
     print(f"saving {peaks[False] - peaks[True]:.0f} MiB; one copy of the weights is {weights:.0f} MiB")
@@ -290,12 +328,15 @@ def share_weights(args, name: str, images: np.ndarray) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="64x64 inputs, 1.5 s windows, 1 thread per shard, mobilenet grid only")
+    parser.add_argument(
+        "--quick", action="store_true", help="64x64 inputs, 1.5 s windows, 1 thread per shard, mobilenet grid only"
+    )
     parser.add_argument("--size", type=int, default=None, help="image side (default 224, 64 with --quick)")
     parser.add_argument("--seconds", type=float, default=None, help="measured window per layout")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds for the K=1 parity (default 7)")
-    parser.add_argument("--only", choices=["parity", "overhead", "agreement"], default=None,
-                        help="run one section only")
+    parser.add_argument(
+        "--only", choices=["parity", "overhead", "agreement"], default=None, help="run one section only"
+    )
     args = parser.parse_args()
     size = args.size or (64 if args.quick else 224)
     args.seconds = args.seconds or (1.5 if args.quick else 8.0)

@@ -68,19 +68,37 @@ class TimedTracker:
 
 
 def spec_for(trials: int, warm: bool = True) -> Any:
-    return load_study({
-        "name": "overhead",
-        "dataset": {"kind": "digits", "image_size": 16, "channels": 3, "split_seed": 0},
-        "train": {"epochs": 1, "batch_size": 64, "seed": 0},
-        "search_space": {"params": {
-            "backbone": "small_cnn", "precision": "fp32", "shards": {"low": 1, "high": 2}, "threads_per_shard": 1,
-            "batch_size": {"choices": [1, 2, 4, 8, 16]}, "max_wait_ms": {"choices": [0.0, 0.5, 1.0, 2.0]},
-            "pool_slots": 16}},
-        "objectives": ["accuracy", "latency_p95_ms", "memory_mb"],
-        "sampler": {"name": "random", "seed": 0}, "baseline": False, "n_trials": trials,
-        "protocol": {"warmup": 10, "requests": 200, "repeats": 3, "concurrency": 4, "probe_requests": 0,
-                     "accuracy_samples": 300, "warm": warm},
-    })
+    return load_study(
+        {
+            "name": "overhead",
+            "dataset": {"kind": "digits", "image_size": 16, "channels": 3, "split_seed": 0},
+            "train": {"epochs": 1, "batch_size": 64, "seed": 0},
+            "search_space": {
+                "params": {
+                    "backbone": "small_cnn",
+                    "precision": "fp32",
+                    "shards": {"low": 1, "high": 2},
+                    "threads_per_shard": 1,
+                    "batch_size": {"choices": [1, 2, 4, 8, 16]},
+                    "max_wait_ms": {"choices": [0.0, 0.5, 1.0, 2.0]},
+                    "pool_slots": 16,
+                }
+            },
+            "objectives": ["accuracy", "latency_p95_ms", "memory_mb"],
+            "sampler": {"name": "random", "seed": 0},
+            "baseline": False,
+            "n_trials": trials,
+            "protocol": {
+                "warmup": 10,
+                "requests": 200,
+                "repeats": 3,
+                "concurrency": 4,
+                "probe_requests": 0,
+                "accuracy_samples": 300,
+                "warm": warm,
+            },
+        }
+    )
 
 
 def spread(values: list[float]) -> str:
@@ -111,8 +129,9 @@ def run_mode(trials: int, warm: bool) -> tuple[dict[str, list[float]], dict[str,
         finish_s = time.perf_counter() - began
         wall_total = time.perf_counter() - stamp.start
 
-    rows: dict[str, list[float]] = {k: [] for k in ("wall", "measurement", "engine start", "trial process",
-                                                   "MLflow logging", "storage + sampler")}
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("wall", "measurement", "engine start", "trial process", "MLflow logging", "storage + sampler")
+    }
     previous, duplicates, first = stamp.start, 0, None
     for trial in sorted(study.trials, key=lambda t: t.number):
         end = stamp.at.get(trial.number)
@@ -135,17 +154,26 @@ def run_mode(trials: int, warm: bool) -> tuple[dict[str, list[float]], dict[str,
         rows["trial process"].append(inside - measurement - stages.get("start", 0.0))
         rows["MLflow logging"].append(logging_s)
         rows["storage + sampler"].append(wall - stages["total"] - logging_s)
-    return rows, {"duplicates": duplicates, "first": first, "wall_total": wall_total, "start_s": start_s,
-                  "finish_s": finish_s}
+    return rows, {
+        "duplicates": duplicates,
+        "first": first,
+        "wall_total": wall_total,
+        "start_s": start_s,
+        "finish_s": finish_s,
+    }
 
 
 def report(rows: dict[str, list[float]], info: dict[str, Any], *, label: str, trials: int) -> None:
     timed = len(rows["wall"])
-    print(f"\n# tool overhead benchmark ({label}), {time.strftime('%Y-%m-%d %H:%M')}: {trials} trials, {timed} timed, "
-          f"{info['duplicates']} duplicate(s) answered without running, {info['wall_total']:.0f} s in all")
+    print(
+        f"\n# tool overhead benchmark ({label}), {time.strftime('%Y-%m-%d %H:%M')}: {trials} trials, {timed} timed, "
+        f"{info['duplicates']} duplicate(s) answered without running, {info['wall_total']:.0f} s in all"
+    )
     if info["first"]:
-        print(f"first trial (trains the model once, cached after): {info['first'][0]:.1f} s wall, "
-              f"of which training {info['first'][1]:.1f} s")
+        print(
+            f"first trial (trains the model once, cached after): {info['first'][0]:.1f} s wall, "
+            f"of which training {info['first'][1]:.1f} s"
+        )
     print("\n| part of a trial | seconds, median [min-max] | share of the summed wall time |")
     print("|---|---|---|")
     total_wall = sum(rows["wall"])
@@ -155,14 +183,20 @@ def report(rows: dict[str, list[float]], info: dict[str, Any], *, label: str, tr
     overhead = total_wall - sum(rows["measurement"])
     tool = sum(rows["trial process"]) + sum(rows["MLflow logging"]) + sum(rows["storage + sampler"])
     wall_med, measure_med = statistics.median(rows["wall"]), statistics.median(rows["measurement"])
-    print(f"\nthe tool's own cost (trial process + MLflow logging + storage + sampler): {100 * tool / total_wall:.1f}% "
-          f"of trial wall time; with engine start: {100 * overhead / total_wall:.1f}%")
-    print(f"the tool's own cost including engine start, as a share of a median trial: "
-          f"{100 * (wall_med - measure_med) / wall_med:.1f}% ({wall_med:.3f} s median trial, "
-          f"{measure_med:.3f} s median measurement; target <= 15%)")
-    print(f"MLflow logging per trial: median {1000 * statistics.median(rows['MLflow logging']):.0f} ms; once per "
-          f"study: parent run {1000 * info['start_s']:.0f} ms, closing (pareto tags, HV, report) "
-          f"{1000 * info['finish_s']:.0f} ms")
+    print(
+        f"\nthe tool's own cost (trial process + MLflow logging + storage + sampler): {100 * tool / total_wall:.1f}% "
+        f"of trial wall time; with engine start: {100 * overhead / total_wall:.1f}%"
+    )
+    print(
+        f"the tool's own cost including engine start, as a share of a median trial: "
+        f"{100 * (wall_med - measure_med) / wall_med:.1f}% ({wall_med:.3f} s median trial, "
+        f"{measure_med:.3f} s median measurement; target <= 15%)"
+    )
+    print(
+        f"MLflow logging per trial: median {1000 * statistics.median(rows['MLflow logging']):.0f} ms; once per "
+        f"study: parent run {1000 * info['start_s']:.0f} ms, closing (pareto tags, HV, report) "
+        f"{1000 * info['finish_s']:.0f} ms"
+    )
 
 
 def main() -> int:

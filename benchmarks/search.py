@@ -44,26 +44,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import warnings
 import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
+import csv
+import json
 
-import csv  # noqa: E402
-import json  # noqa: E402
+import numpy as np
+import optuna
 
-from lepton_tune.config import SamplerSpec, host_facts, load_study  # noqa: E402
-from lepton_tune.measure import host_fingerprint  # noqa: E402
-from lepton_tune.report import hypervolume  # noqa: E402
-from lepton_tune.tuning import SearchOptions, make_sampler, run_search, suggest_point  # noqa: E402
+from lepton_tune.config import SamplerSpec, host_facts, load_study
+from lepton_tune.measure import host_fingerprint
+from lepton_tune.report import hypervolume
+from lepton_tune.tuning import SearchOptions, make_sampler, run_search, suggest_point
 
 SPACE = {
     "params": {
@@ -92,8 +92,14 @@ def study_dict(quick: bool) -> dict[str, Any]:
         "n_trials": 10_000,
         "baseline": False,
         "tracking": {"enabled": False},
-        "protocol": {"warmup": 10, "requests": 60 if quick else 150, "repeats": 3, "concurrency": 4,
-                     "probe_requests": 0, "accuracy_samples": 270 if quick else None},
+        "protocol": {
+            "warmup": 10,
+            "requests": 60 if quick else 150,
+            "repeats": 3,
+            "concurrency": 4,
+            "probe_requests": 0,
+            "accuracy_samples": 270 if quick else None,
+        },
     }
 
 
@@ -117,11 +123,15 @@ def exhaustive(quick: bool, workdir: Path) -> tuple[dict[tuple, dict[str, Any]],
         point, stages = trial.user_attrs["point"], trial.user_attrs["stage_seconds"]
         backbone = point["backbone"]
         train_cost[backbone] = max(train_cost.get(backbone, 0.0), stages["train"])
-        convert_cost[(backbone, point["precision"])] = max(convert_cost.get((backbone, point["precision"]), 0.0),
-                                                           stages["convert"])
-        table[key_of(point)] = {"values": [trial.user_attrs["metrics"][o] for o in OBJECTIVES],
-                                "serve": stages["start"] + stages["measure"] + stages["accuracy"],
-                                "backbone": backbone, "precision": point["precision"]}
+        convert_cost[(backbone, point["precision"])] = max(
+            convert_cost.get((backbone, point["precision"]), 0.0), stages["convert"]
+        )
+        table[key_of(point)] = {
+            "values": [trial.user_attrs["metrics"][o] for o in OBJECTIVES],
+            "serve": stages["start"] + stages["measure"] + stages["accuracy"],
+            "backbone": backbone,
+            "precision": point["precision"],
+        }
     for row in table.values():
         row["train"] = train_cost[row["backbone"]]
         row["convert"] = convert_cost[(row["backbone"], row["precision"])]
@@ -133,17 +143,20 @@ def losses(values: list[list[float]]) -> np.ndarray:
     return np.asarray(values, dtype=float) * sign
 
 
-def replay(table: dict[tuple, dict[str, Any]], method: str, seed: int, trials: int, ref: np.ndarray,
-           target_hv: float) -> dict[str, Any]:
+def replay(
+    table: dict[tuple, dict[str, Any]], method: str, seed: int, trials: int, ref: np.ndarray, target_hv: float
+) -> dict[str, Any]:
     """Run one sampler on the table; charge time per the method's rules."""
     spec = load_study(study_dict(True))
     host = host_facts()
-    sampler = {"lepton-tune": make_sampler(SamplerSpec(seed=seed), spec.space, host),  # the default sampler
-               "plain-optuna": optuna.samplers.TPESampler(seed=seed),
-               "tpe": optuna.samplers.TPESampler(seed=seed, constant_liar=True),
-               "random": optuna.samplers.RandomSampler(seed=seed),
-               "nsga2": optuna.samplers.NSGAIISampler(seed=seed),
-               "qmc": optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)}[method]
+    sampler = {
+        "lepton-tune": make_sampler(SamplerSpec(seed=seed), spec.space, host),  # the default sampler
+        "plain-optuna": optuna.samplers.TPESampler(seed=seed),
+        "tpe": optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+        "random": optuna.samplers.RandomSampler(seed=seed),
+        "nsga2": optuna.samplers.NSGAIISampler(seed=seed),
+        "qmc": optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
+    }[method]
     cached = method != "plain-optuna"
     study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
     seen_points: set[tuple] = set()
@@ -173,8 +186,12 @@ def replay(table: dict[tuple, dict[str, Any]], method: str, seed: int, trials: i
         found.append(row["values"])
         if reached["trials"] is None and hypervolume(losses(found), ref) >= 0.95 * target_hv:
             reached = {"trials": n, "seconds": charged}
-    return {"reached": reached, "charged": charged, "trainings": trainings,
-            "final_hv": hypervolume(losses(found), ref) / target_hv if found else 0.0}
+    return {
+        "reached": reached,
+        "charged": charged,
+        "trainings": trainings,
+        "final_hv": hypervolume(losses(found), ref) / target_hv if found else 0.0,
+    }
 
 
 def summarise(runs: list[dict[str, Any]], key: str) -> str:
@@ -188,31 +205,54 @@ def summarise(runs: list[dict[str, Any]], key: str) -> str:
 
 TABLE_SPACE = {
     "params": {
-        "backbone": {"choices": ["resnet18", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
-                                 "regnet_x_400mf"]},
+        "backbone": {
+            "choices": ["resnet18", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "regnet_x_400mf"]
+        },
         "precision": {"choices": ["fp32", "bf16", "int8"]},
         "runtime": {"choices": ["eager", "onnxruntime"]},
         "isolation": {"choices": ["process", "thread"]},
-        "shards": {"low": 1, "high": "auto"}, "threads_per_shard": {"low": 1, "high": "auto"},
-        "pin": {"choices": [False, True]}, "batch_size": {"choices": [1, 8]},
-        "max_wait_ms": {"choices": [0.0, 5.0]}, "pool_slots": 16,
+        "shards": {"low": 1, "high": "auto"},
+        "threads_per_shard": {"low": 1, "high": "auto"},
+        "pin": {"choices": [False, True]},
+        "batch_size": {"choices": [1, 8]},
+        "max_wait_ms": {"choices": [0.0, 5.0]},
+        "pool_slots": 16,
     },
-    "constraints": ["shards * threads_per_shard <= cores", 'runtime != "onnxruntime" or precision != "bf16"',
-                    'isolation == "process" or runtime == "onnxruntime"', "batch_size > 1 or max_wait_ms == 0.0"],
+    "constraints": [
+        "shards * threads_per_shard <= cores",
+        'runtime != "onnxruntime" or precision != "bf16"',
+        'isolation == "process" or runtime == "onnxruntime"',
+        "batch_size > 1 or max_wait_ms == 0.0",
+    ],
 }
 TABLE_OBJECTIVES = ["latency_p95_ms", "memory_mb", "cost_per_million"]
-TABLE_KEYS = ["backbone", "precision", "runtime", "isolation", "shards", "threads_per_shard", "pin", "batch_size",
-              "max_wait_ms"]
+TABLE_KEYS = [
+    "backbone",
+    "precision",
+    "runtime",
+    "isolation",
+    "shards",
+    "threads_per_shard",
+    "pin",
+    "batch_size",
+    "max_wait_ms",
+]
 STAGES = ["convert", "export", "start", "measure", "accuracy"]
 
 
 def table_study(points: int) -> dict[str, Any]:
-    return {"name": "bench-table", "dataset": {"kind": "synthetic", "image_size": 64, "channels": 3,
-                                               "num_classes": 1000, "samples": 64},
-            "train": {"epochs": 0}, "search_space": TABLE_SPACE, "objectives": TABLE_OBJECTIVES,
-            "sampler": {"name": "grid", "seed": 0}, "n_trials": 10_000, "baseline": False,
-            "tracking": {"enabled": False},
-            "protocol": {"warmup": 10, "requests": 150, "repeats": 3, "concurrency": 4, "warm": True}}
+    return {
+        "name": "bench-table",
+        "dataset": {"kind": "synthetic", "image_size": 64, "channels": 3, "num_classes": 1000, "samples": 64},
+        "train": {"epochs": 0},
+        "search_space": TABLE_SPACE,
+        "objectives": TABLE_OBJECTIVES,
+        "sampler": {"name": "grid", "seed": 0},
+        "n_trials": 10_000,
+        "baseline": False,
+        "tracking": {"enabled": False},
+        "protocol": {"warmup": 10, "requests": 150, "repeats": 3, "concurrency": 4, "warm": True},
+    }
 
 
 def make_table(points: int, out: Path, workdir: Path) -> int:
@@ -220,6 +260,7 @@ def make_table(points: int, out: Path, workdir: Path) -> int:
     os.environ["LEPTON_TUNE_CACHE"] = str(workdir / "cache")  # fresh: conversion and export costs are real
     spec = load_study(table_study(points))
     started = time.perf_counter()
+
     def enough(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(done) >= points:  # pruned grid cells (the space's constraints) are free and not counted
@@ -230,22 +271,38 @@ def make_table(points: int, out: Path, workdir: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with out.open("w", newline="") as handle:
-        for key, value in {"host": host_fingerprint(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                           "protocol": spec.protocol.model_dump(), "wall_s": round(wall, 1),
-                           "command": f"python benchmarks/search.py --table-points {points} --table {out}"}.items():
+        for key, value in {
+            "host": host_fingerprint(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "protocol": spec.protocol.model_dump(),
+            "wall_s": round(wall, 1),
+            "command": f"python benchmarks/search.py --table-points {points} --table {out}",
+        }.items():
             handle.write(f"# {key}: {json.dumps(value)}\n")
         writer = csv.writer(handle)
-        writer.writerow(["trial", "status", *TABLE_KEYS, *TABLE_OBJECTIVES, "throughput",
-                         *[f"{s}_s" for s in STAGES], "reason"])
+        writer.writerow(
+            ["trial", "status", *TABLE_KEYS, *TABLE_OBJECTIVES, "throughput", *[f"{s}_s" for s in STAGES], "reason"]
+        )
         for trial in study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
-            point, metrics, stages = attrs.get("point", {}), attrs.get("metrics") or {}, attrs.get("stage_seconds") or {}
+            point, metrics, stages = (
+                attrs.get("point", {}),
+                attrs.get("metrics") or {},
+                attrs.get("stage_seconds") or {},
+            )
             if not point or attrs.get("duplicate_of") is not None:
                 continue
-            writer.writerow([trial.number, attrs.get("lepton_status", trial.state.name.lower()),
-                             *[point.get(k) for k in TABLE_KEYS], *[metrics.get(o) for o in TABLE_OBJECTIVES],
-                             metrics.get("throughput"), *[stages.get(s, 0.0) for s in STAGES],
-                             attrs.get("reason", "")])
+            writer.writerow(
+                [
+                    trial.number,
+                    attrs.get("lepton_status", trial.state.name.lower()),
+                    *[point.get(k) for k in TABLE_KEYS],
+                    *[metrics.get(o) for o in TABLE_OBJECTIVES],
+                    metrics.get("throughput"),
+                    *[stages.get(s, 0.0) for s in STAGES],
+                    attrs.get("reason", ""),
+                ]
+            )
             rows += 1
     print(f"table: {rows} points measured in {wall:.0f} s -> {out}")
     return rows
@@ -264,10 +321,12 @@ def read_table(path: Path) -> tuple[dict[tuple, dict[str, Any]], dict[str, Any]]
         key = tuple(str(row[k]) for k in TABLE_KEYS)
         values = [row[o] for o in TABLE_OBJECTIVES]
         ok = row["status"] == "ok" and all(values)
-        table[key] = {"values": [float(v) for v in values] if ok else None,
-                      "convert": float(row["convert_s"]) + float(row["export_s"]),
-                      "serve": sum(float(row[f"{s}_s"]) for s in ("start", "measure", "accuracy")),
-                      "model": (row["backbone"], row["precision"], row["runtime"])}
+        table[key] = {
+            "values": [float(v) for v in values] if ok else None,
+            "convert": float(row["convert_s"]) + float(row["export_s"]),
+            "serve": sum(float(row[f"{s}_s"]) for s in ("start", "measure", "accuracy")),
+            "model": (row["backbone"], row["precision"], row["runtime"]),
+        }
     convert: dict[tuple, float] = {}  # paid by the first point of a model (a cache miss), charged once per model
     for entry in table.values():
         convert[entry["model"]] = max(convert.get(entry["model"], 0.0), entry["convert"])
@@ -276,15 +335,18 @@ def read_table(path: Path) -> tuple[dict[tuple, dict[str, Any]], dict[str, Any]]
     return table, meta
 
 
-def replay_table(table: dict[tuple, dict[str, Any]], method: str, seed: int, ref: np.ndarray,
-                 full_hv: float) -> dict[float, tuple[int, float] | None]:
+def replay_table(
+    table: dict[tuple, dict[str, Any]], method: str, seed: int, ref: np.ndarray, full_hv: float
+) -> dict[float, tuple[int, float] | None]:
     """One sampler over the table; (trials, charged seconds) when each HV share is first reached."""
     spec = load_study(table_study(len(table)))
     host = host_facts()
-    sampler = {"qmc": lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False),
-               "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
-               "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-               "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed)}[method]()
+    sampler = {
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+    }[method]()
     study = optuna.create_study(directions=["minimize"] * 3, sampler=sampler)
     seen, converted, found, charged = set(), set(), [], 0.0
     reached: dict[float, tuple[int, float] | None] = {0.9: None, 0.95: None, 0.99: None}
@@ -319,10 +381,15 @@ def replay_main(path: Path, seeds: int) -> int:
     ref = losses_all.max(axis=0) + 0.1 * np.maximum(losses_all.max(axis=0) - losses_all.min(axis=0), 1e-9)
     full_hv = hypervolume(losses_all, ref)
     exhaustive_s = sum(r["serve"] for r in table.values()) + sum(
-        {r["model"]: r["convert"] for r in table.values()}.values())
-    print(f"# replay of {path} ({len(table)} points, {len(measured)} measured; host {meta.get('host', {}).get('cpu_model')}, "
-          f"{meta.get('date')}); {seeds} seeds; exhaustive charged {exhaustive_s:.0f} s")
-    print("| method | HV share | trials, median [2.5-97.5%] | seconds, median [2.5-97.5%] | % of exhaustive | seeds reached |")
+        {r["model"]: r["convert"] for r in table.values()}.values()
+    )
+    print(
+        f"# replay of {path} ({len(table)} points, {len(measured)} measured; host {meta.get('host', {}).get('cpu_model')}, "
+        f"{meta.get('date')}); {seeds} seeds; exhaustive charged {exhaustive_s:.0f} s"
+    )
+    print(
+        "| method | HV share | trials, median [2.5-97.5%] | seconds, median [2.5-97.5%] | % of exhaustive | seeds reached |"
+    )
     print("|---|---|---|---|---|---|")
     for method in ("qmc", "tpe", "random", "nsga2"):
         runs = [replay_table(table, method, seed, ref, full_hv) for seed in range(seeds)]
@@ -332,9 +399,11 @@ def replay_main(path: Path, seeds: int) -> int:
                 print(f"| {method} | {goal:.0%} | never | never | - | 0/{seeds} |")
                 continue
             trials_, secs = np.array([h[0] for h in hits]), np.array([h[1] for h in hits])
-            print(f"| {method} | {goal:.0%} | {np.median(trials_):.0f} [{np.percentile(trials_, 2.5):.0f}-"
-                  f"{np.percentile(trials_, 97.5):.0f}] | {np.median(secs):.0f} [{np.percentile(secs, 2.5):.0f}-"
-                  f"{np.percentile(secs, 97.5):.0f}] | {100 * np.median(secs) / exhaustive_s:.0f}% | {len(hits)}/{seeds} |")
+            print(
+                f"| {method} | {goal:.0%} | {np.median(trials_):.0f} [{np.percentile(trials_, 2.5):.0f}-"
+                f"{np.percentile(trials_, 97.5):.0f}] | {np.median(secs):.0f} [{np.percentile(secs, 2.5):.0f}-"
+                f"{np.percentile(secs, 97.5):.0f}] | {100 * np.median(secs) / exhaustive_s:.0f}% | {len(hits)}/{seeds} |"
+            )
     return 0
 
 
@@ -356,27 +425,37 @@ def main() -> int:
     if args.replay_table is not None:
         return replay_main(args.replay_table, seeds)
     with tempfile.TemporaryDirectory(prefix="lepton-bench-search-") as tmp:
-        print(f"# search benchmark ({'quick' if args.quick else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
-              f"{host_facts().cores} cores")
+        print(
+            f"# search benchmark ({'quick' if args.quick else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, "
+            f"{host_facts().cores} cores"
+        )
         table, wall = exhaustive(args.quick, Path(tmp))
     trials = args.trials or len(table)
     all_losses = losses([row["values"] for row in table.values()])
     ref = all_losses.max(axis=0) + 0.1 * np.maximum(all_losses.max(axis=0) - all_losses.min(axis=0), 1e-9)
     target = hypervolume(all_losses, ref)
-    print(f"exhaustive: {len(table)} points measured for real in {wall:.0f} s (incl. training {len({r['backbone'] for r in table.values()})} recipes)")
+    print(
+        f"exhaustive: {len(table)} points measured for real in {wall:.0f} s (incl. training {len({r['backbone'] for r in table.values()})} recipes)"
+    )
     print(f"reference HV {target:.4g} (reference point = worst per objective + 10% of range)")
     print(f"replay: {seeds} seeds per method, budget {trials} trials each; charged seconds from measured stage costs\n")
-    print("| method | trials to 95% HV, median [min-max] | seconds to 95% HV | as % of exhaustive wall | trainings (median) | final HV % |")
+    print(
+        "| method | trials to 95% HV, median [min-max] | seconds to 95% HV | as % of exhaustive wall | trainings (median) | final HV % |"
+    )
     print("|---|---|---|---|---|---|")
     for method in ["lepton-tune", "plain-optuna", "tpe", "random", "nsga2", "qmc"]:
         runs = [replay(table, method, seed, trials, ref, target) for seed in range(seeds)]
         secs = [r["reached"]["seconds"] for r in runs if r["reached"]["seconds"] is not None]
         frac = f"{100 * statistics.median(secs) / wall:.0f}%" if secs else "-"
-        print(f"| {method} | {summarise(runs, 'trials')} | {summarise(runs, 'seconds')} | {frac} | "
-              f"{statistics.median(r['trainings'] for r in runs):.0f} | "
-              f"{100 * statistics.median(r['final_hv'] for r in runs):.1f}% |")
-    print(f"\ntarget: lepton-tune reaches 95% HV within 25% of the exhaustive wall time ({0.25 * wall:.0f} s); "
-          "trainings = distinct recipes (2).")
+        print(
+            f"| {method} | {summarise(runs, 'trials')} | {summarise(runs, 'seconds')} | {frac} | "
+            f"{statistics.median(r['trainings'] for r in runs):.0f} | "
+            f"{100 * statistics.median(r['final_hv'] for r in runs):.1f}% |"
+        )
+    print(
+        f"\ntarget: lepton-tune reaches 95% HV within 25% of the exhaustive wall time ({0.25 * wall:.0f} s); "
+        "trainings = distinct recipes (2)."
+    )
     return 0
 
 

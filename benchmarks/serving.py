@@ -71,7 +71,7 @@ def measure(contenders: dict[str, Contender], args: argparse.Namespace) -> dict[
     got: dict[str, dict[str, list[float]]] = {k: {"tput": [], "p50": [], "p95": [], "p99": []} for k in contenders}
     names = list(contenders)
     for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             wait_until_quiet(5.0)  # spinning runtime threads of the previous contender settle first
             got[name]["tput"].append(contenders[name].ask("window", CLIENTS, args.seconds))
             lat = contenders[name].ask("single", args.single)
@@ -80,7 +80,11 @@ def measure(contenders: dict[str, Contender], args: argparse.Namespace) -> dict[
     return got
 
 
-PEAK_GOPS_PER_CORE = {"fp32": 90.0, "bf16": 205.0, "int8": 440.0}  # torch matmul peak per core on this CPU (docs/architecture.md, facts)
+PEAK_GOPS_PER_CORE = {
+    "fp32": 90.0,
+    "bf16": 205.0,
+    "int8": 440.0,
+}  # torch matmul peak per core on this CPU (docs/architecture.md, facts)
 
 
 def ratio_text(got: dict, a: str, b: str, target: float | None, key: str = "tput", parity: bool = False) -> str:
@@ -90,9 +94,11 @@ def ratio_text(got: dict, a: str, b: str, target: float | None, key: str = "tput
     return f"{a} / {b}: " + describe(ratios, target, parity=parity)
 
 
-def verdicts(got: dict, acc: dict[str, float], fp32_acc: float, precision: dict[str, str],
-             alias: dict[str, str]) -> list[str]:
+def verdicts(
+    got: dict, acc: dict[str, float], fp32_acc: float, precision: dict[str, str], alias: dict[str, str]
+) -> list[str]:
     """The issue's targets, judged by the lower bound of the per-round ratio's interval (WAVE2 decision 11)."""
+
     def best(pool: list[str], key: str = "tput") -> str | None:
         sign = 1 if key == "tput" else -1
         return max(pool, key=lambda k: sign * statistics.median(got[k][key])) if pool else None
@@ -104,13 +110,19 @@ def verdicts(got: dict, acc: dict[str, float], fp32_acc: float, precision: dict[
     if ours not in got:
         lines.append("equal accuracy (within 0.1 pt): MISSED - the search found no point within 0.1 pt of fp32")
     elif acc[ours] < fp32_acc - 0.001 - 1e-9:
-        lines.append(f"equal accuracy (within 0.1 pt): MISSED - {ours} measured {100 * acc[ours]:.2f}% here, "
-                     f"more than 0.1 pt below fp32 ({100 * fp32_acc:.2f}%)")
+        lines.append(
+            f"equal accuracy (within 0.1 pt): MISSED - {ours} measured {100 * acc[ours]:.2f}% here, "
+            f"more than 0.1 pt below fp32 ({100 * fp32_acc:.2f}%)"
+        )
     elif equal:
         peer, fastest = best(equal), best(equal, "p95")
-        lines.append(f"equal accuracy (within 0.1 pt), throughput >= 1.2x the best peer: {ratio_text(got, ours, peer, 1.2)}")
-        lines.append(f"equal accuracy, single-stream p95 no worse than the best peer's (parity rule on "
-                     f"peer p95 / ours): {ratio_text(got, ours, fastest, 0.95, key='p95', parity=True)}")
+        lines.append(
+            f"equal accuracy (within 0.1 pt), throughput >= 1.2x the best peer: {ratio_text(got, ours, peer, 1.2)}"
+        )
+        lines.append(
+            f"equal accuracy, single-stream p95 no worse than the best peer's (parity rule on "
+            f"peer p95 / ours): {ratio_text(got, ours, fastest, 0.95, key='p95', parity=True)}"
+        )
     ours = alias.get("lepton_05", "lepton_05")
     fp32_peer = best([k for k in peers if precision[k] == "fp32"])
     int8_peer = best([k for k in peers if precision[k] == "int8"])
@@ -132,12 +144,21 @@ def lepton_setting(bundle: str) -> tuple[str, str]:
     from lepton_tune.bundle import read_manifest
 
     e = read_manifest(Path(bundle))["engine"]
-    return (f"{e['runtime']} {e['isolation']} K={e['shards']}x{e['threads_per_shard']} pin={e['pin']} "
-            f"batch={e['batch_size']} wait={e['max_wait_ms']}"), f"{e['precision']} ({e['runtime']})"
+    return (
+        f"{e['runtime']} {e['isolation']} K={e['shards']}x{e['threads_per_shard']} pin={e['pin']} "
+        f"batch={e['batch_size']} wait={e['max_wait_ms']}"
+    ), f"{e['precision']} ({e['runtime']})"
 
 
-def start_all(families: list[str], prepared: dict[str, Any], bundles: dict[str, str], labels: Any,
-              reference: Any, cores: int, args: argparse.Namespace) -> tuple[dict, dict, dict, dict, dict]:
+def start_all(
+    families: list[str],
+    prepared: dict[str, Any],
+    bundles: dict[str, str],
+    labels: Any,
+    reference: Any,
+    cores: int,
+    args: argparse.Namespace,
+) -> tuple[dict, dict, dict, dict, dict]:
     """Start (screen, choose) every contender, then its accuracy and agreement through its own path."""
     flags = Path("/proc/cpuinfo").read_text()
     native_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
@@ -154,8 +175,12 @@ def start_all(families: list[str], prepared: dict[str, Any], bundles: dict[str, 
             top1 = contenders[family].ask("predict").argmax(1)
             acc[family] = float((top1 == labels).mean())
             agree[family] = int((top1 == reference.argmax(1)).sum())
-            print(f"  [{time.monotonic() - began:4.0f} s] {family}: {settings[family]}, accuracy "
-                  f"{100 * acc[family]:.2f}%", file=sys.stderr, flush=True)
+            print(
+                f"  [{time.monotonic() - began:4.0f} s] {family}: {settings[family]}, accuracy "
+                f"{100 * acc[family]:.2f}%",
+                file=sys.stderr,
+                flush=True,
+            )
     except BaseException:
         for contender in contenders.values():
             contender.close()
@@ -170,15 +195,23 @@ def run_model(name: str, args: argparse.Namespace, work: Path, cores: int) -> No
     fp32_acc = float((reference.argmax(1) == labels).mean())
     study = search(name, prepared, trials=args.trials, quick=args.quick, work=work, noise=args.noise)
     picked = picks(study, fp32_acc, work)
-    alias = {label: "lepton_eq" for label, path in picked.items() if label != "lepton_eq" and path == picked.get("lepton_eq")}
+    alias = {
+        label: "lepton_eq" for label, path in picked.items() if label != "lepton_eq" and path == picked.get("lepton_eq")
+    }
     bundles = {label: path for label, path in picked.items() if label not in alias}
     gflop = prepared["flops"] / 1e9
     roof = {p: cores * g / gflop for p, g in PEAK_GOPS_PER_CORE.items()}
-    print(f"\n## {name}: digits at 3x224x224, {len(labels)} test images, fp32 eager accuracy {100 * fp32_acc:.2f}%; "
-          f"prepared + searched ({len(study.trials)} trials) in {time.monotonic() - t0:.0f} s", flush=True)
-    print(f"roofline ({gflop:.2f} GFLOP per image, measured torch matmul peaks x {cores} cores): "
-          + ", ".join(f"{p} {v:.0f} img/s" for p, v in roof.items())
-          + ("; lepton_05 is the same point as lepton_eq" if alias else ""), flush=True)
+    print(
+        f"\n## {name}: digits at 3x224x224, {len(labels)} test images, fp32 eager accuracy {100 * fp32_acc:.2f}%; "
+        f"prepared + searched ({len(study.trials)} trials) in {time.monotonic() - t0:.0f} s",
+        flush=True,
+    )
+    print(
+        f"roofline ({gflop:.2f} GFLOP per image, measured torch matmul peaks x {cores} cores): "
+        + ", ".join(f"{p} {v:.0f} img/s" for p, v in roof.items())
+        + ("; lepton_05 is the same point as lepton_eq" if alias else ""),
+        flush=True,
+    )
     families = [*PEERS, *bundles]
     contenders, settings, precision, acc, agree = start_all(families, prepared, bundles, labels, reference, cores, args)
     try:
@@ -186,16 +219,21 @@ def run_model(name: str, args: argparse.Namespace, work: Path, cores: int) -> No
     finally:
         for contender in contenders.values():
             contender.close()
-    print(f"| contender | setting | computes in | img/s, {CLIENTS} clients [95% CI] | of roofline "
-          "| single-stream p50 / p95 / p99 ms | accuracy | agrees with fp32 eager |")
+    print(
+        f"| contender | setting | computes in | img/s, {CLIENTS} clients [95% CI] | of roofline "
+        "| single-stream p50 / p95 / p99 ms | accuracy | agrees with fp32 eager |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for family in got:
         iv = bootstrap_median(got[family]["tput"])
         p = [statistics.median(got[family][f"p{q}"]) for q in (50, 95, 99)]
         bound = roof.get(precision[family].split()[0], roof["fp32"])
-        print(f"| {family} | {settings[family]} | {precision[family]} | {iv.median:.1f} [{iv.low:.1f}, {iv.high:.1f}] "
-              f"| {100 * iv.median / bound:.0f}% | {p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f} | {100 * acc[family]:.2f}% "
-              f"| {agree[family]}/{len(labels)} |", flush=True)
+        print(
+            f"| {family} | {settings[family]} | {precision[family]} | {iv.median:.1f} [{iv.low:.1f}, {iv.high:.1f}] "
+            f"| {100 * iv.median / bound:.0f}% | {p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f} | {100 * acc[family]:.2f}% "
+            f"| {agree[family]}/{len(labels)} |",
+            flush=True,
+        )
     for line in verdicts(got, acc, fp32_acc, precision, alias):
         print(line, flush=True)
 
@@ -211,15 +249,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="mobilenet_v3_small, 4 trials, 3 rounds, short windows")
     parser.add_argument("--models", default=None)
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs (default 4: both models reach >= 99%% "
-                        "validation accuracy; one recipe for quick and full, so they share the cache)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=4,
+        help="training epochs (default 4: both models reach >= 99%% "
+        "validation accuracy; one recipe for quick and full, so they share the cache)",
+    )
     parser.add_argument("--trials", type=int, default=None, help="search trials per model (default 16, quick 4)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 7, quick 3)")
     parser.add_argument("--seconds", type=float, default=None, help="16-client window length (default 3, quick 1)")
-    parser.add_argument("--single", type=int, default=None, help="single-stream requests per round (default 100, quick 20)")
+    parser.add_argument(
+        "--single", type=int, default=None, help="single-stream requests per round (default 100, quick 20)"
+    )
     parser.add_argument("--cache", default=None, help="model cache directory (default: a fresh temporary one)")
-    parser.add_argument("--noise", type=float, default=0.25, help="the search's noise threshold in cores (default "
-                        "0.25; a trial above it is noisy and never a pick; 4.0 to debug on a busy host)")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.25,
+        help="the search's noise threshold in cores (default "
+        "0.25; a trial above it is noisy and never a pick; 4.0 to debug on a busy host)",
+    )
     parser.add_argument("--keep", default=None, help="keep the studies, bundles and images in this directory")
     args = parser.parse_args()
     q = args.quick
@@ -231,17 +281,21 @@ def main() -> int:
     os.environ["LEPTON_TUNE_CACHE"] = args.cache or tempfile.mkdtemp(prefix="lepton-bench-cache-")
     cores = host_facts().cores
     started = time.monotonic()
-    print(f"# serving proof ({'quick' if q else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, {cores} cores "
-          f"({_cpu_model()}), payload one fp32 3x224x224 "
-          f"image per request; load: closed loop, {CLIENTS} clients; {args.rounds} rounds x {args.seconds:g} s "
-          f"windows, order rotated; single stream: {args.single} requests per round; {args.epochs} training epochs")
+    print(
+        f"# serving proof ({'quick' if q else 'full'}), {time.strftime('%Y-%m-%d %H:%M')}, {cores} cores "
+        f"({_cpu_model()}), payload one fp32 3x224x224 "
+        f"image per request; load: closed loop, {CLIENTS} clients; {args.rounds} rounds x {args.seconds:g} s "
+        f"windows, order rotated; single stream: {args.single} requests per round; {args.epochs} training epochs"
+    )
     with tempfile.TemporaryDirectory(prefix="lepton-bench-serving-") as tmp:
         work = Path(args.keep or tmp)
         for name in names:
             (work / name).mkdir(parents=True)
             run_model(name, args, work / name, cores)
-    print(f"\ntotal {time.monotonic() - started:.0f} s. Every contender ran in its own process; accuracy on the "
-          "whole digits test split through each contender's serving path.")
+    print(
+        f"\ntotal {time.monotonic() - started:.0f} s. Every contender ran in its own process; accuracy on the "
+        "whole digits test split through each contender's serving path."
+    )
     return 0
 
 

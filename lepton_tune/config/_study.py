@@ -86,11 +86,15 @@ class DatasetSpec(_Strict):
         if (self.eval_only or self.classes) and self.kind != "imagefolder":
             raise ValueError(f"dataset.eval_only/classes: apply to kind 'imagefolder', got kind '{self.kind}'")
         if self.center_crop is not None and self.center_crop != self.image_size:
-            raise ValueError(f"dataset.center_crop: is the model's input side, so it must equal image_size; got "
-                             f"center_crop {self.center_crop} and image_size {self.image_size}. Give one of them")
+            raise ValueError(
+                f"dataset.center_crop: is the model's input side, so it must equal image_size; got "
+                f"center_crop {self.center_crop} and image_size {self.image_size}. Give one of them"
+            )
         if self.resize is not None and self.resize < self.image_size:
-            raise ValueError(f"dataset.resize: the shorter side after resizing must be >= the crop "
-                             f"(image_size {self.image_size}), got {self.resize}")
+            raise ValueError(
+                f"dataset.resize: the shorter side after resizing must be >= the crop "
+                f"(image_size {self.image_size}), got {self.resize}"
+            )
         return self
 
     def preprocessing_steps(self) -> dict[str, Any]:
@@ -120,22 +124,42 @@ class ProtocolSpec(_Strict):
     loop: Literal["closed", "open"] = "closed"
     rate: float | None = Field(None, gt=0.0)
     memory_hz: float = Field(50.0, ge=20.0, le=1000.0, description="PSS sampling rate in the (untimed) memory window")
-    noise_threshold: float = Field(0.10, ge=0.0, le=64.0,
-                                   description="cores other processes may use during a timed window before it is re-measured")
-    noise_retries: int = Field(3, ge=0, le=100, description="re-measured windows per run before the result is marked noisy")
+    noise_threshold: float = Field(
+        0.10,
+        ge=0.0,
+        le=64.0,
+        description="cores other processes may use during a timed window before it is re-measured",
+    )
+    noise_retries: int = Field(
+        3, ge=0, le=100, description="re-measured windows per run before the result is marked noisy"
+    )
     probe_requests: int = Field(30, ge=0)
     probe_margin: float = Field(1.5, ge=1.0)
     accuracy_samples: int | None = Field(None, ge=1, description="cap on test images; None = all")
-    warm: bool = Field(True, description="fork each trial's process from one warm zygote per search (measure/_zygote.py)")
+    warm: bool = Field(
+        True, description="fork each trial's process from one warm zygote per search (measure/_zygote.py)"
+    )
     short_fraction: float | None = Field(
-        None, gt=0.0, lt=1.0, description="multi-fidelity: measure each new point first with this share of requests "
-        "and repeats; the full protocol runs only if the point could still enter the front. None = off")
-    short_margin: float = Field(0.10, ge=0.0, le=10.0,
-                                description="optimism of the short window: each objective is improved by its spread, "
-                                            "at least this share of its value, before asking the front")
-    short_min_gain: float = Field(0.0, ge=0.0, le=1.0,
-                                  description="stop after the short window unless the optimistic point raises the "
-                                              "front's hypervolume by more than this share")
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="multi-fidelity: measure each new point first with this share of requests "
+        "and repeats; the full protocol runs only if the point could still enter the front. None = off",
+    )
+    short_margin: float = Field(
+        0.10,
+        ge=0.0,
+        le=10.0,
+        description="optimism of the short window: each objective is improved by its spread, "
+        "at least this share of its value, before asking the front",
+    )
+    short_min_gain: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="stop after the short window unless the optimistic point raises the "
+        "front's hypervolume by more than this share",
+    )
 
     @model_validator(mode="after")
     def _rate_rule(self) -> ProtocolSpec:
@@ -257,20 +281,28 @@ class StudySpec(_Strict):
                     f"{self.objectives}. Remove it or use a real dataset"
                 )
             if "accuracy" in self.budgets:
-                problems.append("budgets.accuracy: a synthetic dataset has no meaningful accuracy, got "
-                                f"{self.budgets['accuracy']}. Remove the budget")
+                problems.append(
+                    "budgets.accuracy: a synthetic dataset has no meaningful accuracy, got "
+                    f"{self.budgets['accuracy']}. Remove the budget"
+                )
         if "accuracy" in self.budgets and not 0.0 <= self.budgets["accuracy"] <= 1.0:
             problems.append(f"budgets.accuracy: must be a fraction in [0, 1], got {self.budgets['accuracy']}")
-        if isinstance(self.search_space, SearchSpaceSpec) and self.model is not None:
-            if "backbone" in self.search_space.params:
-                problems.append(f"search_space.params.backbone: a study with a model section serves that model "
-                                f"({self.model.label}); remove backbone from the space")
+        space = self.search_space
+        if isinstance(space, SearchSpaceSpec) and self.model is not None and "backbone" in space.params:
+            problems.append(
+                f"search_space.params.backbone: a study with a model section serves that model "
+                f"({self.model.label}); remove backbone from the space"
+            )
         if "accuracy_drop" in self.budgets and not self.baseline:
-            problems.append("budgets.accuracy_drop: is measured against the baseline (your model as given, fp32 "
-                            "eager, in-process), so it needs 'baseline: true', got baseline: false")
+            problems.append(
+                "budgets.accuracy_drop: is measured against the baseline (your model as given, fp32 "
+                "eager, in-process), so it needs 'baseline: true', got baseline: false"
+            )
         if self.dataset.eval_only and self.model is not None and self.model.train:
-            problems.append("dataset.eval_only: an evaluation-only dataset has no training split, but model.train is "
-                            "true. Set model.train: false to serve your weights as given")
+            problems.append(
+                "dataset.eval_only: an evaluation-only dataset has no training split, but model.train is "
+                "true. Set model.train: false to serve your weights as given"
+            )
         if self.n_trials is None and self.timeout is None:
             problems.append("n_trials: give n_trials or timeout (or both) so the study ends, got neither")
         if problems:
@@ -326,7 +358,9 @@ def load_study(source: str | Path | dict[str, Any], *, host: HostFacts | None = 
     except ConfigError as exc:
         problems.extend(exc.problems)
     if raw_space is None:
-        problems.append(f"{label}: search_space: required key is missing. Name a file in search_spaces/ or give params inline.")
+        problems.append(
+            f"{label}: search_space: required key is missing. Name a file in search_spaces/ or give params inline."
+        )
     elif not isinstance(raw_space, (str, dict)):
         problems.append(f"{label}: search_space: must be a file path or a mapping, got {raw_space!r}.")
     data["search_space"] = space if space is not None else "<invalid>"

@@ -52,7 +52,8 @@ class InProcessServer:
 
     def _call(self, image: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.model(torch.from_numpy(image)[None]).float().numpy()[0]
+            out: np.ndarray = self.model(torch.from_numpy(image)[None]).float().numpy()[0]
+        return out
 
     def _serve(self) -> None:
         while (item := self._queue.get()) is not None:

@@ -89,21 +89,35 @@ def _test_split(job: EngineJob, conn: Any) -> tuple[np.ndarray, np.ndarray] | No
     if not job.__dict__.get("_has_test"):
         return None
     conn.send(_SEND_TEST)
-    return conn.recv()
+    split: tuple[np.ndarray, np.ndarray] = conn.recv()
+    return split
 
 
-def _measure(server: Any, job: EngineJob, *, tree: Any = None, harness: bool = True,
-             device_memory: Any = None) -> Any:
+def _measure(server: Any, job: EngineJob, *, tree: Any = None, harness: bool = True, device_memory: Any = None) -> Any:
     from lepton_tune.measure._protocol import measure_engine
 
-    return measure_engine(server, job.pool, job.protocol, cores_used=job.config.cores_used, prices=job.prices,
-                          timeout=job.config.request_timeout_s, device_memory=device_memory, tree=tree,
-                          harness=harness)
+    return measure_engine(
+        server,
+        job.pool,
+        job.protocol,
+        cores_used=job.config.cores_used,
+        prices=job.prices,
+        timeout=job.config.request_timeout_s,
+        device_memory=device_memory,
+        tree=tree,
+        harness=harness,
+    )
 
 
 def _record(measured: Any, stages: dict[str, float], **extra: Any) -> dict[str, Any]:
-    return {"metrics": dict(measured.metrics), "spread": measured.spread, "windows": measured.windows,
-            "noise": measured.noise, "stage_seconds": stages, **extra}
+    return {
+        "metrics": dict(measured.metrics),
+        "spread": measured.spread,
+        "windows": measured.windows,
+        "noise": measured.noise,
+        "stage_seconds": stages,
+        **extra,
+    }
 
 
 def _serve_engine(job: EngineJob, conn: Any, *, warm: bool = False) -> JobOutcome:
@@ -129,8 +143,12 @@ def _serve_engine(job: EngineJob, conn: Any, *, warm: bool = False) -> JobOutcom
             if miss:
                 return JobOutcome("infeasible", {"metrics": {f"probe_{k}": v for k, v in seen.items()}}, miss)
         # the shards are this process's descendants in a cold trial, the warm forkserver's in a warm one
-        measured = _measure(engine, job, tree=lambda: sorted({*tree_pids(me), *engine.pids()}),
-                            device_memory=lambda: engine.device_memory_mb)
+        measured = _measure(
+            engine,
+            job,
+            tree=lambda: sorted({*tree_pids(me), *engine.pids()}),
+            device_memory=lambda: engine.device_memory_mb,
+        )
         stages["measure"] = measured.seconds
         record = _record(measured, stages)
         started = time.perf_counter()
@@ -156,8 +174,14 @@ def _serve_in_process(job: EngineJob, conn: Any) -> JobOutcome:
     best = max(FORMS, key=lambda f: forms[f].metrics["throughput"])
     measured = forms[best]
     stages["measure"] = sum(m.seconds for m in forms.values())
-    record = _record(measured, stages, baseline_kind="in-process", baseline_form=best, torch_threads=threads,
-                     forms={f: {"metrics": m.metrics, "noise": m.noise} for f, m in forms.items()})
+    record = _record(
+        measured,
+        stages,
+        baseline_kind="in-process",
+        baseline_form=best,
+        torch_threads=threads,
+        forms={f: {"metrics": m.metrics, "noise": m.noise} for f, m in forms.items()},
+    )
     record["noise"] = {**measured.noise, "noisy": any(m.noisy for m in forms.values())}
     started = time.perf_counter()
     split = _test_split(job, conn)
@@ -175,18 +199,28 @@ def _child(job: EngineJob, conn: Any, memory_limit_mb: float | None = None, pare
     die_with_parent(conn, parent_pid=parent_pid)  # the search died: end now, without touching the study
     cap_memory(memory_limit_mb)  # a real cap (RLIMIT_DATA), inherited by the shards, besides the polling below
     try:
-        outcome = (_serve_in_process(job, conn) if job.serve == "in-process"
-                   else _serve_engine(job, conn, warm=parent_pid is not None))
+        outcome = (
+            _serve_in_process(job, conn)
+            if job.serve == "in-process"
+            else _serve_engine(job, conn, warm=parent_pid is not None)
+        )
         conn.send(outcome)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
-        conn.send(JobOutcome("error", {"traceback": traceback.format_exc(limit=8)}, f"{type(exc).__name__}: {exc}",
-                             error_type=type(exc).__name__))
+        conn.send(
+            JobOutcome(
+                "error",
+                {"traceback": traceback.format_exc(limit=8)},
+                f"{type(exc).__name__}: {exc}",
+                error_type=type(exc).__name__,
+            )
+        )
     finally:
         conn.close()
 
 
-def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_mb: float | None = None,
-                 poll_s: float = 0.1) -> JobOutcome:
+def run_isolated(
+    job: EngineJob, *, deadline: float | None = None, memory_limit_mb: float | None = None, poll_s: float = 0.1
+) -> JobOutcome:
     """Run ``job`` in a child process; stop it at ``deadline`` (monotonic) or past ``memory_limit_mb``.
 
     Returns the child's outcome, or ``JobOutcome("limit", reason=...)`` when a limit stopped it,
@@ -210,7 +244,8 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
                     receive.send((job.test_x, job.test_y))
                     continue
                 answered = True
-                return message
+                outcome: JobOutcome = message
+                return outcome
             if not proc.is_alive() and not receive.poll(0):
                 return JobOutcome("error", reason=f"trial process died without an answer (exit code {proc.exitcode})")
             if deadline is not None and time.monotonic() > deadline:
@@ -220,8 +255,11 @@ def run_isolated(job: EngineJob, *, deadline: float | None = None, memory_limit_
                 # only when RSS, which counts shared pages in full, says the limit may be near.
                 pids = tree()
                 if rss_mib(pids) > memory_limit_mb and (used := pss_mib(pids)) > memory_limit_mb:
-                    return JobOutcome("limit", reason=f"trial memory limit (limits.trial_memory_mb = "
-                                                      f"{memory_limit_mb:g}) exceeded: {used:.0f} MiB")
+                    return JobOutcome(
+                        "limit",
+                        reason=f"trial memory limit (limits.trial_memory_mb = "
+                        f"{memory_limit_mb:g}) exceeded: {used:.0f} MiB",
+                    )
     finally:
         _stop(proc, grace_s=_EXIT_GRACE_S if answered else 0.0)
         receive.close()

@@ -119,5 +119,6 @@ class NoiseMeter:
                 ours_ns += used
             else:
                 foreign_ns += used
-        return WindowLoad(wall_s=wall, tree=ours_ns / 1e9 / wall, foreign=foreign_ns / 1e9 / wall,
-                          steal=max(0.0, steal) / wall)
+        return WindowLoad(
+            wall_s=wall, tree=ours_ns / 1e9 / wall, foreign=foreign_ns / 1e9 / wall, steal=max(0.0, steal) / wall
+        )

@@ -25,8 +25,14 @@ from lepton_tune.measure._memory import PssSampler, pss_mib
 from lepton_tune.measure._noise import NoiseMeter
 from lepton_tune.measure._workload import WindowResult, closed_loop, open_loop
 
-__all__ = ["Measurement", "accuracy_through_engine", "cost_per_million", "measure_engine", "probe_engine",
-           "request_pool"]
+__all__ = [
+    "Measurement",
+    "accuracy_through_engine",
+    "cost_per_million",
+    "measure_engine",
+    "probe_engine",
+    "request_pool",
+]
 
 _PERCENTILES = {"latency_p50_ms": 50, "latency_p95_ms": 95, "latency_p99_ms": 99}
 _JITTER_CPU_S = 0.002
@@ -53,8 +59,13 @@ class Measurement:
         return bool(self.noise.get("noisy"))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "spread": self.spread, "windows": self.windows, "seconds": self.seconds,
-                "noise": self.noise}
+        return {
+            "metrics": self.metrics,
+            "spread": self.spread,
+            "windows": self.windows,
+            "seconds": self.seconds,
+            "noise": self.noise,
+        }
 
 
 def request_pool(images: np.ndarray) -> np.ndarray:
@@ -100,8 +111,9 @@ def probe_engine(engine: Any, images: np.ndarray, protocol: ProtocolSpec, *, tim
     }
 
 
-def _timed_windows(server: Any, images: np.ndarray, protocol: ProtocolSpec, timeout: float,
-                   tree: Callable[[], list[int]]) -> tuple[list[dict[str, float]], dict[str, Any]]:
+def _timed_windows(
+    server: Any, images: np.ndarray, protocol: ProtocolSpec, timeout: float, tree: Callable[[], list[int]]
+) -> tuple[list[dict[str, float]], dict[str, Any]]:
     meter = NoiseMeter(tree)
     kept: list[dict[str, float]] = []
     every: list[dict[str, float]] = []
@@ -111,8 +123,13 @@ def _timed_windows(server: Any, images: np.ndarray, protocol: ProtocolSpec, time
         window = _window(server, images, protocol, protocol.requests, timeout)
         load = meter.stop()
         row = {name: float(np.percentile(window.latencies_ms, q)) for name, q in _PERCENTILES.items()}
-        row.update(throughput=window.throughput, foreign_load=load.outside, steal=load.steal, tree_cpu=load.tree,
-                   harness_cpu=window.client_cpu_s / max(window.wall_s, 1e-9))
+        row.update(
+            throughput=window.throughput,
+            foreign_load=load.outside,
+            steal=load.steal,
+            tree_cpu=load.tree,
+            harness_cpu=window.client_cpu_s / max(window.wall_s, 1e-9),
+        )
         # below 2 ms of foreign CPU a window is not judged: scheduler jitter, not a competing load
         busy = load.outside > protocol.noise_threshold and load.outside * load.wall_s > _JITTER_CPU_S
         if busy and retries < protocol.noise_retries:
@@ -189,8 +206,9 @@ def measure_engine(
         value = device_memory()
         if value is not None:
             metrics["device_memory_mb"] = float(value)
-    return Measurement(metrics=metrics, spread=spread, windows=windows, seconds=time.perf_counter() - started,
-                       noise=noise)
+    return Measurement(
+        metrics=metrics, spread=spread, windows=windows, seconds=time.perf_counter() - started, noise=noise
+    )
 
 
 def accuracy_through_engine(engine: Any, x: np.ndarray, y: np.ndarray, *, chunk: int = 256) -> float:

@@ -46,7 +46,7 @@ class WarmTrial:
         import psutil
 
         try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+            return bool(psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE)
         except psutil.Error:
             return False
 
@@ -161,7 +161,8 @@ class WarmServer:
                 return None
             try:
                 self._conn.send(("exitcode", pid))
-                return self._conn.recv()[1]
+                code: int | None = self._conn.recv()[1]
+                return code
             except (EOFError, OSError):
                 return None
 

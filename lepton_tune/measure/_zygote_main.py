@@ -23,6 +23,7 @@ _POLL_S = 0.1
 
 # -- inside the zygote ------------------------------------------------------------------------------
 
+
 def _import_all(modules: list[str]) -> None:
     for name in modules:
         if name.split(".")[0] == "__main__":
@@ -40,11 +41,11 @@ def _start_shard_server(modules: list[str]) -> int:
     from lepton_tune.engine import mp_context
 
     ctx = mp_context(None)
-    preload = list(forkserver._forkserver._preload_modules)
+    preload = list(forkserver._forkserver._preload_modules)  # type: ignore[attr-defined]
     preload += [m for m in modules if m not in preload and m.split(".")[0] not in ("__main__", "torch")]
     ctx.set_forkserver_preload(preload)
     forkserver.ensure_running()
-    return int(forkserver._forkserver._forkserver_pid)
+    return int(forkserver._forkserver._forkserver_pid)  # type: ignore[attr-defined]
 
 
 def zygote_main(conn: Any, owner_pid: int, modules: list[str]) -> None:
@@ -86,9 +87,11 @@ def zygote_main(conn: Any, owner_pid: int, modules: list[str]) -> None:
         trial_conn = Connection(reduction.recv_handle(conn))
         try:
             _import_all(message[1])  # a later trial's model may need modules the first did not
-            proc = fork.Process(target=_trial_main, args=(trial_conn, owner_pid, shard_server),
-                                name="lepton-trial", daemon=False)
+            proc = fork.Process(
+                target=_trial_main, args=(trial_conn, owner_pid, shard_server), name="lepton-trial", daemon=False
+            )
             proc.start()
+            assert proc.pid is not None  # started
             trials[proc.pid] = proc
             conn.send(("forked", proc.pid))
         except Exception as exc:  # noqa: BLE001 - reported to the search, which raises it
@@ -122,6 +125,7 @@ def _owner_alive(pid: int) -> bool:
 
 
 # -- inside a warm trial process ----------------------------------------------------------------------
+
 
 def _adopt_shard_server(pid: int) -> None:
     """Use the zygote's forkserver for this trial's shards instead of starting one (and importing torch).
@@ -157,7 +161,9 @@ def cap_shards(pids: list[int]) -> int:
     for pid in pids:
         try:
             hard = resource.prlimit(pid, resource.RLIMIT_DATA)[1]
-            resource.prlimit(pid, resource.RLIMIT_DATA, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+            resource.prlimit(
+                pid, resource.RLIMIT_DATA, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
+            )
             capped += 1
         except (OSError, ValueError):
             continue

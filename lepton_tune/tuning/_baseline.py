@@ -28,8 +28,18 @@ from lepton_tune.tuning._suggest import SUGGEST_ORDER
 
 __all__ = ["baseline_point", "run_baselines"]
 
-_NAIVE = {"precision": "fp32", "runtime": "eager", "isolation": "process", "shards": 1, "mode": "replica",
-          "pin": False, "batch_size": 1, "max_wait_ms": 0.0, "cache_entries": 0, "share_weights": False}
+_NAIVE = {
+    "precision": "fp32",
+    "runtime": "eager",
+    "isolation": "process",
+    "shards": 1,
+    "mode": "replica",
+    "pin": False,
+    "batch_size": 1,
+    "max_wait_ms": 0.0,
+    "cache_entries": 0,
+    "share_weights": False,
+}
 
 
 def baseline_point(backbone: str, host: HostFacts, defaults: dict[str, Any], space: SearchSpaceSpec) -> dict[str, Any]:
@@ -38,8 +48,13 @@ def baseline_point(backbone: str, host: HostFacts, defaults: dict[str, Any], spa
 
     point = {name: defaults.get(name, default_of(name)) for name in SUGGEST_ORDER}
     device = space.values_of("device")[0]
-    point.update(_NAIVE, backbone=backbone, threads_per_shard=host.cores if device == "cpu" else 1,
-                 device=device, pool_slots=max(1, int(point["pool_slots"])))
+    point.update(
+        _NAIVE,
+        backbone=backbone,
+        threads_per_shard=host.cores if device == "cpu" else 1,
+        device=device,
+        pool_slots=max(1, int(point["pool_slots"])),
+    )
     return point
 
 
@@ -51,19 +66,28 @@ def _distribution(spec: ParamSpec) -> BaseDistribution:
     return FloatDistribution(float(spec.low), float(spec.high), step=spec.step, log=spec.log)  # type: ignore[arg-type]
 
 
-def _params_in_space(point: dict[str, Any], space: SearchSpaceSpec) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+def _params_in_space(
+    point: dict[str, Any], space: SearchSpaceSpec
+) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
     params, dists = {}, {}
     for name, spec in space.params.items():
         if isinstance(spec, ParamSpec):
             value = point[name]
-            inside = value in spec.choices if spec.choices is not None else spec.low <= value <= spec.high  # type: ignore[operator]
+            inside = value in spec.choices if spec.choices is not None else spec.low <= value <= spec.high
             if inside:
                 params[name], dists[name] = value, _distribution(spec)
     return params, dists
 
 
-def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id: str, preparer: ModelPreparer,
-                  *, callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]]) -> int:
+def run_baselines(
+    study: optuna.Study,
+    spec: StudySpec,
+    host: HostFacts,
+    host_id: str,
+    preparer: ModelPreparer,
+    *,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]],
+) -> int:
     """Evaluate the naive baseline of each backbone not yet in the study; return how many were added.
 
     Baselines are evaluated outside Optuna's queue and added with ``study.add_trial`` (the queue
@@ -71,7 +95,9 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
     re-read under it, so two workers on one host do not both run the same baseline.
     """
     defaults = point_defaults(spec)
-    backbones = [str(defaults["backbone"])] if spec.model is not None else [str(b) for b in spec.space.values_of("backbone")]
+    backbones = (
+        [str(defaults["backbone"])] if spec.model is not None else [str(b) for b in spec.space.values_of("backbone")]
+    )
     added = 0
     for backbone in backbones:
         point = baseline_point(backbone, host, defaults, spec.space)
@@ -82,28 +108,45 @@ def run_baselines(study: optuna.Study, spec: StudySpec, host: HostFacts, host_id
             if any(_settled(t, backbone) for t in study.get_trials(deepcopy=False)):
                 continue  # a failed or noisy baseline, or one hosted by the engine (older study), is measured again
             params, dists = _params_in_space(point, spec.space)
-            attrs: dict[str, Any] = {"point": point, "baseline": True, "host_id": host_id,
-                                     "protocol": spec.protocol.model_dump()}
+            attrs: dict[str, Any] = {
+                "point": point,
+                "baseline": True,
+                "host_id": host_id,
+                "protocol": spec.protocol.model_dump(),
+            }
             try:
                 record = evaluate_point(point, spec, host, preparer, lock=_Held(), serve="in-process")
             except Infeasible as exc:
-                trial = optuna.trial.create_trial(params=params, distributions=dists, state=optuna.trial.TrialState.PRUNED,
-                                                  user_attrs={**attrs, "lepton_status": "infeasible", "reason": exc.reason,
-                                                              "metrics": exc.metrics})
-            except Exception as exc:
-                trial = optuna.trial.create_trial(params=params, distributions=dists, state=optuna.trial.TrialState.FAIL,
-                                                  user_attrs={**attrs, "lepton_status": "failed",
-                                                              "reason": f"{type(exc).__name__}: {exc}"})
+                trial = optuna.trial.create_trial(
+                    params=params,
+                    distributions=dists,
+                    state=optuna.trial.TrialState.PRUNED,
+                    user_attrs={**attrs, "lepton_status": "infeasible", "reason": exc.reason, "metrics": exc.metrics},
+                )
+            except Exception as exc:  # noqa: BLE001 - a failed baseline is recorded as FAIL; the study goes on
+                trial = optuna.trial.create_trial(
+                    params=params,
+                    distributions=dists,
+                    state=optuna.trial.TrialState.FAIL,
+                    user_attrs={**attrs, "lepton_status": "failed", "reason": f"{type(exc).__name__}: {exc}"},
+                )
             else:
                 record["metrics"].update(speedup=1.0, memory_ratio=1.0)
                 if record["metrics"].get("accuracy") is not None:  # the reference of --max-accuracy-drop
                     record["metrics"]["accuracy_drop"] = 0.0
                 violations, status, reason = judge_record(spec, record)
                 trial = optuna.trial.create_trial(
-                    params=params, distributions=dists, values=[record["metrics"][o] for o in spec.objectives],
+                    params=params,
+                    distributions=dists,
+                    values=[record["metrics"][o] for o in spec.objectives],
                     constraints=violations or None,
-                    user_attrs={**attrs, **record, "lepton_status": status, "reason": reason,
-                                "noisy": status == "noisy"},
+                    user_attrs={
+                        **attrs,
+                        **record,
+                        "lepton_status": status,
+                        "reason": reason,
+                        "noisy": status == "noisy",
+                    },
                 )
             study.add_trial(trial)
             added += 1
@@ -120,5 +163,8 @@ def _settled(trial: optuna.trial.FrozenTrial, backbone: str) -> bool:
         return False
     if trial.state == optuna.trial.TrialState.PRUNED:
         return True
-    return (trial.state == optuna.trial.TrialState.COMPLETE and attrs.get("baseline_kind") == "in-process"
-            and not attrs.get("noisy"))
+    return (
+        trial.state == optuna.trial.TrialState.COMPLETE
+        and attrs.get("baseline_kind") == "in-process"
+        and not attrs.get("noisy")
+    )

@@ -40,8 +40,11 @@ def confirmed_here(trial: FrozenTrial) -> bool:
 
 def confirmation_of(study: optuna.Study, number: int) -> FrozenTrial | None:
     """The newest quiet confirmation of trial ``number`` already in the study, if any."""
-    found = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if TrialRecord.of(t).confirms == number and not TrialRecord.of(t).noisy]
+    found = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if TrialRecord.of(t).confirms == number and not TrialRecord.of(t).noisy
+    ]
     return found[-1] if found else None
 
 
@@ -67,25 +70,40 @@ def confirm_trial(study: optuna.Study, trial: FrozenTrial, *, reuse: bool = True
     if recorded and recorded != here:
         raise HostMismatchError(
             f"study {study.study_name!r} was measured on host {recorded}, this is {here}: a confirmation measured here "
-            "would not compare. Export on the study's host, or pass --no-confirm to export the search's measurement")
+            "would not compare. Export on the study's host, or pass --no-confirm to export the search's measurement"
+        )
     spec = StudySpec.model_validate(study.user_attrs["spec"])
     point = dict(TrialRecord.of(trial).point)
     baseline = bool(TrialRecord.of(trial).baseline)
     with HostLock():  # several workers on this host finishing together confirm a pick once
         if reuse and (done := confirmation_of(study, trial.number)) is not None:
             return done
-        record = evaluate_point(point, spec, host_facts(), ModelPreparer(spec), lock=_Held(),
-                                serve="in-process" if baseline else "engine")
+        record = evaluate_point(
+            point, spec, host_facts(), ModelPreparer(spec), lock=_Held(), serve="in-process" if baseline else "engine"
+        )
         record["metrics"].update(baseline_ratios(study, point.get("backbone"), record["metrics"]))
         violations, status, reason = judge_record(spec, record)
         attrs: dict[str, Any] = {
-            **record, "point": point, "confirms": trial.number, "first_metrics": TrialRecord.of(trial).metrics,
-            "baseline": False, "host_id": here, "protocol": spec.protocol.model_dump(), "lepton_status": status,
-            "reason": reason or f"confirmation of trial {trial.number}", "noisy": status == "noisy",
+            **record,
+            "point": point,
+            "confirms": trial.number,
+            "first_metrics": TrialRecord.of(trial).metrics,
+            "baseline": False,
+            "host_id": here,
+            "protocol": spec.protocol.model_dump(),
+            "lepton_status": status,
+            "reason": reason or f"confirmation of trial {trial.number}",
+            "noisy": status == "noisy",
             "confirmed_by": _WORKER,
         }
-        study.add_trial(optuna.trial.create_trial(
-            params=trial.params, distributions=trial.distributions, state=TrialState.COMPLETE,
-            values=[float(record["metrics"][name]) for name in objectives_of(study)], constraints=violations or None,
-            user_attrs=attrs))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=trial.params,
+                distributions=trial.distributions,
+                state=TrialState.COMPLETE,
+                values=[float(record["metrics"][name]) for name in objectives_of(study)],
+                constraints=violations or None,
+                user_attrs=attrs,
+            )
+        )
     return [t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).confirms == trial.number][-1]

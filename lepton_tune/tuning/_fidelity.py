@@ -21,6 +21,7 @@ point that a later front would admit.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,11 +47,13 @@ def short_spec(spec: StudySpec) -> StudySpec:
     """The study with the short window's protocol: ``short_fraction`` of requests, repeats and warm-up."""
     protocol = spec.protocol
     share = protocol.short_fraction or 1.0
-    short = protocol.model_copy(update={
-        "requests": max(10, round(protocol.requests * share)),
-        "repeats": max(min(2, protocol.repeats), round(protocol.repeats * share)),  # two windows give a spread
-        "warmup": max(1, round(protocol.warmup * share)),
-    })
+    short = protocol.model_copy(
+        update={
+            "requests": max(10, round(protocol.requests * share)),
+            "repeats": max(min(2, protocol.repeats), round(protocol.repeats * share)),  # two windows give a spread
+            "warmup": max(1, round(protocol.warmup * share)),
+        }
+    )
     return spec.model_copy(update={"protocol": short})
 
 
@@ -79,8 +82,11 @@ def front_gain(study: optuna.Study, values: list[float]) -> tuple[float, int | N
     front = [(t, v) for t, v in front if v is not None]
     if not front:
         return float("inf"), None
-    measured = [objective_values(t, objectives) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if not TrialRecord.of(t).noisy and TrialRecord.of(t).confirms is None]
+    measured = [
+        objective_values(t, objectives)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not TrialRecord.of(t).noisy and TrialRecord.of(t).confirms is None
+    ]
     losses = to_loss(np.array([v for v in measured if v is not None] + [values]), directions)
     ref = reference_point(losses, objectives, directions, study.user_attrs.get("budgets") or {})
     front_losses = to_loss(np.array([v for _, v in front]), directions)
@@ -106,11 +112,15 @@ def _verdict(study: optuna.Study, record: dict[str, Any], spec: StudySpec) -> st
     if gain > protocol.short_min_gain:
         return None
     by = f" (dominated by trial {dominator})" if dominator is not None else ""
-    return (f"short window: cannot enter the front even optimistically{by}: hypervolume gain {gain:.1%} "
-            f"<= protocol.short_min_gain {protocol.short_min_gain:.1%}")
+    return (
+        f"short window: cannot enter the front even optimistically{by}: hypervolume gain {gain:.1%} "
+        f"<= protocol.short_min_gain {protocol.short_min_gain:.1%}"
+    )
 
 
-def measure_with_fidelity(study: optuna.Study, point: dict[str, Any], spec: StudySpec, evaluate: Any) -> dict[str, Any]:
+def measure_with_fidelity(
+    study: optuna.Study, point: dict[str, Any], spec: StudySpec, evaluate: Callable[[StudySpec], dict[str, Any]]
+) -> dict[str, Any]:
     """The record of ``point``: full protocol, or the short window only when it cannot enter the front.
 
     ``evaluate(spec)`` measures the point under ``spec`` (``evaluate_point`` bound to the point).
@@ -146,8 +156,19 @@ def remeasure_admitted(study: optuna.Study, spec: StudySpec, evaluate_full: Any,
         full = evaluate_full(record.point)
         full["stage_seconds"]["total"] = time.monotonic() - started
         values, constraints, attrs = finish(record.point, {**full, "fidelity": "full"})
-        study.add_trial(optuna.trial.create_trial(
-            params=trial.params, distributions=trial.distributions, values=values, constraints=constraints or None,
-            user_attrs={**attrs, "point": record.point, "remeasures": trial.number, "protocol": spec.protocol.model_dump()}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=trial.params,
+                distributions=trial.distributions,
+                values=values,
+                constraints=constraints or None,
+                user_attrs={
+                    **attrs,
+                    "point": record.point,
+                    "remeasures": trial.number,
+                    "protocol": spec.protocol.model_dump(),
+                },
+            )
+        )
         redone.append(trial.number)
     return redone

@@ -31,7 +31,16 @@ from lepton_tune.tuning._prepare import ModelPreparer
 from lepton_tune.tuning._suggest import suggest_point
 from lepton_tune.tuning._summary import baseline_ratios
 
-__all__ = ["Infeasible", "Objective", "TrialLimitError", "budget_violations", "evaluate_point", "judge_record", "model_form_reason", "point_defaults"]
+__all__ = [
+    "Infeasible",
+    "Objective",
+    "TrialLimitError",
+    "budget_violations",
+    "evaluate_point",
+    "judge_record",
+    "model_form_reason",
+    "point_defaults",
+]
 
 
 class Infeasible(Exception):
@@ -83,19 +92,27 @@ def model_form_reason(model: ModelSpec | None, config: EngineConfig) -> str | No
     """
     if model is None or model.form in ("factory", "torchvision"):
         return None
-    form = {"onnx": "an ONNX file", "export": "a torch.export program (.pt2)", "torchscript": "a TorchScript file"}[model.form]
+    form = {"onnx": "an ONNX file", "export": "a torch.export program (.pt2)", "torchscript": "a TorchScript file"}[
+        model.form
+    ]
     if model.form == "onnx":
         if config.runtime != "onnxruntime":
-            return (f"{form} ({model.label}) is served by runtime 'onnxruntime' only, not {config.runtime!r} "
-                    "(eager, compile and pipeline need the torch module)")
+            return (
+                f"{form} ({model.label}) is served by runtime 'onnxruntime' only, not {config.runtime!r} "
+                "(eager, compile and pipeline need the torch module)"
+            )
         return None
     if config.precision in ("int8", "int8_dynamic") and config.runtime != "onnxruntime":
-        return (f"precision {config.precision!r} on runtime {config.runtime!r}: torch int8 is FX quantization, which "
-                f"needs the Python module, and {form} ({model.label}) is a graph; use runtime onnxruntime for int8 "
-                "or give the model as a factory or torchvision name + weights")
+        return (
+            f"precision {config.precision!r} on runtime {config.runtime!r}: torch int8 is FX quantization, which "
+            f"needs the Python module, and {form} ({model.label}) is a graph; use runtime onnxruntime for int8 "
+            "or give the model as a factory or torchvision name + weights"
+        )
     if config.precision in ("bf16", "fp16"):
-        return (f"precision {config.precision!r}: {form} ({model.label}) is served as saved (fp32); casting a saved "
-                "graph is not supported yet. Use fp32, int8 on onnxruntime, or give the model as a factory")
+        return (
+            f"precision {config.precision!r}: {form} ({model.label}) is served as saved (fp32); casting a saved "
+            "graph is not supported yet. Use fp32, int8 on onnxruntime, or give the model as a factory"
+        )
     if config.mode == "pipeline":
         return f"mode 'pipeline' cuts the Python module with torch.fx; {form} ({model.label}) is served whole (replica)"
     if model.form == "torchscript" and config.runtime == "compile":
@@ -103,8 +120,15 @@ def model_form_reason(model: ModelSpec | None, config: EngineConfig) -> str | No
     return None
 
 
-def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, preparer: ModelPreparer,
-                   *, lock: AbstractContextManager[Any] | None = None, serve: str = "engine") -> dict[str, Any]:
+def evaluate_point(
+    point: dict[str, Any],
+    spec: StudySpec,
+    host: HostFacts,
+    preparer: ModelPreparer,
+    *,
+    lock: AbstractContextManager[Any] | None = None,
+    serve: str = "engine",
+) -> dict[str, Any]:
     """Run stages 1-7 for one point; return the trial record (metrics, spread, stage seconds, model).
 
     Stages 4-7 run in an isolated process (:func:`lepton_tune.measure.run_isolated`), so the
@@ -135,10 +159,18 @@ def evaluate_point(point: dict[str, Any], spec: StudySpec, host: HostFacts, prep
         stages["export"] = prepared.export_seconds
     record: dict[str, Any] = {"model": prepared.info}
     probe = {k: v for k, v in spec.budgets.items() if k in ("latency_p95_ms", "memory_mb", "throughput")}
-    job = EngineJob(prepared.module, config, tuple(data.image_shape), requests_pool, spec.protocol, spec.prices,
-                    test_x=None if spec.dataset.kind == "synthetic" else test_x,
-                    test_y=None if spec.dataset.kind == "synthetic" else test_y,
-                    probe_budgets=probe if serve == "engine" else {}, serve=serve)
+    job = EngineJob(
+        prepared.module,
+        config,
+        tuple(data.image_shape),
+        requests_pool,
+        spec.protocol,
+        spec.prices,
+        test_x=None if spec.dataset.kind == "synthetic" else test_x,
+        test_y=None if spec.dataset.kind == "synthetic" else test_y,
+        probe_budgets=probe if serve == "engine" else {},
+        serve=serve,
+    )
     with lock or HostLock():
         # The limits bound the serving phase: training is a one-time, cached cost shared by trials.
         deadline = time.monotonic() + spec.limits.trial_timeout_s if spec.limits.trial_timeout_s else None
@@ -177,16 +209,25 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         point, reason = suggest_point(trial, self.spec.space, self.host, defaults=self.defaults)
-        _set_attrs(trial, {"point": point, "baseline": False, "host_id": self.host_id,
-                           "protocol": self.spec.protocol.model_dump(), "reason": ""})
+        _set_attrs(
+            trial,
+            {
+                "point": point,
+                "baseline": False,
+                "host_id": self.host_id,
+                "protocol": self.spec.protocol.model_dump(),
+                "reason": "",
+            },
+        )
         duplicate = _find_duplicate(trial.study, point, trial.number)
         if duplicate is not None:
             return _replay(trial, duplicate)
         try:
             if reason:
                 raise Infeasible(reason)
-            record = measure_with_fidelity(trial.study, point, self.spec,
-                                           lambda spec: evaluate_point(point, spec, self.host, self.preparer))
+            record = measure_with_fidelity(
+                trial.study, point, self.spec, lambda spec: evaluate_point(point, spec, self.host, self.preparer)
+            )
         except Infeasible as exc:
             _set_attrs(trial, {"lepton_status": "infeasible", "reason": exc.reason, "metrics": exc.metrics})
             raise optuna.TrialPruned(exc.reason) from None
@@ -201,8 +242,16 @@ def finish_record(trial: optuna.Trial, record: dict[str, Any], spec: StudySpec) 
     point = TrialRecord.of(trial).point
     record["metrics"].update(baseline_ratios(trial.study, point.get("backbone"), record["metrics"]))
     violations, status, reason = judge_record(spec, record)
-    _set_attrs(trial, {**{k: v for k, v in record.items() if k != "windows"}, "windows": record.get("windows", []),
-                       "lepton_status": status, "reason": reason, "noisy": status == "noisy"})
+    _set_attrs(
+        trial,
+        {
+            **{k: v for k, v in record.items() if k != "windows"},
+            "windows": record.get("windows", []),
+            "lepton_status": status,
+            "reason": reason,
+            "noisy": status == "noisy",
+        },
+    )
     for key, value in violations.items():
         trial.set_constraint(key, value)
     return [float(record["metrics"][name]) for name in spec.objectives]
@@ -221,9 +270,15 @@ def judge_record(spec: StudySpec, record: dict[str, Any]) -> tuple[dict[str, flo
     noise = record.get("noise") or {}
     if noise.get("noisy"):
         violations["noisy"] = max(float(noise.get("foreign_load_max", 0.0)), 1e-3)
-        return violations, "noisy", (f"host busy: other processes used {noise.get('foreign_load_max', 0.0):.0%} of a "
-                                     f"core in {noise.get('noisy_windows', 0)} window(s), past the retry budget; "
-                                     "re-run on a quiet host")
+        return (
+            violations,
+            "noisy",
+            (
+                f"host busy: other processes used {noise.get('foreign_load_max', 0.0):.0%} of a "
+                f"core in {noise.get('noisy_windows', 0)} window(s), past the retry budget; "
+                "re-run on a quiet host"
+            ),
+        )
     if record.get("fidelity") == "short":  # stopped at the short window: never on the front (tuning/_fidelity.py)
         violations["fidelity_short"] = 1.0
         return violations, "infeasible", str(record.get("fidelity_reason", "stopped at the short window"))
@@ -240,8 +295,9 @@ def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 def _find_duplicate(study: optuna.Study, point: dict[str, Any], number: int) -> optuna.trial.FrozenTrial | None:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for past in study.get_trials(deepcopy=False, states=states):
-        if past.number != number and TrialRecord.of(past).point == point and not TrialRecord.of(past).baseline:
-            if TrialRecord.of(past).status in ("ok", "infeasible") and TrialRecord.of(past).fidelity != "short":
+        record = TrialRecord.of(past)
+        if past.number != number and record.point == point and not record.baseline:  # noqa: SIM102
+            if record.status in ("ok", "infeasible") and record.fidelity != "short":
                 # never a noisy, failed or short-window one
                 return past
     return None

@@ -58,16 +58,31 @@ class ModelPreparer:
         assert model is not None
         where = str(self.spec.dataset.path or self.spec.dataset.kind)
         if model.weights:
-            check_weights_fit(model.weights, model_label=model.label, data_label=where, num_classes=len(data.classes),
-                              channels=data.image_shape[0])
+            check_weights_fit(
+                model.weights,
+                model_label=model.label,
+                data_label=where,
+                num_classes=len(data.classes),
+                channels=data.image_shape[0],
+            )
         module = build_model(model, num_classes=len(data.classes), image_shape=data.image_shape)
-        check_model_fits(module, model_label=model.label, data_label=where, num_classes=len(data.classes), image_shape=data.image_shape)
+        check_model_fits(
+            module,
+            model_label=model.label,
+            data_label=where,
+            num_classes=len(data.classes),
+            image_shape=data.image_shape,
+        )
 
     def eval_images(self) -> dict[str, Any]:
         """How many images calibrate and how many score accuracy (recorded on the study)."""
         data = self.dataset
-        return {"calibration_images": len(data.train[1]), "accuracy_images": len(data.test[1]),
-                "split_seed": self.spec.dataset.split_seed, "classes": list(data.classes)}
+        return {
+            "calibration_images": len(data.train[1]),
+            "accuracy_images": len(data.test[1]),
+            "split_seed": self.spec.dataset.split_seed,
+            "classes": list(data.classes),
+        }
 
     def _model_ref(self, point: dict[str, Any]) -> str | ModelSpec:
         if self.spec.model is not None:
@@ -94,8 +109,14 @@ class ModelPreparer:
                 trained = train_model(ref, recipe, self.dataset, cache=cache, progress=self._progress)
                 self._trained[key[:2]] = trained
             train_seconds = time.perf_counter() - started
-            served = served_artifact(trained, precision=point["precision"], runtime=runtime, device=point["device"],
-                                     dataset=self.dataset, cache=cache)
+            served = served_artifact(
+                trained,
+                precision=point["precision"],
+                runtime=runtime,
+                device=point["device"],
+                dataset=self.dataset,
+                cache=cache,
+            )
             info = {
                 "recipe_hash": trained.recipe_hash,
                 "artifact_hash": served.artifact_hash,
@@ -106,8 +127,11 @@ class ModelPreparer:
                 "converted_val_accuracy": served.val_accuracy,
                 "trained_seconds_when_built": getattr(trained, "train_seconds", None),
                 **({"onnx_from_cache": served.from_cache} if runtime == "onnxruntime" else {}),
-                **({"openvino_from_cache": served.from_cache, "computed_precision": served.computed_precision}
-                   if runtime == "openvino" else {}),
+                **(
+                    {"openvino_from_cache": served.from_cache, "computed_precision": served.computed_precision}
+                    if runtime == "openvino"
+                    else {}
+                ),
             }
             prepared = PreparedModel(served.module, info, train_seconds, served.convert_seconds, served.export_seconds)
             self._memo[key] = prepared

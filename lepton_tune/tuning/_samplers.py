@@ -12,8 +12,9 @@ from lepton_tune.exceptions import ConfigError
 __all__ = ["make_sampler"]
 
 
-def make_sampler(spec: SamplerSpec, space: SearchSpaceSpec, host: HostFacts, *, seed: int | None = None,
-                 name: str | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    spec: SamplerSpec, space: SearchSpaceSpec, host: HostFacts, *, seed: int | None = None, name: str | None = None
+) -> optuna.samplers.BaseSampler:
     """Build the sampler named by ``name`` (CLI override) or ``spec.name``.
 
     TPE uses ``constant_liar`` so that parallel workers do not all propose the same point.
@@ -26,8 +27,9 @@ def make_sampler(spec: SamplerSpec, space: SearchSpaceSpec, host: HostFacts, *, 
     name = name or spec.name
     seed = spec.seed if seed is None else seed
     if name == "tpe":
-        kwargs = {} if spec.n_startup_trials is None else {"n_startup_trials": spec.n_startup_trials}
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **kwargs)
+        if spec.n_startup_trials is None:
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=spec.n_startup_trials)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "random":

@@ -59,19 +59,27 @@ class SearchOptions:
 
 def finished_count(study: optuna.Study) -> int:
     """Finished trials that count toward ``n_trials`` (a confirmation re-measures a point: it does not)."""
-    return sum(TrialRecord.of(t).confirms is None
-               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    return sum(
+        TrialRecord.of(t).confirms is None
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    )
 
 
 def _check_host(study: optuna.Study, fingerprint: dict[str, Any], allow: bool) -> None:
     recorded = study.user_attrs.get("host")
     if not recorded or host_id(recorded) == host_id(fingerprint):
         return
-    diff = ", ".join(f"{k}: {recorded.get(k)!r} -> {fingerprint.get(k)!r}" for k in FINGERPRINT_KEYS
-                     if recorded.get(k) != fingerprint.get(k))
+    diff = ", ".join(
+        f"{k}: {recorded.get(k)!r} -> {fingerprint.get(k)!r}"
+        for k in FINGERPRINT_KEYS
+        if recorded.get(k) != fingerprint.get(k)
+    )
     if allow:
-        warnings.warn(f"study {study.study_name!r} was measured on another host ({diff}); adding trials anyway "
-                      "(--allow-foreign-host)", stacklevel=2)
+        warnings.warn(
+            f"study {study.study_name!r} was measured on another host ({diff}); adding trials anyway "
+            "(--allow-foreign-host)",
+            stacklevel=2,
+        )
         return
     raise HostMismatchError(
         f"study {study.study_name!r} was measured on a host with a different fingerprint ({diff}); its numbers would "
@@ -99,8 +107,9 @@ def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, s
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     name = options.study_name or spec.name
     host = host_facts()
-    sampler = make_sampler(spec.sampler, spec.space, host, seed=_worker_seed(url, options.seed, spec.sampler.seed),
-                           name=options.sampler)
+    sampler = make_sampler(
+        spec.sampler, spec.space, host, seed=_worker_seed(url, options.seed, spec.sampler.seed), name=options.sampler
+    )
     study = create_or_load_study(url, name, spec.directions, spec=spec.storage, sampler=sampler)
     recorded = study.user_attrs.get("objectives")
     if recorded and list(recorded) != list(spec.objectives):
@@ -115,9 +124,14 @@ def open_study(spec: StudySpec, options: SearchOptions) -> tuple[optuna.Study, s
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(spec.objectives))
         for key, value in {
-            "objectives": list(spec.objectives), "directions": spec.directions, "budgets": dict(spec.budgets),
-            "host": fingerprint, "host_id": host_id(fingerprint), "spec": redact_data(spec.model_dump(mode="json")),  # credentials come from the URL/env at run time
-            "spec_source": spec.source, "lepton_version": __version__,
+            "objectives": list(spec.objectives),
+            "directions": spec.directions,
+            "budgets": dict(spec.budgets),
+            "host": fingerprint,
+            "host_id": host_id(fingerprint),
+            "spec": redact_data(spec.model_dump(mode="json")),  # credentials come from the URL/env at run time
+            "spec_source": spec.source,
+            "lepton_version": __version__,
         }.items():
             study.set_user_attr(key, value)
     return study, url, fingerprint
@@ -127,14 +141,20 @@ def _finished_elsewhere(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, optuna.exceptions.UpdateFinishedTrialError) or (
-                isinstance(seen, (RuntimeError, ValueError)) and "Cannot tell a" in str(seen)):
+            isinstance(seen, (RuntimeError, ValueError)) and "Cannot tell a" in str(seen)
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
 
 
-def run_search(spec: StudySpec, options: SearchOptions, *, study: optuna.Study | None = None,
-               fingerprint: dict[str, Any] | None = None) -> optuna.Study:
+def run_search(
+    spec: StudySpec,
+    options: SearchOptions,
+    *,
+    study: optuna.Study | None = None,
+    fingerprint: dict[str, Any] | None = None,
+) -> optuna.Study:
     """Run (or resume) the study until ``n_trials`` trials in total have finished or time runs out.
 
     If the storage is lost mid-study (a database restart), the worker warns, waits for it to answer
@@ -172,8 +192,9 @@ def _remeasure_short(study: optuna.Study, spec: StudySpec, host: Any, hid: str, 
     return remeasure_admitted(study, spec, lambda point: evaluate_point(point, spec, host, preparer), finish)
 
 
-def _optimize(study: optuna.Study, spec: StudySpec, options: SearchOptions, host: Any, hid: str,
-              preparer: ModelPreparer) -> optuna.Study:
+def _optimize(
+    study: optuna.Study, spec: StudySpec, options: SearchOptions, host: Any, hid: str, preparer: ModelPreparer
+) -> optuna.Study:
     target = options.n_trials or spec.n_trials
     if spec.baseline:
         run_baselines(study, spec, host, hid, preparer, callbacks=options.callbacks)
@@ -191,8 +212,15 @@ def _optimize(study: optuna.Study, spec: StudySpec, options: SearchOptions, host
             left = None if timeout is None else timeout - (time.monotonic() - started)
             if remaining == 0 or (left is not None and left <= 0):
                 return study
-            study.optimize(objective, n_trials=remaining, timeout=left, n_jobs=options.n_jobs, catch=(Exception,),
-                           callbacks=callbacks, gc_after_trial=False)
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=left,
+                n_jobs=options.n_jobs,
+                catch=(Exception,),
+                callbacks=callbacks,
+                gc_after_trial=False,
+            )
             return study
         except Exception as exc:
             if _finished_elsewhere(exc):
@@ -202,9 +230,11 @@ def _optimize(study: optuna.Study, spec: StudySpec, options: SearchOptions, host
                 progress_at_outage = done
                 if outages > _MAX_OUTAGES_WITHOUT_PROGRESS:
                     raise
-                warnings.warn("a trial of this worker had already been failed and re-queued by the heartbeat check "
-                              "(its heartbeat was late); its result is dropped and the retry measures it again",
-                              stacklevel=2)
+                warnings.warn(
+                    "a trial of this worker had already been failed and re-queued by the heartbeat check "
+                    "(its heartbeat was late); its result is dropped and the retry measures it again",
+                    stacklevel=2,
+                )
                 continue
             failure = storage_failure(exc)
             if failure is None:
@@ -213,7 +243,9 @@ def _optimize(study: optuna.Study, spec: StudySpec, options: SearchOptions, host
             outages = outages + 1 if progress_at_outage == done else 1
             progress_at_outage = done
             if outages > _MAX_OUTAGES_WITHOUT_PROGRESS:
-                raise StorageError(f"the Optuna storage {redact_url(url)} keeps failing: "
-                                   f"{redact_url(str(failure)).strip().splitlines()[0]}. Completed trials are safe; "
-                                   "check the database server's log, then run the same command again.") from None
+                raise StorageError(
+                    f"the Optuna storage {redact_url(url)} keeps failing: "
+                    f"{redact_url(str(failure)).strip().splitlines()[0]}. Completed trials are safe; "
+                    "check the database server's log, then run the same command again."
+                ) from None
             wait_for_storage(url, failure)

@@ -29,8 +29,13 @@ class Requirement:
         got = metrics.get(self.name)
         if got is None:
             return False
-        return {"<=": got <= self.value, ">=": got >= self.value, "<": got < self.value,
-                ">": got > self.value, "==": got == self.value}[self.op]
+        return {
+            "<=": got <= self.value,
+            ">=": got >= self.value,
+            "<": got < self.value,
+            ">": got > self.value,
+            "==": got == self.value,
+        }[self.op]
 
     def miss(self, metrics: dict[str, float]) -> float:
         """How far off, relative to the limit (0 when it holds)."""
@@ -62,8 +67,10 @@ def parse_requirement(text: str) -> Requirement:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise SelectionError(f"--require: {text!r}: the limit must be a finite number, got {match['value'][:40]!r}. "
-                             "Write it as a plain decimal, e.g. 'accuracy>=0.97'")
+        raise SelectionError(
+            f"--require: {text!r}: the limit must be a finite number, got {match['value'][:40]!r}. "
+            "Write it as a plain decimal, e.g. 'accuracy>=0.97'"
+        )
     return Requirement(match["name"], match["op"], value)
 
 
@@ -81,8 +88,9 @@ def _knee(trials: list[FrozenTrial], names: list[str]) -> FrozenTrial:
     return trials[knee_index(values, [direction_of(name) for name in names])]
 
 
-def select_trial(study: optuna.Study, *, requires: list[str], prefer: str | None = None,
-                 trial_number: int | None = None) -> Selection:
+def select_trial(
+    study: optuna.Study, *, requires: list[str], prefer: str | None = None, trial_number: int | None = None
+) -> Selection:
     """Choose the trial to export.
 
     With ``trial_number`` that trial (it must be COMPLETE). Otherwise among the feasible Pareto
@@ -104,8 +112,11 @@ def select_trial(study: optuna.Study, *, requires: list[str], prefer: str | None
     meeting = [t for t in front if all(r.holds(TrialRecord.of(t).metrics) for r in reqs)]
     if not meeting:
         closest = sorted(front, key=lambda t: sum(r.miss(TrialRecord.of(t).metrics) for r in reqs))[:3]
-        lines = [f"  trial {t.number}: " + ", ".join(f"{r.name}={TrialRecord.of(t).metrics.get(r.name, float('nan')):.4g}"
-                                                    for r in reqs) for t in closest]
+        lines = [
+            f"  trial {t.number}: "
+            + ", ".join(f"{r.name}={TrialRecord.of(t).metrics.get(r.name, float('nan')):.4g}" for r in reqs)
+            for t in closest
+        ]
         raise SelectionError("no front point meets " + " and ".join(map(str, reqs)) + "; closest:\n" + "\n".join(lines))
     if prefer == "knee":
         chosen = _knee(meeting, objectives_of(study))

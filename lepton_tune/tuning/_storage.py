@@ -34,7 +34,6 @@ _CONNECT_TIMEOUT_S = 10  # a silent (firewalled) server is reported, not waited 
 _OUTAGE_LIMIT_S = 120.0  # how long a worker waits for a lost storage before it stops
 
 
-
 def resolve_storage_url(url: str | None, run_dir: Path) -> str:
     """The study's storage URL: ``url`` if given, else SQLite in the run directory."""
     if url:
@@ -96,14 +95,20 @@ class _SteadyHeartbeatStorage(optuna.storages.RDBStorage):
                 raise
             if self._lost_since is None:
                 self._lost_since = time.monotonic()
-                warnings.warn(f"lost the Optuna storage {redact_url(self.url)}: {_first_line(failure)}. The "
-                              "running trial's heartbeat is retried every beat until it answers again.",
-                              StorageWarning, stacklevel=2)
+                warnings.warn(
+                    f"lost the Optuna storage {redact_url(self.url)}: {_first_line(failure)}. The "
+                    "running trial's heartbeat is retried every beat until it answers again.",
+                    StorageWarning,
+                    stacklevel=2,
+                )
             return
         if self._lost_since is not None:
             waited, self._lost_since = time.monotonic() - self._lost_since, None
-            warnings.warn(f"the Optuna storage {redact_url(self.url)} answers again after {waited:.0f} s; "
-                          "heartbeats resume", StorageWarning, stacklevel=2)
+            warnings.warn(
+                f"the Optuna storage {redact_url(self.url)} answers again after {waited:.0f} s; heartbeats resume",
+                StorageWarning,
+                stacklevel=2,
+            )
 
 
 def _is_psycopg2(url: str) -> bool:
@@ -111,8 +116,10 @@ def _is_psycopg2(url: str) -> bool:
 
 
 def _cannot_open(url: str, problem: str) -> str:
-    return (f"cannot open the Optuna storage {redact_url(url)}: {problem}. Check that the database server is "
-            "running and reachable, and the URL's host, port, user, password and database name.")
+    return (
+        f"cannot open the Optuna storage {redact_url(url)}: {problem}. Check that the database server is "
+        "running and reachable, and the URL's host, port, user, password and database name."
+    )
 
 
 def make_storage(url: str, spec: StorageSpec | None = None) -> optuna.storages.BaseStorage:
@@ -142,8 +149,9 @@ def _unreachable(url: str) -> str | None:
 
     try:
         timeout = _is_psycopg2(url) and "connect_timeout" not in url
-        engine = sqlalchemy.create_engine(url, poolclass=NullPool,
-                                          connect_args={"connect_timeout": _CONNECT_TIMEOUT_S} if timeout else {})
+        engine = sqlalchemy.create_engine(
+            url, poolclass=NullPool, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S} if timeout else {}
+        )
         try:
             with engine.connect() as conn:
                 conn.execute(sqlalchemy.text("SELECT 1"))
@@ -176,8 +184,9 @@ def storage_failure(exc: BaseException) -> BaseException | None:
     return found
 
 
-def wait_for_storage(url: str, failure: BaseException, *, limit_s: float = _OUTAGE_LIMIT_S,
-                     poll_s: float = 2.0) -> float:
+def wait_for_storage(
+    url: str, failure: BaseException, *, limit_s: float = _OUTAGE_LIMIT_S, poll_s: float = 2.0
+) -> float:
     """Say that the storage was lost, then wait until it answers again; return the seconds waited.
 
     Raises:
@@ -186,15 +195,19 @@ def wait_for_storage(url: str, failure: BaseException, *, limit_s: float = _OUTA
     warnings.warn(
         f"lost the Optuna storage {redact_url(url)}: {_first_line(failure)}. Waiting up to {limit_s:g} s for it "
         "to come back; completed trials are safe, and the interrupted trial is failed and retried (heartbeat).",
-        StorageWarning, stacklevel=2,
+        StorageWarning,
+        stacklevel=2,
     )
     started = time.monotonic()
     while True:
         problem = _unreachable(url)
         waited = time.monotonic() - started
         if problem is None:
-            warnings.warn(f"the Optuna storage {redact_url(url)} answers again after {waited:.0f} s; the study goes on",
-                          StorageWarning, stacklevel=2)
+            warnings.warn(
+                f"the Optuna storage {redact_url(url)} answers again after {waited:.0f} s; the study goes on",
+                StorageWarning,
+                stacklevel=2,
+            )
             return waited
         if waited >= limit_s:
             raise StorageError(
@@ -229,8 +242,13 @@ def _creation_lock(url: str) -> Iterator[None]:
 
 
 def create_or_load_study(
-    url: str, study_name: str, directions: list[str], *, spec: StorageSpec | None = None,
-    sampler: optuna.samplers.BaseSampler | None = None, attempts: int = 6,
+    url: str,
+    study_name: str,
+    directions: list[str],
+    *,
+    spec: StorageSpec | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    attempts: int = 6,
 ) -> optuna.Study:
     """Create the study once, or load it; safe when several workers start at the same moment.
 
@@ -252,7 +270,11 @@ def create_or_load_study(
             with _creation_lock(url):
                 storage = _open(url, spec)
                 return optuna.create_study(
-                    storage=storage, study_name=study_name, directions=directions, sampler=sampler, load_if_exists=True
+                    storage=storage,
+                    study_name=study_name,
+                    directions=directions,  # type: ignore[arg-type]
+                    sampler=sampler,
+                    load_if_exists=True,
                 )
         except Exception as exc:  # noqa: BLE001 - a concurrent creator's IntegrityError etc., or no server
             problem = _unreachable(url)
@@ -271,8 +293,10 @@ def create_or_load_study(
 def load_existing_study(url: str, study_name: str | None) -> optuna.Study:
     """Load a study that must already exist; with no name, the storage's only study."""
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise StorageError(f"no study database at {url.removeprefix('sqlite:///')}; run 'lepton-tune search' first "
-                           "or pass --run-dir/--storage")
+        raise StorageError(
+            f"no study database at {url.removeprefix('sqlite:///')}; run 'lepton-tune search' first "
+            "or pass --run-dir/--storage"
+        )
     storage = make_storage(url)
     try:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
@@ -280,9 +304,12 @@ def load_existing_study(url: str, study_name: str | None) -> optuna.Study:
         raise StorageError(f"cannot read studies from {redact_url(url)}: {_first_line(exc)}") from None
     if study_name is None:
         if len(names) != 1:
-            raise StorageError(f"{redact_url(url)} holds {len(names)} studies ({', '.join(names) or 'none'}); "
-                               "pass --study-name")
+            raise StorageError(
+                f"{redact_url(url)} holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study-name"
+            )
         study_name = names[0]
     if study_name not in names:
-        raise StorageError(f"study {study_name!r} not found in {redact_url(url)}; it holds: {', '.join(names) or 'none'}")
+        raise StorageError(
+            f"study {study_name!r} not found in {redact_url(url)}; it holds: {', '.join(names) or 'none'}"
+        )
     return optuna.load_study(study_name=study_name, storage=storage)

@@ -9,7 +9,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lepton_tune.front import TrialRecord, feasible_front, is_feasible, study_objectives
 
-__all__ = ["accuracy_drop", "baseline_metrics", "baseline_ratios", "baseline_trials", "in_process_baseline", "objectives_of", "pareto_trials", "point_json", "study_counts", "study_summary"]
+__all__ = [
+    "accuracy_drop",
+    "baseline_metrics",
+    "baseline_ratios",
+    "baseline_trials",
+    "in_process_baseline",
+    "objectives_of",
+    "pareto_trials",
+    "point_json",
+    "study_counts",
+    "study_summary",
+]
 
 
 # The front, feasibility and objective names are read through lepton_tune.front, one module for all.
@@ -50,8 +61,11 @@ def baseline_metrics(study: optuna.Study, backbone: Any) -> dict[str, float]:
     Preference: the newest quiet in-process one, then a noisy in-process one, then an
     engine-hosted one from a study made before in-process baselines.
     """
-    found = [t for t in baseline_trials(study)
-             if t.state == TrialState.COMPLETE and (TrialRecord.of(t).point or {}).get("backbone") == backbone]
+    found = [
+        t
+        for t in baseline_trials(study)
+        if t.state == TrialState.COMPLETE and (TrialRecord.of(t).point or {}).get("backbone") == backbone
+    ]
     if not found:
         return {}
     best = max(found, key=lambda t: (in_process_baseline(t), not TrialRecord.of(t).noisy, t.number))
@@ -97,8 +111,14 @@ def point_json(trial: FrozenTrial) -> dict[str, Any]:
         "values": dict(TrialRecord.of(trial).metrics or {}),
         "status": (TrialRecord.of(trial).status or trial.state.name.lower()),
         "reason": TrialRecord.of(trial).reason,
-        **({"baseline_kind": (TrialRecord.of(trial).baseline_kind or "engine-hosted (older study)"),
-            "baseline_form": TrialRecord.of(trial).baseline_form} if TrialRecord.of(trial).baseline else {}),
+        **(
+            {
+                "baseline_kind": (TrialRecord.of(trial).baseline_kind or "engine-hosted (older study)"),
+                "baseline_form": TrialRecord.of(trial).baseline_form,
+            }
+            if TrialRecord.of(trial).baseline
+            else {}
+        ),
         **({"noisy": True} if TrialRecord.of(trial).noisy else {}),
     }
 

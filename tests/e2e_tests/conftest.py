@@ -38,8 +38,14 @@ TINY_STUDY, TINY_STUDY_GUARDED = TINY_STUDY.replace("NOISE", "4.0"), TINY_STUDY.
 
 def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lepton_tune", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "lepton_tune", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def json_of(proc: subprocess.CompletedProcess) -> dict:
@@ -52,6 +58,14 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Run the tiny study once for the whole session; tests read what it left."""
     root = tmp_path_factory.mktemp("tiny")
     (root / "tiny.yaml").write_text(TINY_STUDY)
-    proc = run_cli("search", "tiny.yaml", "--run-dir", "runs", "--json", "--quiet", cwd=root,
-                   env={"LEPTON_TUNE_CACHE": str(root / "cache")})
+    proc = run_cli(
+        "search",
+        "tiny.yaml",
+        "--run-dir",
+        "runs",
+        "--json",
+        "--quiet",
+        cwd=root,
+        env={"LEPTON_TUNE_CACHE": str(root / "cache")},
+    )
     return {"root": root, "proc": proc, "summary": json_of(proc)}

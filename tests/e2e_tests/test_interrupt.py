@@ -59,7 +59,7 @@ def test_a_stop_signal_fails_the_running_trial_and_exits_128_plus_signal(
     trials = optuna.load_study(study_name="tiny", storage=storage).get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     assert any(t.state == optuna.trial.TrialState.FAIL for t in trials)
-    gone, alive = psutil.wait_procs(children, timeout=20)
+    _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
     if sig == signal.SIGTERM:  # the study resumes: one more trial on top of those finished
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

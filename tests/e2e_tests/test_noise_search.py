@@ -14,12 +14,16 @@ pytestmark = pytest.mark.slow
 
 def test_trials_measured_under_a_hog_are_noisy_and_never_on_the_front(tmp_path) -> None:
     study = TINY_STUDY_GUARDED.replace("n_trials: 4", "n_trials: 2").replace(
-        "noise_threshold: 0.1", "noise_threshold: 0.1, noise_retries: 1")
+        "noise_threshold: 0.1", "noise_threshold: 0.1, noise_retries: 1"
+    )
     (tmp_path / "tiny.yaml").write_text(study)
     env = {"LEPTON_TUNE_CACHE": str(tmp_path / "cache")}
     with cpu_hogs(2):
-        summary = json_of(run_cli("search", "tiny.yaml", "--run-dir", "runs", "--json", "--quiet", "--no-tracking",
-                                  cwd=tmp_path, env=env))
+        summary = json_of(
+            run_cli(
+                "search", "tiny.yaml", "--run-dir", "runs", "--json", "--quiet", "--no-tracking", cwd=tmp_path, env=env
+            )
+        )
     assert summary["counts"]["noisy"] >= 1, summary["counts"]
     loaded = optuna.load_study(study_name="tiny", storage=summary["storage"])
     noisy = [t for t in loaded.trials if t.user_attrs.get("noisy")]

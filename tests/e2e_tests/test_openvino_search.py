@@ -41,12 +41,16 @@ protocol: {warmup: 2, requests: 20, repeats: 1, concurrency: 4, probe_requests: 
 def test_openvino_points_are_searched_scored_and_labelled(tmp_path: Path) -> None:
     (tmp_path / "ov.yaml").write_text(STUDY)
     env = {"LEPTON_TUNE_CACHE": str(tmp_path / "cache")}
-    summary = json_of(run_cli("search", "ov.yaml", "--run-dir", "runs", "--json", "--quiet", "--no-tracking",
-                              cwd=tmp_path, env=env))
+    summary = json_of(
+        run_cli("search", "ov.yaml", "--run-dir", "runs", "--json", "--quiet", "--no-tracking", cwd=tmp_path, env=env)
+    )
     assert summary["counts"]["complete"] == 3, summary
     study = optuna.load_study(study_name="ov", storage=f"sqlite:///{tmp_path / 'runs' / 'study.db'}")
-    done = {(t.user_attrs["point"]["runtime"], t.user_attrs["point"]["isolation"]): t for t in study.trials
-            if t.state == optuna.trial.TrialState.COMPLETE}
+    done = {
+        (t.user_attrs["point"]["runtime"], t.user_attrs["point"]["isolation"]): t
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
     assert set(done) == {("eager", "process"), ("openvino", "process"), ("openvino", "thread")}
     accuracy = {key: t.user_attrs["metrics"]["accuracy"] for key, t in done.items()}
     assert len(set(accuracy.values())) == 1, accuracy  # one trained model: same top-1 through eager and OpenVINO
@@ -56,7 +60,9 @@ def test_openvino_points_are_searched_scored_and_labelled(tmp_path: Path) -> Non
         assert record["model"]["computed_precision"] == "f32 (INFERENCE_PRECISION_HINT=f32)"
     shown = run_cli("show", "--run-dir", "runs", cwd=tmp_path, env=env)
     assert shown.returncode == 0, shown.stderr[-3000:]
-    assert "small_cnn fp32 ov/thread K2x1 b4" in shown.stdout or "small_cnn fp32 ov K2x1 b4" in shown.stdout, shown.stdout
+    assert "small_cnn fp32 ov/thread K2x1 b4" in shown.stdout or "small_cnn fp32 ov K2x1 b4" in shown.stdout, (
+        shown.stdout
+    )
 
 
 def test_the_224_study_proposes_openvino_points_in_threads_and_processes() -> None:
@@ -66,8 +72,17 @@ def test_the_224_study_proposes_openvino_points_in_threads_and_processes() -> No
 
     space = load_study("studies/cpu-latency-224.yaml").search_space
     host = HostFacts(2, 8.0, 0)
-    fixed = {"backbone": "resnet18", "shards": 2, "mode": "replica", "threads_per_shard": 1, "pin": True,
-             "batch_size": 8, "max_wait_ms": 0.0, "share_weights": False, "runtime": "openvino"}
+    fixed = {
+        "backbone": "resnet18",
+        "shards": 2,
+        "mode": "replica",
+        "threads_per_shard": 1,
+        "pin": True,
+        "batch_size": 8,
+        "max_wait_ms": 0.0,
+        "share_weights": False,
+        "runtime": "openvino",
+    }
     for precision in ("fp32", "int8"):
         for isolation in ("process", "thread"):
             trial = optuna.trial.FixedTrial({**fixed, "precision": precision, "isolation": isolation})

@@ -19,8 +19,16 @@ def picked_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (no pick then: see the test below), so the picks are tested on the searched layouts only."""
     root = tmp_path_factory.mktemp("picked")
     (root / "tiny.yaml").write_text(TINY_STUDY + "baseline: false\n")
-    proc = run_cli("search", "tiny.yaml", "--run-dir", "runs", "--json", "--quiet", cwd=root,
-                   env={"LEPTON_TUNE_CACHE": str(root / "cache")})
+    proc = run_cli(
+        "search",
+        "tiny.yaml",
+        "--run-dir",
+        "runs",
+        "--json",
+        "--quiet",
+        cwd=root,
+        env={"LEPTON_TUNE_CACHE": str(root / "cache")},
+    )
     return {"root": root, "proc": proc, "summary": json_of(proc)}
 
 
@@ -40,7 +48,9 @@ def test_report_of_a_real_study_says_what_to_deploy(picked_run: dict) -> None:
     text = first_screen((tiny_run["root"] / "runs" / "report-tiny.html").read_text())
     assert "Searched | prec fp32, bf16; K 1-2; batch 1, 4" in text  # backbone and thr were fixed
     assert "Budgets | accuracy at least 20.00%" in text
-    assert re.search(r"\d+ trials measured(?: \(\d+ baselines?\))?: \d+ feasible, \d+ infeasible, 0 failed, \d+ noisy", text)
+    assert re.search(
+        r"\d+ trials measured(?: \(\d+ baselines?\))?: \d+ feasible, \d+ infeasible, 0 failed, \d+ noisy", text
+    )
     assert re.search(r"\d+% of the best seen\. The share of the box", text), text
     picks = re.findall(r"Trial (\d+) · small_cnn (?:fp32|bf16) K\dx1 b\d", text)
     assert 1 <= len(picks) <= 3 and "knee" in text

@@ -38,12 +38,26 @@ protocol: {warmup: 2, requests: 20, repeats: 1, concurrency: 4, probe_requests: 
 
 def test_runtime_and_isolation_are_searched_and_scored_through_the_serving_runtime(tmp_path: Path) -> None:
     (tmp_path / "rt.yaml").write_text(STUDY)
-    summary = json_of(run_cli("search", "rt.yaml", "--run-dir", "runs", "--json", "--quiet", "--no-tracking",
-                              cwd=tmp_path, env={"LEPTON_TUNE_CACHE": str(tmp_path / "cache")}))
+    summary = json_of(
+        run_cli(
+            "search",
+            "rt.yaml",
+            "--run-dir",
+            "runs",
+            "--json",
+            "--quiet",
+            "--no-tracking",
+            cwd=tmp_path,
+            env={"LEPTON_TUNE_CACHE": str(tmp_path / "cache")},
+        )
+    )
     assert summary["counts"]["complete"] == 3, summary
     study = optuna.load_study(study_name="rt", storage=f"sqlite:///{tmp_path / 'runs' / 'study.db'}")
-    done = {(t.user_attrs["point"]["runtime"], t.user_attrs["point"]["isolation"]): t for t in study.trials
-            if t.state == optuna.trial.TrialState.COMPLETE}
+    done = {
+        (t.user_attrs["point"]["runtime"], t.user_attrs["point"]["isolation"]): t
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
     assert set(done) == {("eager", "process"), ("onnxruntime", "process"), ("onnxruntime", "thread")}
     accuracy = {key: t.user_attrs["metrics"]["accuracy"] for key, t in done.items()}
     assert len(set(accuracy.values())) == 1, accuracy  # one trained model, same outputs through every runtime

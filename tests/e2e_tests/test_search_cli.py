@@ -59,15 +59,38 @@ def test_show_json_matches_search(tiny_run: dict) -> None:
 
 def test_optuna_cli_reads_the_study(tiny_run: dict) -> None:
     storage = tiny_run["summary"]["storage"]
-    proc = subprocess.run([str(Path(sys.executable).parent / "optuna"), "best-trials", "--study-name", "tiny",
-                           "--storage", storage, "-f", "json"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "optuna"),
+            "best-trials",
+            "--study-name",
+            "tiny",
+            "--storage",
+            storage,
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert '"number"' in proc.stdout
 
 
 def test_resume_does_not_redo(tiny_run: dict) -> None:
     root = tiny_run["root"]
-    again = json_of(run_cli("search", "tiny.yaml", "--run-dir", "runs", "--json", "--quiet", cwd=root,
-                            env={"LEPTON_TUNE_CACHE": str(root / "cache")}))
+    again = json_of(
+        run_cli(
+            "search",
+            "tiny.yaml",
+            "--run-dir",
+            "runs",
+            "--json",
+            "--quiet",
+            cwd=root,
+            env={"LEPTON_TUNE_CACHE": str(root / "cache")},
+        )
+    )
     before = tiny_run["summary"]["counts"]
     assert again["counts"] == before, "the study already has n_trials: nothing is re-run"

@@ -38,9 +38,11 @@ def _trial_processes() -> list[psutil.Process]:
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.name() == "lepton-trial" or "lepton-trial" in " ".join(child.cmdline()):
-                found.append(child)
-            elif child.ppid() != psutil.Process().pid:  # a shard or the trial's own forkserver
+            if (
+                child.name() == "lepton-trial"
+                or "lepton-trial" in " ".join(child.cmdline())
+                or child.ppid() != psutil.Process().pid
+            ):
                 found.append(child)
         except psutil.Error:
             continue
@@ -81,8 +83,7 @@ def test_time_limit_stops_the_trial(job: EngineJob) -> None:
 
 
 def test_engine_error_comes_back_with_its_type(job: EngineJob) -> None:
-    bad = EngineJob(job.model, EngineConfig(shards=2, mode="pipeline"), (3, 8, 8), job.pool, job.protocol,
-                    job.prices)
+    bad = EngineJob(job.model, EngineConfig(shards=2, mode="pipeline"), (3, 8, 8), job.pool, job.protocol, job.prices)
     outcome = run_isolated(bad)
     assert outcome.kind in ("ok", "error")
     if outcome.kind == "error":

@@ -17,8 +17,10 @@ from lepton_tune.measure import EngineJob, run_isolated
 from tests.conftest import REPO
 from tests.engine_tests._sleepy import Hog
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG, RLIMIT_DATA")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG, RLIMIT_DATA"),
+]
 
 _SEARCH = """
 import json, threading, time
@@ -42,8 +44,13 @@ if __name__ == "__main__":
 
 
 def test_the_trial_tree_ends_when_the_search_is_killed() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_SEARCH)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    parent = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_SEARCH)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert parent.stdout is not None
     line = parent.stdout.readline()
     procs = [psutil.Process(pid) for pid in json.loads(line)] if line else []
@@ -66,8 +73,14 @@ def test_the_trial_tree_ends_when_the_search_is_killed() -> None:
 def test_a_runaway_allocation_fails_in_the_trial_not_on_the_host() -> None:
     """A shard reserving 4 GiB (never touched, so PSS polling cannot see it) hits the RLIMIT_DATA cap."""
     pool = np.ones((4, 4), np.float32)
-    job = EngineJob(Hog(gib=4.0), EngineConfig(shards=1), (4,), pool,
-                    ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0), PricesSpec())
+    job = EngineJob(
+        Hog(gib=4.0),
+        EngineConfig(shards=1),
+        (4,),
+        pool,
+        ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0),
+        PricesSpec(),
+    )
     # the limit sits well above the trial's own footprint (~500 MiB PSS: torch + a shard), far below 4 GiB
     outcome = run_isolated(job, memory_limit_mb=1536)
     assert outcome.kind == "error", outcome

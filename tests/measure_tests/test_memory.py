@@ -9,7 +9,7 @@ import time
 from lepton_tune.measure import PssSampler, pss_mib
 
 
-def _hold(size_mb: int, ready, stop) -> None:  # noqa: ANN001
+def _hold(size_mb: int, ready, stop) -> None:
     block = bytearray(size_mb * 1024 * 1024)
     for i in range(0, len(block), 4096):
         block[i] = 1

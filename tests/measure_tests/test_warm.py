@@ -25,16 +25,24 @@ def _job(shards: int = 2, requests: int = 40) -> EngineJob:
     model = tiny_net(0).eval()
     pool = np.random.default_rng(0).random((8, *SHAPE), dtype=np.float32)
     labels = model(torch.from_numpy(pool)).argmax(1).numpy()
-    protocol = ProtocolSpec(warmup=2, requests=requests, repeats=2, concurrency=2, probe_requests=0,
-                            noise_threshold=4.0)
-    return EngineJob(model, EngineConfig(shards=shards, threads_per_shard=1), SHAPE, pool, protocol,
-                     PricesSpec(), pool, labels)
+    protocol = ProtocolSpec(
+        warmup=2, requests=requests, repeats=2, concurrency=2, probe_requests=0, noise_threshold=4.0
+    )
+    return EngineJob(
+        model, EngineConfig(shards=shards, threads_per_shard=1), SHAPE, pool, protocol, PricesSpec(), pool, labels
+    )
 
 
 def _sleepy_job() -> EngineJob:
     pool = np.ones((4, 4), np.float32)
-    return EngineJob(Sleepy(), EngineConfig(shards=1, request_timeout_s=600), (4,), pool,
-                     ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0), PricesSpec())
+    return EngineJob(
+        Sleepy(),
+        EngineConfig(shards=1, request_timeout_s=600),
+        (4,),
+        pool,
+        ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0),
+        PricesSpec(),
+    )
 
 
 def _wait_for(check, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
@@ -83,7 +91,9 @@ def test_a_killed_zygote_fails_only_that_trial_and_the_next_runs() -> None:
         worker = threading.Thread(target=lambda: outcomes.append(run_isolated(_sleepy_job())))
         worker.start()
         # the trial's shard is up (a child of the zygote's forkserver) and sleeps in forward()
-        assert _wait_for(lambda: bool(server.shard_server_pid) and len(psutil.Process(server.shard_server_pid).children()) > 0)
+        assert _wait_for(
+            lambda: bool(server.shard_server_pid) and len(psutil.Process(server.shard_server_pid).children()) > 0
+        )
         first_zygote = server.pid
         assert first_zygote is not None
         os.kill(first_zygote, signal.SIGKILL)
@@ -103,7 +113,9 @@ def test_limits_stop_only_the_warm_trial() -> None:
         assert timed_out.kind == "limit" and "trial time limit" in timed_out.reason
         # above what the trial process itself allocates (its RLIMIT_DATA cap holds), below the tree's PSS
         too_big = run_isolated(_job(), memory_limit_mb=150.0)
-        assert too_big.kind == "limit" and "trial memory limit (limits.trial_memory_mb = 150)" in too_big.reason, too_big
+        assert too_big.kind == "limit" and "trial memory limit (limits.trial_memory_mb = 150)" in too_big.reason, (
+            too_big
+        )
         # the sleeping shard of the stopped trial follows its trial process
         assert _wait_for(lambda: not psutil.Process(server.shard_server_pid).children(), 5.0)
         assert run_isolated(_job()).kind == "ok"
@@ -153,8 +165,13 @@ def test_the_warm_tree_ends_within_a_second_of_the_search() -> None:
 
     from tests.conftest import REPO
 
-    search = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_SEARCH)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    search = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_SEARCH)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert search.stdout is not None
     line = search.stdout.readline()
     procs = [psutil.Process(pid) for pid in json.loads(line)] if line else []
@@ -182,8 +199,14 @@ def test_a_runaway_allocation_in_a_warm_shard_hits_the_trials_cap() -> None:
     from tests.engine_tests._sleepy import Hog
 
     pool = np.ones((4, 4), np.float32)
-    job = EngineJob(Hog(gib=4.0), EngineConfig(shards=1), (4,), pool,
-                    ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0), PricesSpec())
+    job = EngineJob(
+        Hog(gib=4.0),
+        EngineConfig(shards=1),
+        (4,),
+        pool,
+        ProtocolSpec(warmup=1, requests=10, repeats=1, concurrency=1, probe_requests=0),
+        PricesSpec(),
+    )
     with warm_trials(True):
         outcome = run_isolated(job, memory_limit_mb=1536)
     assert outcome.kind == "error", outcome

@@ -24,25 +24,61 @@ REQUESTS, REPEATS = 60, 3
 
 
 def _spec(n_trials: int) -> Any:
-    return load_study({
-        "name": "fidelity",
-        "dataset": {"kind": "digits", "image_size": 16, "channels": 3, "split_seed": 0},
-        "train": {"epochs": 1, "batch_size": 64, "seed": 0},
-        "search_space": {"params": {"backbone": "small_cnn", "precision": "fp32", "shards": 1,
-                                    "threads_per_shard": 1, "batch_size": 1, "pool_slots": 8}},
-        "objectives": OBJECTIVES, "sampler": {"name": "random", "seed": 0}, "baseline": False,
-        "n_trials": n_trials,
-        "protocol": {"warmup": 4, "requests": REQUESTS, "repeats": REPEATS, "concurrency": 2, "probe_requests": 0,
-                     "accuracy_samples": 100, "noise_threshold": 4.0, "short_fraction": 0.34},
-    })
+    return load_study(
+        {
+            "name": "fidelity",
+            "dataset": {"kind": "digits", "image_size": 16, "channels": 3, "split_seed": 0},
+            "train": {"epochs": 1, "batch_size": 64, "seed": 0},
+            "search_space": {
+                "params": {
+                    "backbone": "small_cnn",
+                    "precision": "fp32",
+                    "shards": 1,
+                    "threads_per_shard": 1,
+                    "batch_size": 1,
+                    "pool_slots": 8,
+                }
+            },
+            "objectives": OBJECTIVES,
+            "sampler": {"name": "random", "seed": 0},
+            "baseline": False,
+            "n_trials": n_trials,
+            "protocol": {
+                "warmup": 4,
+                "requests": REQUESTS,
+                "repeats": REPEATS,
+                "concurrency": 2,
+                "probe_requests": 0,
+                "accuracy_samples": 100,
+                "noise_threshold": 4.0,
+                "short_fraction": 0.34,
+            },
+        }
+    )
 
 
-def _add(study: optuna.Study, values: list[float], attrs: dict[str, Any], constraints: dict[str, float] | None = None,
-         point: dict[str, Any] | None = None) -> None:
-    study.add_trial(optuna.trial.create_trial(
-        params={}, distributions={}, values=values, constraints=constraints,
-        user_attrs={"metrics": dict(zip(OBJECTIVES, values)), "point": point or {"backbone": "elsewhere"},
-                    "lepton_status": "ok", "reason": "", **attrs}))
+def _add(
+    study: optuna.Study,
+    values: list[float],
+    attrs: dict[str, Any],
+    constraints: dict[str, float] | None = None,
+    point: dict[str, Any] | None = None,
+) -> None:
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={},
+            distributions={},
+            values=values,
+            constraints=constraints,
+            user_attrs={
+                "metrics": dict(zip(OBJECTIVES, values)),
+                "point": point or {"backbone": "elsewhere"},
+                "lepton_status": "ok",
+                "reason": "",
+                **attrs,
+            },
+        )
+    )
 
 
 def _measured(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -52,8 +88,11 @@ def _measured(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def test_short_spec_shortens_requests_and_repeats() -> None:
     short = short_spec(_spec(1)).protocol
     assert (short.requests, short.repeats) == (round(REQUESTS * 0.34), 2)
-    assert optimistic_values({"metrics": {"accuracy": 0.9, "latency_p95_ms": 2.0, "memory_mb": 100.0},
-                              "spread": {"latency_p95_ms": 0.5}}, OBJECTIVES, 0.1) == [0.9, 1.5, 90.0]
+    assert optimistic_values(
+        {"metrics": {"accuracy": 0.9, "latency_p95_ms": 2.0, "memory_mb": 100.0}, "spread": {"latency_p95_ms": 0.5}},
+        OBJECTIVES,
+        0.1,
+    ) == [0.9, 1.5, 90.0]
 
 
 def test_a_point_that_cannot_reach_the_front_stops_at_the_short_window(tmp_path: Path) -> None:
@@ -93,12 +132,19 @@ def test_a_short_point_that_the_front_admits_later_is_remeasured_in_full(tmp_pat
     options = SearchOptions(run_dir=tmp_path)
     study, _, fingerprint = open_study(spec, options)
     # the real point as the search spells it (train.* included), from a one-trial search without fidelity
-    probe = run_search(spec.model_copy(update={"protocol": spec.protocol.model_copy(update={"short_fraction": None})}),
-                       SearchOptions(run_dir=tmp_path / "probe"))
+    probe = run_search(
+        spec.model_copy(update={"protocol": spec.protocol.model_copy(update={"short_fraction": None})}),
+        SearchOptions(run_dir=tmp_path / "probe"),
+    )
     point = TrialRecord.of(probe.trials[0]).point
     # a short trial of that point, recorded when some front dominated it; that front is not in this study
-    _add(study, [0.5, 5.0, 500.0], {"fidelity": "short", "lepton_status": "infeasible", "reason": "short window"},
-         constraints={"fidelity_short": 1.0}, point=point)
+    _add(
+        study,
+        [0.5, 5.0, 500.0],
+        {"fidelity": "short", "lepton_status": "infeasible", "reason": "short window"},
+        constraints={"fidelity_short": 1.0},
+        point=point,
+    )
     run_search(spec, options, study=study, fingerprint=fingerprint)  # n_trials already met: only the re-measure
     redo = [t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).remeasures == 0]
     assert len(redo) == 1
@@ -107,8 +153,9 @@ def test_a_short_point_that_the_front_admits_later_is_remeasured_in_full(tmp_pat
     assert len([w for w in record.windows if not w.get("discarded")]) == REPEATS
     assert [t.number for t in feasible_front(study)] == [redo[0].number]
     run_search(spec, options, study=study, fingerprint=fingerprint)
-    assert len([t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).remeasures == 0]) == 1, \
+    assert len([t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).remeasures == 0]) == 1, (
         "a short trial is re-measured once"
+    )
 
 
 @pytest.mark.parametrize("short_fraction", [0.0, 1.0])

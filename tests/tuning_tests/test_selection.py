@@ -13,18 +13,33 @@ from ._studies import m, make_study
 
 @pytest.fixture
 def study(tmp_path: Path):
-    return make_study(tmp_path, [
-        {"metrics": m(0.90, 10.0, 300.0), "baseline": True},          # 0 baseline, on the front
-        {"metrics": m(0.97, 20.0, 400.0)},                             # 1 accurate, slow
-        {"metrics": m(0.95, 5.0, 350.0)},                              # 2 balanced
-        {"metrics": m(0.99, 4.0, 200.0), "constraints": {"budget:latency_p95_ms": 1.0}, "status": "infeasible"},  # 3
-        {"state": TrialState.PRUNED, "status": "infeasible", "reason": "needs CUDA"},  # 4
-        {"state": TrialState.FAIL, "status": "failed", "reason": "boom"},  # 5
-    ])
+    return make_study(
+        tmp_path,
+        [
+            {"metrics": m(0.90, 10.0, 300.0), "baseline": True},  # 0 baseline, on the front
+            {"metrics": m(0.97, 20.0, 400.0)},  # 1 accurate, slow
+            {"metrics": m(0.95, 5.0, 350.0)},  # 2 balanced
+            {
+                "metrics": m(0.99, 4.0, 200.0),
+                "constraints": {"budget:latency_p95_ms": 1.0},
+                "status": "infeasible",
+            },  # 3
+            {"state": TrialState.PRUNED, "status": "infeasible", "reason": "needs CUDA"},  # 4
+            {"state": TrialState.FAIL, "status": "failed", "reason": "boom"},  # 5
+        ],
+    )
 
 
 def test_counts_and_summary(study) -> None:
-    assert study_counts(study) == {"complete": 4, "feasible": 3, "failed": 1, "infeasible": 2, "running": 0, "noisy": 0, "confirmations": 0}
+    assert study_counts(study) == {
+        "complete": 4,
+        "feasible": 3,
+        "failed": 1,
+        "infeasible": 2,
+        "running": 0,
+        "noisy": 0,
+        "confirmations": 0,
+    }
     summary = study_summary(study, storage="postgresql+psycopg2://u:pw@h/db")
     assert summary["storage"] == "postgresql+psycopg2://u:***@h/db"
     assert [p["trial"] for p in summary["pareto"]] == [0, 1, 2]
@@ -43,12 +58,15 @@ def test_knee(study) -> None:
 
 
 def test_no_point_meets_limits_shows_closest(study) -> None:
-    with pytest.raises(SelectionError, match=r"no front point meets accuracy>=0.999; closest:\n  trial 1: accuracy=0.97"):
+    with pytest.raises(
+        SelectionError, match=r"no front point meets accuracy>=0.999; closest:\n  trial 1: accuracy=0.97"
+    ):
         select_trial(study, requires=["accuracy>=0.999"])
 
 
-@pytest.mark.parametrize(("text", "pattern"), [("accuracy=>0.9", "is not METRIC OP NUMBER"),
-                                               ("speed>=3", "unknown metric 'speed'")])
+@pytest.mark.parametrize(
+    ("text", "pattern"), [("accuracy=>0.9", "is not METRIC OP NUMBER"), ("speed>=3", "unknown metric 'speed'")]
+)
 def test_bad_requirements(text: str, pattern: str) -> None:
     with pytest.raises(SelectionError, match=pattern):
         parse_requirement(text)

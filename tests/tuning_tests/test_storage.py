@@ -40,8 +40,14 @@ DIRECTIONS = ["minimize", "minimize"]
 
 def _worker(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "tests.scaleout_tests._workers", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.scaleout_tests._workers", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -62,6 +68,7 @@ def _log_lines(path: Path) -> list[dict[str, object]]:
 
 # -- redaction --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -70,7 +77,10 @@ def _log_lines(path: Path) -> list[dict[str, object]]:
         ("postgresql://u:p@ss@h:5432/db", "postgresql://u:***@h:5432/db"),  # '@' not %-encoded
         ("postgresql://u:pa:ss@h/db", "postgresql://u:***@h/db"),
         ("postgresql://u:pa/ss@h/db", "postgresql://u:***@h/db"),
-        ("""{'a': 'postgresql://u:p1@h/db', "b": "http://x:p2@z"}""", """{'a': 'postgresql://u:***@h/db', "b": "http://x:***@z"}"""),
+        (
+            """{'a': 'postgresql://u:p1@h/db', "b": "http://x:p2@z"}""",
+            """{'a': 'postgresql://u:***@h/db', "b": "http://x:***@z"}""",
+        ),
         ("postgresql://bob@db/optuna", "postgresql://bob@db/optuna"),
         ("sqlite:////tmp/x/study.db", "sqlite:////tmp/x/study.db"),
         ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
@@ -95,8 +105,11 @@ def _assert_redacted(exc: BaseException, secret: str) -> None:
 def test_unreachable_postgres_is_a_clear_redacted_storage_error() -> None:
     url = f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{_free_port()}/nodb"
     started = time.monotonic()
-    with pytest.raises(StorageError, match=r"cannot open the Optuna storage postgresql\+psycopg2://lepton:\*\*\*@127"
-                                           r"\.0\.0\.1:\d+/nodb: .*(refused|could not connect)") as info:
+    with pytest.raises(
+        StorageError,
+        match=r"cannot open the Optuna storage postgresql\+psycopg2://lepton:\*\*\*@127"
+        r"\.0\.0\.1:\d+/nodb: .*(refused|could not connect)",
+    ) as info:
         create_or_load_study(url, "s", DIRECTIONS)
     _assert_redacted(info.value, PASSWORD)
     assert time.monotonic() - started < 30  # a dead server is reported, not retried for minutes
@@ -137,8 +150,11 @@ def test_load_existing_study_errors_are_redacted(pg_url: str) -> None:  # noqa: 
 
 @pytest.mark.postgres
 def test_creation_giving_up_is_redacted(pg_url: str) -> None:  # noqa: F811
-    with pytest.raises(StorageError, match=r"cannot create or load study 's' in .*lepton:\*\*\*@.* after 2 "
-                                           r"attempts") as info:
+    with pytest.raises(
+        StorageError,
+        match=r"cannot create or load study 's' in .*lepton:\*\*\*@.* after 2 "
+        r"attempts",
+    ) as info:
         create_or_load_study(pg_url, "s", ["sideways"], attempts=2)
     _assert_redacted(info.value, PASSWORD)
 
@@ -149,6 +165,7 @@ def test_missing_study_database_says_what_to_run(tmp_path: Path) -> None:
 
 
 # -- heartbeat set-up -------------------------------------------------------------------------
+
 
 def test_rdb_storage_gets_heartbeat_and_retry(tmp_path: Path) -> None:
     storage = make_storage(f"sqlite:///{tmp_path / 's.db'}", StorageSpec(heartbeat_interval=5, max_retry=3))
@@ -167,6 +184,7 @@ def test_journal_path_gets_journal_storage(tmp_path: Path) -> None:
 
 
 # -- concurrency with real processes ----------------------------------------------------------
+
 
 def _create_from_four_processes(url: str) -> list[dict[str, object]]:
     start_at = time.time() + 8  # every worker has imported optuna and waits for the same instant
@@ -247,6 +265,7 @@ def test_killed_worker_trial_fails_and_is_retried_with_same_params(pg_url: str, 
 
 # -- outages ----------------------------------------------------------------------------------
 
+
 def test_storage_failure_finds_the_driver_error_behind_optuna_errors() -> None:
     import sqlalchemy.exc
 
@@ -258,19 +277,22 @@ def test_storage_failure_finds_the_driver_error_behind_optuna_errors() -> None:
             except sqlalchemy.exc.OperationalError as exc:
                 raise optuna.exceptions.StorageInternalError("commit failed") from exc
         except optuna.exceptions.StorageInternalError:
-            raise UnboundLocalError("updated_state")  # what Optuna 5.0 raises while handling it
+            raise UnboundLocalError("updated_state")  # noqa: B904 - what Optuna 5.0 raises while handling it
     except UnboundLocalError as outer:
         assert storage_failure(outer) is driver
     assert storage_failure(ValueError("a bug in an objective")) is None
-    assert isinstance(storage_failure(optuna.exceptions.StorageInternalError("x")),
-                      optuna.exceptions.StorageInternalError)
+    assert isinstance(
+        storage_failure(optuna.exceptions.StorageInternalError("x")), optuna.exceptions.StorageInternalError
+    )
 
 
 def test_wait_for_storage_gives_up_with_a_clear_redacted_error() -> None:
     url = f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{_free_port()}/db"
     lost = r"lost the Optuna storage .*lepton:\*\*\*@.*: boom\. Waiting up to 0 s"
-    gave_up = (r"lepton:\*\*\*@.* has been unreachable for \d+ s \(.*\); this worker stops\. Completed trials are "
-               r"safe .* run the same command again")
+    gave_up = (
+        r"lepton:\*\*\*@.* has been unreachable for \d+ s \(.*\); this worker stops\. Completed trials are "
+        r"safe .* run the same command again"
+    )
     with pytest.warns(StorageWarning, match=lost), pytest.raises(StorageError, match=gave_up) as info:
         wait_for_storage(url, RuntimeError("boom"), limit_s=0, poll_s=0.01)
     _assert_redacted(info.value, PASSWORD)
@@ -280,5 +302,8 @@ def test_wait_for_storage_returns_once_it_answers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     with pytest.warns(StorageWarning) as record:
         assert wait_for_storage(url, RuntimeError("blip"), limit_s=5) < 5
-    assert [str(w.message).split(":")[0] for w in record] == ["lost the Optuna storage sqlite", "the Optuna storage sqlite"]
+    assert [str(w.message).split(":")[0] for w in record] == [
+        "lost the Optuna storage sqlite",
+        "the Optuna storage sqlite",
+    ]
     assert re.search(r"answers again after \d+ s; the study goes on$", str(record[1].message))
