@@ -177,17 +177,22 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, pool:
 
 
 def engine_shards(pid: int) -> list[psutil.Process]:
-    """The engine's shard processes under worker ``pid``.
+    """The engine's shard processes under worker ``pid``: the children of a forkserver that is not the
+    worker's own.
 
-    A trial's engine runs in an isolated trial process forked from the worker's multiprocessing
-    forkserver; that process starts its own forkserver, whose children are the shards:
-    worker -> forkserver -> trial process -> its forkserver -> shards. Shards exist only mid-trial.
+    Cold trials: worker -> its forkserver -> trial process -> the trial's forkserver -> shards.
+    Warm trials (``protocol.warm``): worker -> zygote -> the shards' forkserver -> shards, the trial
+    processes being the zygote's children. Either way the shards are the children of a forkserver
+    that is not a direct child of the worker; they exist only mid-trial.
     """
     try:
-        level = [c for c in psutil.Process(pid).children() if "forkserver" in " ".join(c.cmdline())]
-        for _ in range(3):  # trial processes, their forkservers, the shards
-            level = [child for proc in level for child in proc.children()]
-        return [shard for shard in level if shard.status() != psutil.STATUS_ZOMBIE]
+        worker = psutil.Process(pid)
+        direct = {c.pid for c in worker.children()}
+        servers = [
+            p for p in worker.children(recursive=True) if p.pid not in direct and "forkserver" in " ".join(p.cmdline())
+        ]
+        shards = [child for server in servers for child in server.children()]
+        return [shard for shard in shards if shard.status() != psutil.STATUS_ZOMBIE]
     except psutil.Error:  # the worker, a forkserver or a shard is gone
         return []
 

@@ -102,7 +102,8 @@ def test_postgres_restart_mid_study_loses_no_completed_trial(
     workers: WorkerPool,
 ) -> None:
     n_trials = 5
-    study_file = write_study(tmp_path, "outage", n_trials=n_trials)
+    # trials long enough (about a second each, warm) that one is measuring when the database goes away
+    study_file = write_study(tmp_path, "outage", n_trials=n_trials, protocol={"requests": 1500, "repeats": 2})
     for _ in range(2):
         workers.start(study_file, pg_url)
     study = wait_for(lambda: _study_if_created(pg_url, "outage"), 120, "the workers to create the study", workers)
