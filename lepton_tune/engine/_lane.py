@@ -71,8 +71,9 @@ def mp_context(model: torch.nn.Module | None = None) -> Any:
     modules = sorted({type(m).__module__ for m in model.modules()}) if model is not None else []
     if any(name.endswith("._runtime_onnx") for name in modules):
         modules.append("onnxruntime")  # a missing one is skipped by the forkserver
-    if any(name.endswith("._runtime_openvino") for name in modules):
-        modules.append("openvino")
+    # openvino is never preloaded: importing it in the forkserver leaves state (a child process, thread
+    # pools) that a forked shard inherits; once a shard hung in compile and the forkserver reaped a pid it
+    # had not forked. Each OpenVINO shard imports it itself, after the fork.
     ctx = tmp.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD + [m for m in modules if m.split(".")[0] not in ("__main__", "torch")])
     return ctx
