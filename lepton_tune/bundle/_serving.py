@@ -107,10 +107,28 @@ def _try_lock(fh: IO[str]) -> bool:
     return True
 
 
-def _owner(path: Path) -> str:
-    with contextlib.suppress(OSError):
-        return path.read_text().strip() or "?"
-    return "?"
+def _owner(path: Path, *, within_s: float = 2.0) -> str:
+    """The serving worker's pid. It writes it just after taking the lock, so a reader that lost the race
+    may see an empty file or an earlier server's pid for a moment: read until a live process is named."""
+    deadline = time.monotonic() + within_s
+    while True:
+        with contextlib.suppress(OSError):
+            text = path.read_text().strip()
+            if text.isdigit() and _alive(int(text)):
+                return text
+        if time.monotonic() > deadline:
+            return "?"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _wait_for(fh: IO[str]) -> None:

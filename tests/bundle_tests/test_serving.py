@@ -73,3 +73,22 @@ def test_a_library_load_holds_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
     server = ServingLock(DIGEST, "bundle").acquire(serving=True)  # a server started later is not blocked
     assert server.held and server.path.read_text().strip() == str(os.getpid())
     server.release()
+
+
+def test_a_standby_names_the_live_serving_worker_not_an_earlier_one(tmp_path: Path) -> None:
+    """The serving worker writes its pid just after taking the lock: a standby reading in between sees an
+    empty file or an earlier server's pid, and must wait for the live one."""
+    import threading
+
+    from lepton_tune.bundle._serving import _owner
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    path = tmp_path / "x.lock"
+    path.write_text(f"{dead.pid}\n")  # what an earlier server left
+    writer = threading.Timer(0.3, lambda: path.write_text(f"{os.getpid()}\n"))
+    writer.start()
+    try:
+        assert _owner(path) == str(os.getpid())
+    finally:
+        writer.join()

@@ -28,7 +28,10 @@ def _default_signals() -> None:  # a suite run under nohup or in the background 
 def test_a_stop_signal_fails_the_running_trial_and_exits_128_plus_signal(
     tmp_path: Path, sig: signal.Signals, code: int
 ) -> None:
-    (tmp_path / "tiny.yaml").write_text(TINY_STUDY.replace("n_trials: 4", "n_trials: 50"))
+    # trials of a few seconds (warm trials of the plain tiny study end in a fraction of one, so the signal
+    # could land between two trials and find none running)
+    study = TINY_STUDY.replace("n_trials: 4", "n_trials: 50").replace("requests: 20,", "requests: 3000,")
+    (tmp_path / "tiny.yaml").write_text(study)
     env = {**os.environ, "LEPTON_TUNE_CACHE": str(tmp_path / "cache"), "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "lepton_tune", "search", "tiny.yaml", "--run-dir", "runs", "--quiet", "--no-report"],
