@@ -16,6 +16,7 @@ from lepton_tune._api._search import (
     DEFAULT_RUN_DIR,
     DEFAULT_STUDY,
     confirm_picks,
+    location_options,
     search,
     write_study_report,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "front_table",
     "host_differences",
     "load_study",
+    "location_options",
     "next_steps",
     "pick_lines",
     "search",

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 from lepton_tune._api._result import SearchResult
-from lepton_tune._api._search import DEFAULT_RUN_DIR
-from lepton_tune._redact import redact_url
+from lepton_tune._api._search import DEFAULT_RUN_DIR, location_options
 from lepton_tune.tuning import load_existing_study, resolve_storage_url
 
 __all__ = ["load_study"]
@@ -33,7 +32,5 @@ def load_study(
     where = Path(run_dir) if run_dir is not None else DEFAULT_RUN_DIR
     url = resolve_storage_url(storage, where)
     study = load_existing_study(url, study_name)
-    location = f"--storage '{redact_url(storage)}'" if storage else f"--run-dir {where}"
-    if study_name:
-        location += f" --study-name {study.study_name}"
+    location = location_options(storage, study_name, study.study_name, where)
     return SearchResult(study, url, where, location=location, storage_given=storage is not None)

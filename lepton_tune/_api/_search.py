@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from lepton_tune._api._result import SearchResult
-from lepton_tune.config import StudySpec, load_study
+from lepton_tune.config import DEFAULT_RUN_DIR, DEFAULT_STUDY, StudySpec, load_study
 from lepton_tune.front import TrialRecord, recommended_picks
 from lepton_tune.tuning import (
     SearchOptions,
@@ -28,10 +28,7 @@ from lepton_tune.tuning import (
     run_search,
 )
 
-__all__ = ["DEFAULT_RUN_DIR", "DEFAULT_STUDY", "search"]
-
-DEFAULT_RUN_DIR = Path("lepton-runs")
-DEFAULT_STUDY = Path("studies/quickstart.yaml")
+__all__ = ["DEFAULT_RUN_DIR", "DEFAULT_STUDY", "location_options", "search"]
 
 
 def search(
@@ -101,7 +98,7 @@ def search(
     shown = _progress_callback(progress, console, options.n_trials or spec.n_trials)
     options.progress = shown.training
     options.callbacks = [shown] + ([tracker] if tracker else [])
-    location = _location(storage, study_name, opened.study_name, where)
+    location = location_options(storage, study_name, opened.study_name, where)
     if tracker:
         tracker.start(opened)
     started, status, report_path = time.perf_counter(), "FINISHED", None
@@ -136,7 +133,7 @@ def search(
     return result
 
 
-def _location(storage: str | None, study_name: str | None, name: str, run_dir: Path) -> str:
+def location_options(storage: str | None, study_name: str | None, name: str, run_dir: Path) -> str:
     """How later commands name this study: the options the user gave (password hidden)."""
     location = f"--storage '{redact_url(storage)}'" if storage else f"--run-dir {run_dir}"
     return f"{location} --study-name {name}" if study_name else location

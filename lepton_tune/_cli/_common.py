@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_RUN_DIR", "DEFAULT_STUDY", "add_location_options", "err_console", "not_implemented"]
+from lepton_tune.config import DEFAULT_RUN_DIR, DEFAULT_STUDY  # one definition, re-exported for the subcommands
 
-DEFAULT_RUN_DIR = Path("lepton-runs")
-DEFAULT_STUDY = Path("studies/quickstart.yaml")
+__all__ = ["DEFAULT_RUN_DIR", "DEFAULT_STUDY", "add_location_options", "err_console", "not_implemented"]
 
 
 def add_location_options(parser: argparse.ArgumentParser) -> None:

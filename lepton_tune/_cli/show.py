@@ -29,12 +29,9 @@ def open_existing(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def location_of(args: argparse.Namespace, study) -> str:  # type: ignore[no-untyped-def]
     """How an export command names this study: the options the user typed (password hidden)."""
-    from lepton_tune._redact import redact_url
+    from lepton_tune._api import location_options
 
-    where = (
-        f"--storage '{redact_url(args.storage)}'" if args.storage else f"--run-dir {args.run_dir or DEFAULT_RUN_DIR}"
-    )
-    return f"{where} --study-name {study.study_name}" if args.study_name else where
+    return location_options(args.storage, args.study_name, study.study_name, args.run_dir or DEFAULT_RUN_DIR)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,6 +23,8 @@ from lepton_tune.config._space import (
     load_search_space,
 )
 from lepton_tune.config._study import (
+    DEFAULT_RUN_DIR,
+    DEFAULT_STUDY,
     SAMPLERS,
     DatasetSpec,
     LimitsSpec,
@@ -45,6 +47,8 @@ from lepton_tune.config._yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NO
 
 __all__ = [
     "BACKBONES",
+    "DEFAULT_RUN_DIR",
+    "DEFAULT_STUDY",
     "ENGINE_FIELDS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

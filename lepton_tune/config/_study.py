@@ -16,6 +16,8 @@ from lepton_tune.config._space import SearchSpaceSpec, load_search_space
 from lepton_tune.exceptions import ConfigError
 
 __all__ = [
+    "DEFAULT_RUN_DIR",
+    "DEFAULT_STUDY",
     "SAMPLERS",
     "DatasetSpec",
     "LimitsSpec",
@@ -27,6 +29,10 @@ __all__ = [
     "TrackingSpec",
     "load_study",
 ]
+
+#: Where a search writes study.db, mlflow.db and reports, and the study it runs, unless told otherwise.
+DEFAULT_RUN_DIR = Path("lepton-runs")
+DEFAULT_STUDY = Path("studies/quickstart.yaml")
 
 SamplerName = Literal["tpe", "nsga2", "random", "grid", "qmc"]
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)

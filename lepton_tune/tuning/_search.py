@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from lepton_tune import __version__
 from lepton_tune._redact import redact_data
-from lepton_tune.config import StudySpec, host_facts
+from lepton_tune.config import DEFAULT_RUN_DIR, StudySpec, host_facts
 from lepton_tune.exceptions import ConfigError, HostMismatchError, StorageError
 from lepton_tune.front import TrialRecord
 from lepton_tune.measure import FINGERPRINT_KEYS, host_fingerprint, host_id, warm_trials
@@ -44,7 +44,7 @@ Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 class SearchOptions:
     """What the CLI (or a user's script) may override on top of the study file."""
 
-    run_dir: Path = Path("lepton-runs")
+    run_dir: Path = DEFAULT_RUN_DIR
     storage: str | None = None
     study_name: str | None = None
     n_trials: int | None = None
