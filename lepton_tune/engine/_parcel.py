@@ -145,9 +145,9 @@ def _view(tensor: torch.Tensor) -> _View:
     return _View(
         buffer=0,
         dtype=tensor.dtype,
-        offset=tensor.storage_offset(),
-        size=tuple(tensor.size()),
-        stride=tuple(tensor.stride()),
+        offset=int(tensor.storage_offset()),
+        size=tuple(int(n) for n in tensor.size()),
+        stride=tuple(int(n) for n in tensor.stride()),
         parameter=isinstance(tensor, torch.nn.Parameter),
         requires_grad=tensor.requires_grad,
     )
