@@ -134,9 +134,11 @@ def run_plain(quick: bool, seed: int, budget: float, work: Path) -> list[Event]:
     return events
 
 
-def run_lepton(quick: bool, seed: int, budget: float, work: Path) -> tuple[list[Event], dict[str, int]]:
-    """lepton-tune's search: default sampler, warm trials, multi-fidelity, cache and dedupe."""
-    spec = load_study(study_dict(quick, multi_fidelity=True))
+def run_lepton(
+    quick: bool, seed: int, budget: float, work: Path, *, multi_fidelity: bool
+) -> tuple[list[Event], dict[str, int]]:
+    """lepton-tune's search: default sampler, warm trials, cache and dedupe, with or without multi-fidelity."""
+    spec = load_study(study_dict(quick, multi_fidelity=multi_fidelity))
     events: list[Event] = []
     counts = {"full": 0, "short": 0, "duplicate": 0}
     started = time.perf_counter()
@@ -197,49 +199,63 @@ def _fmt(values: list[float | None]) -> str:
     return text + (f" ({missed} never)" if missed else "")
 
 
+SIDES = {
+    "plain": "plain Optuna (TPE, every point in full)",
+    "lepton-mf": "lepton-tune, multi-fidelity on",
+    "lepton": "lepton-tune defaults (multi-fidelity off)",
+}
+
+
+def run_side(side: str, quick: bool, seed: int, budget: float, work: Path) -> tuple[list[Event], dict[str, int]]:
+    if side == "plain":
+        events = run_plain(quick, seed, budget, work)
+        return events, {"full": len(events), "short": 0, "duplicate": 0}
+    return run_lepton(quick, seed, budget, work, multi_fidelity=side == "lepton-mf")
+
+
 def compare(quick: bool, seeds: int, budget: float, work: Path) -> dict[str, Any]:
-    """Run both sides ``seeds`` times, interleaved; print HV over wall time and the ratio to 95% HV."""
+    """Run every side ``seeds`` times, interleaved; print HV over wall time and the ratio to 95% HV."""
     trained = work / "trained"
-    print(f"pretraining both backbones once: {pretrain(quick, trained):.0f} s (not charged to either side)")
-    plain_runs, lepton_runs, counts = [], [], []
+    print(f"pretraining both backbones once: {pretrain(quick, trained):.0f} s (not charged to any side)")
+    runs: dict[str, list[list[Event]]] = {side: [] for side in SIDES}
+    counts: dict[str, list[dict[str, int]]] = {side: [] for side in SIDES}
     for seed in range(seeds):
-        for side in ("plain", "lepton"):
+        for side in SIDES:
             cache, run_work = work / f"cache-{side}-{seed}", work / f"{side}-{seed}"
             shutil.copytree(trained, cache)
             os.environ["LEPTON_TUNE_CACHE"] = str(cache)
             run_work.mkdir()
-            if side == "plain":
-                plain_runs.append(run_plain(quick, seed, budget, run_work))
-            else:
-                events, count = run_lepton(quick, seed, budget, run_work)
-                lepton_runs.append(events)
-                counts.append(count)
-            print(
-                f"  seed {seed} {side}: {len((plain_runs if side == 'plain' else lepton_runs)[-1])} full measurements"
-            )
-    table = consensus(plain_runs + lepton_runs)
+            events, count = run_side(side, quick, seed, budget, run_work)
+            runs[side].append(events)
+            counts[side].append(count)
+            print(f"  seed {seed} {side}: {count['full']} full, {count['short']} short, {count['duplicate']} duplicate")
+    table = consensus([events for side_runs in runs.values() for events in side_runs])
     losses = np.asarray(list(table.values()))
     ref = losses.max(axis=0) + 0.1 * np.maximum(losses.max(axis=0) - losses.min(axis=0), 1e-9)
     print(
-        f"\n{len(table)} distinct points measured in full by either side; budget {budget:.0f} s per run, "
-        f"{seeds} seed(s); seconds since the run began, median [min-max] over seeds\n"
+        f"\n{len(table)} distinct points measured in full by any side; budget {budget:.0f} s per run, {seeds} seed(s); "
+        "seconds since the run began (setup included), median [min-max] over seeds\n"
     )
-    print("| side | to 90% HV | to 95% HV | to 99% HV | HV share at the budget | full measurements | short stops |")
-    print("|---|---|---|---|---|---|---|")
-    result: dict[str, Any] = {}
-    for side, runs in (("plain Optuna (TPE, full)", plain_runs), ("lepton-tune", lepton_runs)):
-        goals = {g: [time_to(r, table, ref, g) for r in runs] for g in (0.9, 0.95, 0.99)}
-        shares = [share_at(r, table, ref, budget) for r in runs]
-        shorts = "-" if side.startswith("plain") else str(statistics.median(c["short"] for c in counts))
+    print(
+        "| side | to 90% HV | to 95% HV | to 99% HV | HV at 25% / 50% / 100% of the budget | full | short stops | dupes |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    to_95: dict[str, list[float | None]] = {}
+    for side, label in SIDES.items():
+        goals = {g: [time_to(r, table, ref, g) for r in runs[side]] for g in (0.9, 0.95, 0.99)}
+        at = [statistics.median(share_at(r, table, ref, budget * f) for r in runs[side]) for f in (0.25, 0.5, 1.0)]
+        med = {k: statistics.median(c[k] for c in counts[side]) for k in ("full", "short", "duplicate")}
         print(
-            f"| {side} | {_fmt(goals[0.9])} | {_fmt(goals[0.95])} | {_fmt(goals[0.99])} | "
-            f"{100 * statistics.median(shares):.1f}% | {statistics.median(len(r) for r in runs):.0f} | {shorts} |"
+            f"| {label} | {_fmt(goals[0.9])} | {_fmt(goals[0.95])} | {_fmt(goals[0.99])} | "
+            f"{' / '.join(f'{100 * a:.1f}%' for a in at)} | {med['full']:.0f} | {med['short']:.0f} | "
+            f"{med['duplicate']:.0f} |"
         )
-        result[side] = goals[0.95]
-    ratios = [
-        p / lt if p is not None and lt is not None and lt > 0 else None
-        for p, lt in zip(result["plain Optuna (TPE, full)"], result["lepton-tune"], strict=True)
-    ]
-    shown = ", ".join("-" if r is None else f"{r:.2f}x" for r in ratios)
-    print(f"\nwall time to 95% HV, plain / lepton-tune, per seed: {shown} (target >= 2x)")
-    return {"ratios": ratios}
+        to_95[side] = goals[0.95]
+    for side in ("lepton-mf", "lepton"):
+        ratios = [
+            p / lt if p is not None and lt is not None and lt > 0 else None
+            for p, lt in zip(to_95["plain"], to_95[side], strict=True)
+        ]
+        shown = ", ".join("-" if r is None else f"{r:.2f}x" for r in ratios)
+        print(f"wall time to 95% HV, plain / {SIDES[side]}, per seed: {shown} (target >= 2x)")
+    return to_95

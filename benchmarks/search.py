@@ -18,12 +18,14 @@ One command, same host, three parts:
    hypervolume, median and 2.5-97.5% range over seeds, and seconds as a share of the exhaustive
    (whole-table) cost. Target: 95% HV within 20% of the exhaustive cost (median over seeds).
 3. **Real run** (``benchmarks/_real_search.py``): lepton-tune (warm trials + multi-fidelity + cache
-   + dedupe) against a sensible plain-Optuna user (TPE, the model trained once per backbone,
-   every point measured in full), same wall budget, seeds interleaved; hypervolume over wall time
-   for both, on one yardstick. Target: >= 2x less wall time to 95% HV.
+   + dedupe), lepton-tune's defaults (multi-fidelity off) and a sensible plain-Optuna user (TPE,
+   the model trained once per backbone, every point measured in full), same wall budget, seeds
+   interleaved; hypervolume over wall time for each, on one yardstick. Target: >= 2x less wall
+   time to 95% HV than plain Optuna.
 
 Usage: ``python benchmarks/search.py [--quick] [--seeds N] [--real-seeds N] [--budget S]``
-(``--quick``: 5 replay seeds, one 45 s real run per side on 16x16 images, under 5 minutes).
+(``--quick``: 5 replay seeds, one 45 s real run per side on 16x16 images, under 5 minutes; full:
+about 25 minutes).
 Run it alone on the host (``cpu-exclusive`` here): the real run measures latency.
 """
 
@@ -288,7 +290,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 replay seeds, one 45 s real run per side (< 5 min)")
     parser.add_argument("--seeds", type=int, default=None, help="replay seeds per sampler (default 20, quick 5)")
     parser.add_argument("--real-seeds", type=int, default=None, help="real runs per side (default 3, quick 1)")
-    parser.add_argument("--budget", type=float, default=None, help="wall seconds per real run (default 180, quick 45)")
+    parser.add_argument("--budget", type=float, default=None, help="wall seconds per real run (default 150, quick 45)")
     parser.add_argument("--table-points", type=int, default=None, help="measure N points of the realistic space")
     parser.add_argument("--table", type=Path, default=Path("benchmarks/data/table-64.csv"))
     parser.add_argument("--replay-table", type=Path, default=None, help="only replay the samplers over this table")
@@ -308,7 +310,7 @@ def main() -> int:
         f"{host_facts().cores} cores\n"
     )
     replay_main(args.table, seeds)
-    budget = args.budget or (45.0 if args.quick else 180.0)
+    budget = args.budget or (45.0 if args.quick else 150.0)
     real_seeds = args.real_seeds or (1 if args.quick else 3)
     print(f"\n## real run: lepton-tune vs plain Optuna, {budget:.0f} s per run, {real_seeds} seed(s) per side\n")
     with tempfile.TemporaryDirectory(prefix="lepton-bench-search-") as tmp:
