@@ -48,7 +48,7 @@ import json
 
 import numpy as np
 import optuna
-from _real_search import compare
+from _real_search import SIDES, compare
 
 from lepton_tune.config import SamplerSpec, host_facts, load_study
 from lepton_tune.measure import host_fingerprint
@@ -291,6 +291,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=None, help="replay seeds per sampler (default 20, quick 5)")
     parser.add_argument("--real-seeds", type=int, default=None, help="real runs per side (default 3, quick 1)")
     parser.add_argument("--budget", type=float, default=None, help="wall seconds per real run (default 150, quick 45)")
+    parser.add_argument(
+        "--sides", default="plain,lepton-mf,lepton", help="real-run sides, comma-separated (plain, lepton-mf, lepton)"
+    )
+    parser.add_argument("--no-replay", action="store_true", help="skip the replay (only the real run)")
     parser.add_argument("--table-points", type=int, default=None, help="measure N points of the realistic space")
     parser.add_argument("--table", type=Path, default=Path("benchmarks/data/table-64.csv"))
     parser.add_argument("--replay-table", type=Path, default=None, help="only replay the samplers over this table")
@@ -309,12 +313,17 @@ def main() -> int:
         f"# search benchmark ({'quick' if args.quick else 'full'}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{host_facts().cores} cores\n"
     )
-    replay_main(args.table, seeds)
+    if not args.no_replay:
+        replay_main(args.table, seeds)
     budget = args.budget or (45.0 if args.quick else 150.0)
     real_seeds = args.real_seeds or (1 if args.quick else 3)
+    sides = tuple(args.sides.split(","))
+    unknown = sorted(set(sides) - set(SIDES))
+    if unknown:
+        parser.error(f"--sides: unknown {', '.join(unknown)}; choose from {', '.join(SIDES)}")
     print(f"\n## real run: lepton-tune vs plain Optuna, {budget:.0f} s per run, {real_seeds} seed(s) per side\n")
     with tempfile.TemporaryDirectory(prefix="lepton-bench-search-") as tmp:
-        compare(args.quick, real_seeds, budget, Path(tmp))
+        compare(args.quick, real_seeds, budget, Path(tmp), sides)
     return 0
 
 

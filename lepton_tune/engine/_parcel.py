@@ -128,9 +128,9 @@ def _gather(tensors: list[torch.Tensor]) -> torch.Tensor:
             total += -(-storage.nbytes() // _ALIGN) * _ALIGN
     if len(storages) == 1:
         only = next(iter(storages.values()))[0]
-        buffer = torch.empty(0, dtype=torch.uint8).set_(only)
-        return buffer.share_memory_()  # type: ignore[no-untyped-call]
-    buffer = torch.empty(total, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
+        single: torch.Tensor = torch.empty(0, dtype=torch.uint8).set_(only).share_memory_()  # type: ignore[no-untyped-call]
+        return single
+    buffer: torch.Tensor = torch.empty(total, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
     for storage, start in storages.values():
         buffer[start : start + storage.nbytes()].copy_(torch.empty(0, dtype=torch.uint8).set_(storage))
     with torch.no_grad():
